@@ -1,0 +1,87 @@
+"""The app factory: typed state, backends opened in a cleanup context, routes, middlewares."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .backends import open_backends
+from .catalogue import Catalogue
+from .coordinator import Coordinator
+from .fetch import Fetcher
+from .metrics import Metrics
+from .names import BACKGROUND, URGENT
+from .pool import ProcessPool
+from .settings import Settings
+from .web.handlers import CATALOGUE, METRICS, SERVICES, SETTINGS, Services, add_routes
+from .web.middleware import Handler, error_middleware
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> web.Application:
+    """Build the application. Loading the catalogue here makes a broken graph stop start-up."""
+    settings = settings or Settings.from_env()
+    catalogue = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
+    app = web.Application(middlewares=[_count_requests, error_middleware])
+    app[SETTINGS] = settings
+    app[CATALOGUE] = catalogue
+    app[METRICS] = Metrics()
+    app.cleanup_ctx.append(services_ctx)
+    add_routes(app)
+    return app
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    route = request.match_info.route.resource
+    name = route.canonical if route is not None else "unmatched"
+    request.app[METRICS].requests.labels(name, str(response.status)).inc()
+    return response
+
+
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the backends (and, in the embedded mode, the workers); close them at shutdown."""
+    settings, metrics = app[SETTINGS], app[METRICS]
+    backends = await open_backends(settings)
+    coordinator = Coordinator(backends, settings, metrics)
+    await coordinator.start()
+    pool: ProcessPool | None = None
+    fetcher: Fetcher | None = None
+    runners: list[asyncio.Task[None]] = []
+    try:
+        if backends.embedded:
+            pool = ProcessPool(settings.workers, settings.threads_per_worker, settings.job_deadline)
+            await pool.start()
+            fetcher = Fetcher(settings)
+            await fetcher.start()
+            # Background jobs never hold every process: one is always left for urgent work.
+            roles = ((URGENT, 2 * settings.workers), (BACKGROUND, max(1, settings.workers - 1)))
+            for role, concurrency in roles:
+                worker = Worker(role, backends=backends, pool=pool, fetcher=fetcher,
+                                catalogue=app[CATALOGUE], settings=settings, metrics=metrics,
+                                concurrency=concurrency)  # fmt: skip
+                runners.append(asyncio.create_task(worker.run(), name=f"worker-{role}"))
+            requeued = await coordinator.requeue_unfinished()
+            if requeued:
+                log.info("re-queued %d unfinished task(s)", requeued)
+        app[SERVICES] = Services(backends, coordinator)
+        yield
+    finally:
+        for runner in runners:
+            runner.cancel()
+        for runner in runners:
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
+        await coordinator.close()
+        if fetcher is not None:
+            await fetcher.close()
+        if pool is not None:
+            await pool.close()
+        await backends.close()

@@ -1,0 +1,123 @@
+"""The four backend interfaces (plus the event bus). Each has an embedded implementation
+(``local.py``) and a real one; everything above them is the same in both modes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..jobs import Entry, Job
+from ..tasks import Task
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    data: bytes
+    content_type: str
+
+
+class Storage(Protocol):
+    """Blob storage for results and uploaded originals."""
+
+    async def put(self, path: str, data: bytes, content_type: str) -> None: ...
+
+    async def get(self, path: str) -> StoredObject | None: ...
+
+    async def head(self, path: str) -> tuple[str, int] | None:
+        """(content type, size) of a stored object, or None."""
+        ...
+
+    async def delete(self, path: str) -> None: ...
+
+    def url(self, path: str, base: str) -> str:
+        """The public URL of a stored object; ``base`` is the service's own origin."""
+        ...
+
+    async def ping(self) -> None: ...
+
+
+class CacheIndex(Protocol):
+    """Which results exist: cache key -> Entry."""
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def set(self, key: str, entry: Entry) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def keys_for_input(self, source: str) -> list[str]: ...
+
+    async def ping(self) -> None: ...
+
+
+class TaskStore(Protocol):
+    async def create(self, task: Task) -> None: ...
+
+    async def get(self, task_id: str) -> Task | None: ...
+
+    async def update(self, task_id: str, changes: dict[str, Any]) -> Task | None:
+        """Apply ``changes`` (see tasks.apply); the task after, or None if there is none."""
+        ...
+
+    async def unfinished(self) -> list[Task]: ...
+
+    async def ping(self) -> None: ...
+
+
+class Delivery(Protocol):
+    job: Job
+
+    async def ack(self) -> None: ...
+
+    async def reject(self, requeue: bool) -> None: ...
+
+
+class Broker(Protocol):
+    """Job queues by name (names.URGENT, names.BACKGROUND)."""
+
+    async def publish(self, queue: str, job: Job) -> None: ...
+
+    def consume(self, queue: str, prefetch: int) -> AsyncIterator[Delivery]:
+        """Deliveries from ``queue``; at most ``prefetch`` unacknowledged at a time."""
+        ...
+
+    async def depth(self, queue: str) -> int: ...
+
+    async def ping(self) -> None: ...
+
+
+Event = dict[str, Any]
+
+
+class EventBus(Protocol):
+    """Broadcast of job outcomes and task changes to every frontend."""
+
+    async def publish(self, event: Event) -> None: ...
+
+    def subscribe(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]: ...
+
+    async def ping(self) -> None: ...
+
+
+Closer = Callable[[], Awaitable[None]]
+
+
+@dataclass
+class Backends:
+    storage: Storage
+    index: CacheIndex
+    tasks: TaskStore
+    broker: Broker
+    events: EventBus
+    closers: list[Closer]
+    embedded: bool  # the broker is in-process: this process must run the workers too
+
+    async def close(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+
+    def components(self) -> dict[str, Any]:
+        return {"storage": self.storage, "index": self.index, "tasks": self.tasks,
+                "broker": self.broker, "events": self.events}  # fmt: skip

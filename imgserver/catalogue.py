@@ -1,0 +1,417 @@
+"""The graph catalogue: loads ``graphs/*.json``, validates every definition at start-up.
+
+A graph file is data::
+
+    {
+      "description": "...",
+      "runtime": "vips" | "pillow",
+      "params": {"<name>": {"type", "default", "minimum", "maximum", "values", "description"}},
+      "nodes": {"<id>": {"op": "<op>", "in": "source" | "<id>",
+                         "args": {"<arg>": <const> | {"param": "<name>"}}}},
+      "output": "<id>" | "source",
+      "encode": {"quality": <const> | {"param": ...}, ...}
+    }
+
+Every graph takes ``width`` and ``height``; when no node uses them, a final ``fit`` node is added.
+A broken file raises :class:`GraphError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from .errors import InvalidParam, UnknownGraph
+from .runtime.ops import ENCODE_ARGS, OPS, RUNTIMES, Arg
+
+PARAM_TYPES = ("int", "number", "bool", "string", "color", "enum")
+GRAPH_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+SOURCE = "source"
+MAX_NODES = 32
+MAX_STRING = 256
+_COLOR = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+_INT = re.compile(r"^[+-]?\d{1,12}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+# Arg types a parameter of each type may feed.
+_FEEDS = {
+    "int": {"int", "number"},
+    "number": {"number"},
+    "bool": {"bool"},
+    "string": {"string"},
+    "color": {"color"},
+    "enum": {"enum", "string"},
+}
+
+
+class GraphError(ValueError):
+    """A graph definition file is broken."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed graph parameter, as clients see it in ``GET /graphs/{name}``."""
+
+    name: str
+    type: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    values: tuple[str, ...] | None = None
+    description: str = ""
+
+    def parse(self, raw: str) -> Any:
+        """Type a query-string value, raising 400 invalid_param when it does not fit."""
+        value = self._convert(raw.strip())
+        if self.type in ("int", "number"):
+            if self.minimum is not None and value < self.minimum:
+                raise self._invalid(f"must be at least {_num(self.minimum)}", raw)
+            if self.maximum is not None and value > self.maximum:
+                raise self._invalid(f"must be at most {_num(self.maximum)}", raw)
+        return value
+
+    def _convert(self, raw: str) -> Any:
+        t = self.type
+        if t == "int":
+            if not _INT.match(raw):
+                raise self._invalid("must be a whole number", raw)
+            return int(raw)
+        if t == "number":
+            try:
+                value = float(raw)
+            except ValueError:
+                raise self._invalid("must be a number", raw) from None
+            if not math.isfinite(value):
+                raise self._invalid("must be a finite number", raw)
+            return value
+        if t == "bool":
+            low = raw.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise self._invalid("must be true or false", raw)
+        if t == "color":
+            m = _COLOR.match(raw)
+            if not m:
+                raise self._invalid("must be a colour like #rrggbb or #rrggbbaa", raw)
+            return normalise_color(m.group(1))
+        if t == "enum":
+            if raw not in (self.values or ()):
+                raise self._invalid(f"must be one of {', '.join(self.values or ())}", raw)
+            return raw
+        if len(raw) > MAX_STRING:
+            raise self._invalid(f"must be at most {MAX_STRING} characters", raw[:32] + "...")
+        return raw
+
+    def _invalid(self, why: str, raw: str) -> InvalidParam:
+        return InvalidParam(f"parameter '{self.name}' {why}", param=self.name, value=raw)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "default": self.default,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "values": list(self.values) if self.values is not None else None,
+            "description": self.description,
+        }
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    description: str
+    runtime: str
+    params: Mapping[str, Param]
+    definition: Mapping[str, Any]  # normalised: what the worker runs
+    digest: str  # sha256 of the normalised definition
+
+    @property
+    def copies_source(self) -> bool:
+        return bool(self.definition["encode"].get("copy_source"))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "runtime": self.runtime,
+            "params": {n: p.to_json() for n, p in self.params.items()},
+        }
+
+
+class Catalogue(Mapping[str, Graph]):
+    """All graphs, by name. Immutable once loaded."""
+
+    def __init__(self, graphs: Mapping[str, Graph]) -> None:
+        self._graphs = MappingProxyType(dict(sorted(graphs.items())))
+
+    @classmethod
+    def load(cls, directory: Path, *, max_dimension: int = 16384) -> Catalogue:
+        files = sorted(directory.glob("*.json"))
+        if not files:
+            raise GraphError(f"{directory}: no graph files (*.json)")
+        return cls({f.stem: load_graph(f, max_dimension=max_dimension) for f in files})
+
+    def __getitem__(self, name: str) -> Graph:
+        return self._graphs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._graphs)
+
+    def __len__(self) -> int:
+        return len(self._graphs)
+
+    def get_graph(self, name: str) -> Graph:
+        """The graph called ``name``, or 404 unknown_graph listing the ones we have."""
+        try:
+            return self._graphs[name]
+        except KeyError:
+            raise UnknownGraph(f"no graph named '{name}'", graphs=list(self._graphs)) from None
+
+
+def normalise_color(hexdigits: str) -> str:
+    h = hexdigits.lower()
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    if len(h) == 8 and h.endswith("ff"):
+        h = h[:6]
+    return "#" + h
+
+
+def load_graph(path: Path, *, max_dimension: int = 16384) -> Graph:
+    """Load and validate one graph file; GraphError names the file and the problem."""
+    name = path.stem
+    try:
+        if not GRAPH_NAME.match(name):
+            raise GraphError("the file name must be a lower-case graph name ([a-z0-9_-])")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise GraphError(f"not readable JSON: {exc}") from None
+        return _build(name, raw, max_dimension)
+    except GraphError as exc:
+        raise GraphError(f"graph file {path}: {exc}") from None
+
+
+def _build(name: str, raw: Any, max_dimension: int) -> Graph:
+    if not isinstance(raw, dict):
+        raise GraphError("the top level must be an object")
+    _only(raw, {"description", "runtime", "params", "nodes", "output", "encode"}, "graph")
+    description = raw.get("description")
+    if not isinstance(description, str) or not description:
+        raise GraphError("'description' must be a non-empty string")
+    runtime = raw.get("runtime")
+    if runtime not in RUNTIMES:
+        raise GraphError(f"'runtime' must be one of {', '.join(RUNTIMES)}")
+
+    params = _params(raw.get("params", {}), max_dimension)
+    nodes = raw.get("nodes", {})
+    if not isinstance(nodes, dict) or len(nodes) > MAX_NODES:
+        raise GraphError(f"'nodes' must be an object of at most {MAX_NODES} nodes")
+    output = raw.get("output", SOURCE)
+    encode = _args(raw.get("encode", {}), ENCODE_ARGS, params, "encode")
+
+    checked: dict[str, dict[str, Any]] = {}
+    for node_id, node in nodes.items():
+        checked[node_id] = _node(node_id, node, runtime, params)
+    if output != SOURCE and output not in checked:
+        raise GraphError(f"'output' names no node: {output!r}")
+    order = _topological(checked, output)
+
+    uses_size = any(
+        isinstance(v, dict) and v.get("param") in ("width", "height")
+        for n in checked.values()
+        for v in n["args"].values()
+    )
+    if not uses_size and not encode.get("copy_source"):
+        # Every graph takes width and height: fit the output into them.
+        size_args = {"width": {"param": "width"}, "height": {"param": "height"}}
+        checked["_fit"] = {"op": "fit", "in": [output], "args": size_args}
+        order.append("_fit")
+        output = "_fit"
+
+    definition = {
+        "runtime": runtime,
+        "nodes": [{"id": i, **checked[i]} for i in order],
+        "output": output,
+        "encode": encode,
+        "params": {n: p.to_json() for n, p in params.items()},
+    }
+    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return Graph(name, description, runtime, MappingProxyType(params),
+                 MappingProxyType(definition), digest)  # fmt: skip
+
+
+def _only(obj: dict[str, Any], allowed: set[str], where: str) -> None:
+    extra = sorted(set(obj) - allowed)
+    if extra:
+        raise GraphError(f"{where}: unknown key(s) {', '.join(map(repr, extra))}")
+
+
+def _params(raw: Any, max_dimension: int) -> dict[str, Param]:
+    if not isinstance(raw, dict):
+        raise GraphError("'params' must be an object")
+    size_doc = "Fit the result inside this many pixels ({}); the aspect ratio is kept."
+    raw = {
+        "width": {"type": "int", "minimum": 1, "maximum": max_dimension,
+                  "description": size_doc.format("width")},
+        "height": {"type": "int", "minimum": 1, "maximum": max_dimension,
+                   "description": size_doc.format("height")},
+        **raw,
+    }  # fmt: skip
+    params: dict[str, Param] = {}
+    for pname, spec in raw.items():
+        where = f"param {pname!r}"
+        if not isinstance(pname, str) or pname.startswith("_") or not pname or "=" in pname:
+            raise GraphError(f"{where}: names must not be empty or start with '_'")
+        if not isinstance(spec, dict):
+            raise GraphError(f"{where}: must be an object")
+        _only(spec, {"type", "default", "minimum", "maximum", "values", "description"}, where)
+        ptype = spec.get("type")
+        if ptype not in PARAM_TYPES:
+            raise GraphError(f"{where}: 'type' must be one of {', '.join(PARAM_TYPES)}")
+        if pname in ("width", "height") and ptype != "int":
+            raise GraphError(f"{where}: width and height are always of type int")
+        values = spec.get("values")
+        if ptype == "enum":
+            if not (
+                isinstance(values, list) and values and all(isinstance(v, str) for v in values)
+            ):
+                raise GraphError(f"{where}: an enum needs 'values', a list of strings")
+            values = tuple(values)
+        elif values is not None:
+            raise GraphError(f"{where}: only enums have 'values'")
+        bounds = [spec.get("minimum"), spec.get("maximum")]
+        for b in bounds:
+            if b is not None and (ptype not in ("int", "number") or not _is_number(b)):
+                raise GraphError(f"{where}: minimum/maximum must be numbers on int/number params")
+        if None not in bounds and bounds[0] > bounds[1]:
+            raise GraphError(f"{where}: minimum is above maximum")
+        param = Param(pname, ptype, None, bounds[0], bounds[1], values,
+                      str(spec.get("description", "")))  # fmt: skip
+        default = spec.get("default")
+        if default is not None:
+            try:
+                default = param.parse(_as_query(default))
+            except InvalidParam as exc:
+                raise GraphError(f"{where}: the default is not valid: {exc.message}") from None
+        params[pname] = Param(pname, ptype, default, bounds[0], bounds[1], values,
+                              param.description)  # fmt: skip
+    return params
+
+
+def _as_query(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _node(node_id: Any, node: Any, runtime: str, params: dict[str, Param]) -> dict[str, Any]:
+    where = f"node {node_id!r}"
+    if not isinstance(node_id, str) or not node_id or node_id == SOURCE or node_id.startswith("_"):
+        raise GraphError(f"{where}: ids must be non-empty, not 'source', not start with '_'")
+    if not isinstance(node, dict):
+        raise GraphError(f"{where}: must be an object")
+    _only(node, {"op", "in", "args"}, where)
+    op = OPS.get(node.get("op", ""))
+    if op is None:
+        raise GraphError(f"{where}: unknown op {node.get('op')!r}; known: {', '.join(OPS)}")
+    if runtime not in op.runtimes:
+        raise GraphError(f"{where}: op {op.name!r} is not available in the {runtime} runtime")
+    inputs = node.get("in", SOURCE)
+    if isinstance(inputs, str):
+        inputs = [inputs]
+    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], str)):
+        raise GraphError(f"{where}: 'in' must name one node (or 'source')")
+    return {
+        "op": op.name,
+        "in": inputs,
+        "args": _args(node.get("args", {}), op.args, params, where),
+    }
+
+
+def _args(
+    raw: Any, spec: Mapping[str, Arg], params: dict[str, Param], where: str
+) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise GraphError(f"{where}: 'args' must be an object")
+    _only(raw, set(spec), where)
+    out: dict[str, Any] = {}
+    for aname, arg in spec.items():
+        value = raw.get(aname, arg.default)
+        if isinstance(value, dict):
+            _only(value, {"param"}, f"{where}: arg {aname!r}")
+            pname = value.get("param")
+            param = params.get(pname) if isinstance(pname, str) else None
+            if param is None:
+                raise GraphError(f"{where}: arg {aname!r} refers to an unknown param {pname!r}")
+            if arg.type not in _FEEDS[param.type]:
+                raise GraphError(f"{where}: arg {aname!r} is {arg.type}, param {pname!r} is "
+                                 f"{param.type}")  # fmt: skip
+            if arg.type == "enum" and not set(param.values or ()) <= set(arg.values):
+                raise GraphError(f"{where}: param {pname!r} allows values that {aname!r} does not")
+            if param.default is None and not arg.optional:
+                raise GraphError(f"{where}: param {pname!r} needs a default for {aname!r}")
+        elif not _const_ok(value, arg):
+            raise GraphError(f"{where}: arg {aname!r} must be a constant of type {arg.type}")
+        out[aname] = value
+    return out
+
+
+def _const_ok(value: Any, arg: Arg) -> bool:
+    if value is None:
+        return arg.optional
+    if arg.type == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if arg.type == "number":
+        return _is_number(value)
+    if arg.type == "bool":
+        return isinstance(value, bool)
+    if arg.type == "enum":
+        return value in arg.values
+    if arg.type == "color":
+        return isinstance(value, str) and bool(_COLOR.match(value))
+    return isinstance(value, str)
+
+
+def _topological(nodes: dict[str, dict[str, Any]], output: str) -> list[str]:
+    """Node ids in dependency order, refusing unknown inputs, cycles and unused nodes."""
+    order: list[str] = []
+    state: dict[str, int] = {}  # 1: visiting, 2: done
+
+    def visit(node_id: str, path: tuple[str, ...]) -> None:
+        if node_id == SOURCE or state.get(node_id) == 2:
+            return
+        if node_id not in nodes:
+            raise GraphError(f"node {path[-1]!r} takes input from unknown node {node_id!r}")
+        if state.get(node_id) == 1:
+            raise GraphError(f"cycle: {' -> '.join((*path, node_id))}")
+        state[node_id] = 1
+        for dep in nodes[node_id]["in"]:
+            visit(dep, (*path, node_id))
+        state[node_id] = 2
+        order.append(node_id)
+
+    visit(output, ())
+    unused = sorted(set(nodes) - set(order))
+    if unused:
+        raise GraphError(f"node(s) not connected to the output: {', '.join(unused)}")
+    return order
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)

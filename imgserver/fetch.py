@@ -1,0 +1,152 @@
+"""Source download: timeouts, a redirect limit, address checks on every hop, a byte cap."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from . import __version__
+from .errors import (
+    ImgServerError,
+    SourceNotAllowed,
+    SourceTimeout,
+    SourceTooLarge,
+    SourceUnreachable,
+)
+from .security import is_public
+from .settings import Settings
+
+REDIRECTS = {301, 302, 303, 307, 308}
+CHUNK = 256 * 1024
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves through ``inner`` and keeps only public addresses (all, if private is allowed)."""
+
+    def __init__(self, inner: AbstractResolver, allow_private: bool) -> None:
+        self._inner = inner
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        if self._allow_private:
+            return results
+        public = [r for r in results if is_public(r["host"])]
+        if not public:
+            raise SourceNotAllowed(
+                f"the source host {host} resolves to a non-public address", host=host
+            )
+        return public
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Fetcher:
+    """Downloads sources over one pooled aiohttp session (one per process)."""
+
+    def __init__(self, settings: Settings, resolver: AbstractResolver | None = None) -> None:
+        self._settings = settings
+        self._resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        s = self._settings
+        resolver = GuardedResolver(self._resolver or DefaultResolver(), s.allow_private_sources)
+        connector = aiohttp.TCPConnector(
+            resolver=resolver, limit=64, limit_per_host=16, ttl_dns_cache=30
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=s.fetch_connect_timeout, sock_read=s.fetch_read_timeout
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers={"User-Agent": f"imgserver/{__version__}", "Accept": "image/*"},
+            auto_decompress=True,
+            trust_env=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def fetch(self, url: str) -> bytes:
+        """The source's bytes, or the API error that says why not."""
+        if self._session is None:
+            raise RuntimeError("Fetcher.start() was not awaited")
+        try:
+            async with asyncio.timeout(self._settings.fetch_total_timeout):
+                return await self._follow(self._session, URL(url))
+        except ImgServerError:
+            raise
+        except TimeoutError:
+            raise SourceTimeout(f"the source did not answer in time: {url}") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.__cause__, ImgServerError):
+                raise exc.__cause__ from None
+            raise SourceUnreachable(
+                f"cannot connect to the source: {exc.strerror or exc}"
+            ) from None
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise SourceUnreachable(f"the source could not be fetched: {exc}") from None
+
+    async def _follow(self, session: aiohttp.ClientSession, url: URL) -> bytes:
+        cap = self._settings.max_source_bytes
+        for _ in range(self._settings.fetch_max_redirects + 1):
+            self._check_url(url)
+            async with session.get(url, allow_redirects=False) as resp:
+                self._check_peer(resp, url)
+                if resp.status in REDIRECTS and "Location" in resp.headers:
+                    url = url.join(URL(resp.headers["Location"]))
+                    continue
+                if not 200 <= resp.status < 300:
+                    raise SourceUnreachable(
+                        f"the source answered {resp.status}", upstream_status=resp.status
+                    )
+                if resp.content_length is not None and resp.content_length > cap:
+                    raise SourceTooLarge(
+                        f"the source is {resp.content_length} bytes; the limit is {cap}",
+                        limit=cap,
+                    )
+                data = bytearray()
+                async for chunk in resp.content.iter_chunked(CHUNK):
+                    data += chunk
+                    if len(data) > cap:
+                        raise SourceTooLarge(f"the source is over the limit of {cap} bytes",
+                                             limit=cap)  # fmt: skip
+                return bytes(data)
+        raise SourceUnreachable(
+            f"more than {self._settings.fetch_max_redirects} redirects", url=str(url)
+        )
+
+    def _check_url(self, url: URL) -> None:
+        if url.scheme not in ("http", "https") or not url.host:
+            raise SourceNotAllowed(f"only http and https sources are fetched, not {url.scheme!r}")
+        if self._settings.allow_private_sources:
+            return
+        try:
+            literal: Any = ipaddress.ip_address(url.host.strip("[]"))
+        except ValueError:
+            return  # a name: the resolver checks what it resolves to
+        if not is_public(literal):
+            raise SourceNotAllowed(f"the source address {literal} is not public", host=url.host)
+
+    def _check_peer(self, resp: aiohttp.ClientResponse, url: URL) -> None:
+        """Check the address actually connected to (defeats DNS rebinding)."""
+        if self._settings.allow_private_sources or resp.connection is None:
+            return
+        transport = resp.connection.transport
+        peer = transport.get_extra_info("peername") if transport else None
+        if peer and not is_public(peer[0]):
+            raise SourceNotAllowed(f"the source {url.host} connected to a non-public address")

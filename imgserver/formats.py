@@ -1,0 +1,131 @@
+"""Image formats: what we read (sniffed from bytes), what we write, and Accept negotiation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UnsupportedFormat, UnsupportedSource
+
+AUTO = "auto"  # negotiated without WebP/AVIF: JPEG, PNG when the result has alpha, GIF if animated
+
+
+@dataclass(frozen=True)
+class OutputFormat:
+    name: str
+    mime: str
+    alpha: bool
+    animated: bool
+
+
+OUTPUT_FORMATS: dict[str, OutputFormat] = {
+    "jpeg": OutputFormat("jpeg", "image/jpeg", alpha=False, animated=False),
+    "png": OutputFormat("png", "image/png", alpha=True, animated=False),
+    "webp": OutputFormat("webp", "image/webp", alpha=True, animated=True),
+    "avif": OutputFormat("avif", "image/avif", alpha=True, animated=False),
+    "gif": OutputFormat("gif", "image/gif", alpha=True, animated=True),
+}
+EXTENSIONS = {
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+    "png": "png",
+    "webp": "webp",
+    "avif": "avif",
+    "gif": "gif",
+}
+
+# Source formats we decode, by sniffed name, with their MIME type.
+SOURCE_MIME = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "heif": "image/heif",
+    "tiff": "image/tiff",
+}
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+
+
+def sniff(data: bytes) -> str | None:
+    """The source format from its leading bytes, or None if it is not one we decode."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if len(data) >= 16 and data[4:8] == b"ftyp":
+        box = int.from_bytes(data[:4], "big")
+        brands = {data[8:12]} | {data[i : i + 4] for i in range(16, min(box, len(data), 64) - 3, 4)}
+        if brands & _AVIF_BRANDS:
+            return "avif"
+        if brands & _HEIF_BRANDS:
+            return "heif"
+    return None
+
+
+def require_source_format(data: bytes) -> str:
+    """Sniff the source, raising 415 unsupported_source when it is not an image we decode."""
+    fmt = sniff(data)
+    if fmt is None:
+        hint = "empty body" if not data else describe_non_image(data)
+        raise UnsupportedSource(f"the source is not an image we decode ({hint})")
+    return fmt
+
+
+def describe_non_image(data: bytes) -> str:
+    head = data[:256].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "it looks like HTML"
+    if head.startswith(b"<?xml") or b"<svg" in head:
+        return "SVG/XML is not enabled"
+    if head.startswith(b"%pdf"):
+        return "PDF is not enabled"
+    return f"unrecognised leading bytes {data[:8].hex()}"
+
+
+def output_format(ext: str) -> str:
+    """Normalise an extension (jpg, jpeg, png, ...) to an output format name, or raise 415."""
+    try:
+        return EXTENSIONS[ext.lower()]
+    except KeyError:
+        allowed = ", ".join(sorted(EXTENSIONS))
+        raise UnsupportedFormat(
+            f"cannot produce '{ext}'; use one of {allowed}", formats=sorted(EXTENSIONS)
+        ) from None
+
+
+def negotiate(accept: str, *, avif_enabled: bool) -> str:
+    """The output format for a request without an extension, from its Accept header."""
+    accepted = _accepted_types(accept)
+    if avif_enabled and "image/avif" in accepted:
+        return "avif"
+    if "image/webp" in accepted:
+        return "webp"
+    return AUTO
+
+
+def _accepted_types(accept: str) -> set[str]:
+    types: set[str] = set()
+    for item in accept.split(","):
+        parts = [p.strip() for p in item.split(";")]
+        mime = parts[0].lower()
+        q = 1.0
+        for p in parts[1:]:
+            if p.lower().startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        if mime and q > 0:
+            types.add(mime)
+    return types
+
+
+def mime_of(fmt: str) -> str:
+    return OUTPUT_FORMATS[fmt].mime if fmt in OUTPUT_FORMATS else SOURCE_MIME[fmt]

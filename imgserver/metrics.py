@@ -1,0 +1,43 @@
+"""Prometheus metrics, one registry per app (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "imgserver_http_requests", "HTTP requests answered", ["route", "status"], registry=r
+        )
+        self.cache = Counter(
+            "imgserver_cache_lookups", "Result lookups on /graph, by result", ["result"],
+            registry=r,
+        )  # fmt: skip
+        self.published = Counter(
+            "imgserver_jobs_published", "Jobs put on a queue", ["queue"], registry=r
+        )
+        self.joined = Counter(
+            "imgserver_singleflight_joins", "Requests that joined a job already running",
+            registry=r,
+        )  # fmt: skip
+        self.jobs = Counter(
+            "imgserver_jobs", "Jobs handled by workers, by outcome", ["role", "outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.job_seconds = Histogram(
+            "imgserver_job_seconds", "Time from dequeue to stored result", ["role"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r,
+        )  # fmt: skip
+        self.pool_busy = Gauge("imgserver_pool_busy", "Worker processes running a job", registry=r)
+        self.queue_depth = Gauge(
+            "imgserver_queue_depth", "Jobs waiting in a queue", ["queue"], registry=r
+        )
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

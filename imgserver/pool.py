@@ -1,0 +1,171 @@
+"""A pool of image worker processes, each running one job at a time.
+
+Children are started with ``spawn`` (a pool forked after libvips ran in the parent hangs).
+A child that dies (decoder crash, out of memory) or overruns the job deadline is killed and
+replaced; only the job it was running fails. Slots go to urgent jobs before background ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import multiprocessing
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+READY = "ready"
+START_TIMEOUT = 120.0
+
+
+class WorkerCrashed(Exception):
+    """The worker process died while running the job."""
+
+
+class JobDeadline(Exception):
+    """The job ran past its deadline; its worker process was replaced."""
+
+
+def _child_main(conn: Connection, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
+    from .runtime import execute
+
+    execute.init(threads)
+    conn.send(READY)
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        conn.send(execute.execute(job))
+
+
+class _Slot:
+    """One child process and its pipe. Its methods block: they run in the pool's threads."""
+
+    def __init__(self, index: int, threads: int) -> None:
+        self.index = index
+        self._threads = threads
+        self._ctx = multiprocessing.get_context("spawn")
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.jobs = 0
+
+    def spawn(self) -> None:
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(
+            target=_child_main, args=(child, self._threads), daemon=True,
+            name=f"imgserver-worker-{self.index}",
+        )  # fmt: skip
+        proc.start()
+        child.close()
+        if not parent.poll(START_TIMEOUT) or parent.recv() != READY:
+            proc.kill()
+            raise RuntimeError(f"worker process {self.index} did not start")
+        self._proc, self._conn = proc, parent
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def call(self, job: dict[str, Any], deadline: float) -> dict[str, Any]:
+        if self._conn is None or not self._proc.is_alive():
+            self._replace()
+        assert self._conn is not None
+        self.jobs += 1
+        try:
+            self._conn.send(job)
+            if not self._conn.poll(deadline):
+                self._replace()
+                raise JobDeadline(f"the job ran longer than {deadline:g} s")
+            result: dict[str, Any] = self._conn.recv()
+            return result
+        except (EOFError, OSError, BrokenPipeError):
+            code = self._proc.exitcode if self._proc is not None else None
+            self._replace()
+            raise WorkerCrashed(f"the worker process died (exit code {code})") from None
+
+    def _replace(self) -> None:
+        self.stop(graceful=False)
+        self.spawn()
+
+    def stop(self, graceful: bool = True) -> None:
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            if graceful:
+                with contextlib.suppress(OSError):
+                    conn.send(None)
+            conn.close()
+        if proc is not None:
+            proc.join(2.0 if graceful else 0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5.0)
+
+
+class ProcessPool:
+    """``await pool.run(job, priority)``: lower priority numbers are served first."""
+
+    def __init__(self, size: int, threads_per_process: int, deadline: float) -> None:
+        self.size = size
+        self.deadline = deadline
+        self._slots = [_Slot(i, threads_per_process) for i in range(size)]
+        self._threads = ThreadPoolExecutor(size, thread_name_prefix="imgserver-pool")
+        self._free: list[_Slot] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []
+        self._seq = itertools.count()
+
+    @property
+    def busy(self) -> int:
+        return self.size - len(self._free)
+
+    @property
+    def pids(self) -> list[int]:
+        return [pid for s in self._slots if (pid := s.pid) is not None]
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._threads, s.spawn) for s in self._slots))
+        self._free = list(self._slots)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(None, s.stop) for s in self._slots))
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, job: dict[str, Any], priority: int = 0) -> dict[str, Any]:
+        slot = await self._acquire(priority)
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._threads, slot.call, job, self.deadline)
+        fut.add_done_callback(lambda _: self._release(slot))
+        # The child keeps running if our caller is cancelled: the slot comes back when it ends.
+        return await asyncio.shield(fut)
+
+    async def _acquire(self, priority: int) -> _Slot:
+        if self._free and not self._waiters:
+            return self._free.pop()
+        fut: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._release(fut.result())
+            raise
+
+    def _release(self, slot: _Slot) -> None:
+        while self._waiters:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(slot)
+                return
+        self._free.append(slot)

@@ -1,0 +1,149 @@
+"""URL -> typed image request (graph, output format, input, params), canonical form, cache key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from multidict import MultiMapping
+from yarl import URL
+
+from .catalogue import GRAPH_NAME, Catalogue, Graph
+from .errors import InvalidInput, InvalidParam, UnknownGraph
+from .formats import negotiate, output_format
+
+KEY_VERSION = 1  # bump when the runtime's output for the same request changes
+MAX_INPUT_LENGTH = 4096
+UPLOAD_PREFIX = "upload:"
+UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+RESERVED = {"_nocache"}
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """A validated request for one processed image."""
+
+    graph: Graph
+    format: str  # an output format name, or formats.AUTO
+    negotiated: bool  # chosen from Accept (the answer must say Vary: Accept)
+    input: str  # canonical source: an http(s) URL or upload:{id}
+    params: Mapping[str, Any]  # typed, defaults applied, unset optional params left out
+    nocache: bool = False
+
+    def canonical(self) -> dict[str, Any]:
+        return {
+            "v": KEY_VERSION,
+            "graph": self.graph.name,
+            "digest": self.graph.digest,
+            "format": self.format,
+            "input": self.input,
+            "params": dict(sorted(self.params.items())),
+        }
+
+    @property
+    def key(self) -> str:
+        """SHA-256 of the canonical request: the cache key."""
+        text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def split_graph_spec(spec: str) -> tuple[str, str | None]:
+    """``passthrough.webp`` -> ("passthrough", "webp"); no extension -> (name, None)."""
+    name, dot, ext = spec.partition(".")
+    return name, (ext if dot else None)
+
+
+def parse_request(
+    spec: str,
+    query: MultiMapping[str],
+    *,
+    accept: str,
+    catalogue: Catalogue,
+    avif_enabled: bool,
+) -> ImageRequest:
+    """Validate a ``/graph/{spec}?{query}`` request, cheapest checks first."""
+    name, ext = split_graph_spec(spec)
+    if not GRAPH_NAME.match(name):
+        raise UnknownGraph(f"no graph named '{name}'", graphs=list(catalogue))
+    graph = catalogue.get_graph(name)
+    if ext is not None:
+        fmt, negotiated = output_format(ext), False
+    else:
+        fmt, negotiated = negotiate(accept, avif_enabled=avif_enabled), True
+
+    inputs = query.getall("input", [])
+    if len(inputs) != 1:
+        raise InvalidInput("give exactly one 'input': an http(s) URL or upload:{id}")
+    source = canonical_input(inputs[0])
+
+    params, nocache = parse_params(graph, query)
+    return ImageRequest(graph, fmt, negotiated, source, params, nocache)
+
+
+def canonical_input(raw: str) -> str:
+    """The source in canonical form; 400 invalid_input when it is missing or not absolute."""
+    raw = raw.strip()
+    if not raw:
+        raise InvalidInput("'input' is empty")
+    if len(raw) > MAX_INPUT_LENGTH:
+        raise InvalidInput(f"'input' is longer than {MAX_INPUT_LENGTH} characters")
+    if raw.startswith(UPLOAD_PREFIX):
+        upload_id = raw[len(UPLOAD_PREFIX) :]
+        if not UPLOAD_ID.match(upload_id):
+            raise InvalidInput("'input' upload:{id} has a malformed id")
+        return raw
+    try:
+        url = URL(raw)
+    except (ValueError, TypeError):
+        raise InvalidInput("'input' is not a valid URL") from None
+    if url.scheme.lower() not in ("http", "https") or not url.host:
+        raise InvalidInput(
+            "'input' must be an absolute http:// or https:// URL (or upload:{id})", input=raw
+        )
+    if url.user is not None or url.password is not None:
+        raise InvalidInput("'input' must not carry credentials")
+    # yarl lower-cases scheme and host and drops a default port; fragments never reach a server.
+    return str(url.with_fragment(None))
+
+
+def parse_params(graph: Graph, query: MultiMapping[str]) -> tuple[dict[str, Any], bool]:
+    """Typed parameters with defaults applied; invalid_param (listing the graph's) when wrong."""
+    values: dict[str, Any] = {}
+    nocache = False
+    seen: set[str] = set()
+    for key in query:
+        if key == "input":
+            continue
+        if key in seen:
+            raise _invalid(graph, f"parameter '{key}' is given more than once", key)
+        seen.add(key)
+        raw = query[key]
+        if key.startswith("_"):
+            if key not in RESERVED:
+                raise _invalid(graph, f"'{key}' is not a reserved key ({', '.join(RESERVED)})", key)
+            nocache = raw.strip().lower() not in ("0", "false", "no", "off")
+            continue
+        param = graph.params.get(key)
+        if param is None:
+            raise _invalid(graph, f"graph '{graph.name}' has no parameter '{key}'", key)
+        try:
+            values[key] = param.parse(raw)
+        except InvalidParam as exc:
+            exc.details["params"] = _schema(graph)
+            raise
+    for pname, param in graph.params.items():
+        if pname not in values and param.default is not None:
+            values[pname] = param.default
+    return values, nocache
+
+
+def _schema(graph: Graph) -> dict[str, Any]:
+    return {n: p.to_json() for n, p in graph.params.items()}
+
+
+def _invalid(graph: Graph, message: str, key: str) -> InvalidParam:
+    return InvalidParam(message, param=key, params=_schema(graph))

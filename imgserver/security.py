@@ -1,0 +1,44 @@
+"""Source address checks: only public unicast addresses may be fetched (unless allowed)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses hidden in an IPv6 one: mapped, 6to4, Teredo, NAT64, compatible."""
+    found: list[ipaddress.IPv4Address] = []
+    if ip.ipv4_mapped:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour:
+        found.append(ip.sixtofour)
+    if ip.teredo:
+        found.extend(ip.teredo)
+    if ip in _NAT64 or ip in _NAT64_LOCAL:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if int(ip) >> 32 == 0 and int(ip) > 1:  # deprecated IPv4-compatible ::a.b.c.d
+        found.append(ipaddress.IPv4Address(int(ip)))
+    return found
+
+
+def is_public(address: str | IPAddress) -> bool:
+    """True for a globally routable unicast address, and any IPv4 it hides is one too."""
+    try:
+        ip = ipaddress.ip_address(address) if isinstance(address, str) else address
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id:
+            return False
+        hidden = embedded_ipv4(ip)
+        if hidden:
+            return all(is_public(v4) for v4 in hidden)
+    return bool(ip.is_global) and not (
+        ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback
+        or ip.is_link_local or ip.is_private
+    )  # fmt: skip

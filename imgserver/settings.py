@@ -1,0 +1,141 @@
+"""Settings: the only module that reads the environment.
+
+Every field of :class:`Settings` is read from ``IMGSERVER_<FIELD NAME IN UPPER CASE>``;
+``Settings.from_env()`` parses and validates them, and a bad value stops start-up with a
+message naming the variable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PREFIX = "IMGSERVER_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Service configuration. Defaults are the safe, single-machine embedded mode."""
+
+    # -- serving
+    host: str = "0.0.0.0"
+    port: int = 8080
+    public_url: str = ""  # base of result URLs; empty: the request's own scheme and host
+    delivery: str = "redirect"  # "redirect" (301 to storage) or "proxy" (200 with the bytes)
+    request_deadline: float = 25.0  # seconds a GET waits for its job before 503 timeout
+    redirect_max_age: int = 3600  # Cache-Control max-age of 301 answers
+    result_max_age: int = 31536000  # Cache-Control max-age of stored results
+    enable_avif: bool = False  # offer AVIF when negotiating from Accept
+    log_level: str = "INFO"
+
+    # -- data
+    data_dir: Path = Path("data")
+    graphs_dir: Path = REPO_ROOT / "graphs"
+
+    # -- processing
+    workers: int = field(default_factory=_cpus)  # image worker processes
+    vips_concurrency: int = 0  # libvips threads per worker process; 0: cores / workers
+    job_deadline: float = 60.0  # seconds one job may run in a worker process before it is killed
+
+    # -- sources
+    allow_private_sources: bool = False
+    fetch_connect_timeout: float = 5.0
+    fetch_read_timeout: float = 10.0
+    fetch_total_timeout: float = 30.0
+    fetch_max_redirects: int = 5
+
+    # -- limits
+    max_source_bytes: int = 50_000_000
+    max_source_pixels: int = 50_000_000
+    max_output_pixels: int = 25_000_000
+    max_dimension: int = 16384  # largest width/height parameter
+    max_frames: int = 500  # frames kept from an animated source
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Build settings from ``IMGSERVER_*`` variables (then ``overrides``) and validate."""
+        env = os.environ if environ is None else environ
+        hints = typing.get_type_hints(cls)
+        values: dict[str, object] = {}
+        for f in dataclasses.fields(cls):
+            name = PREFIX + f.name.upper()
+            if name in env:
+                values[f.name] = _parse(name, env[name], hints[f.name])
+        values.update(overrides)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise SettingsError naming the first setting that cannot work."""
+        positive = (
+            "port", "workers", "request_deadline", "job_deadline", "fetch_connect_timeout",
+            "fetch_read_timeout", "fetch_total_timeout", "max_source_bytes", "max_source_pixels",
+            "max_output_pixels", "max_dimension", "max_frames",
+        )  # fmt: skip
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"{PREFIX}PORT must be a TCP port, not {self.port}")
+        if self.delivery not in ("redirect", "proxy"):
+            raise SettingsError(f"{PREFIX}DELIVERY must be 'redirect' or 'proxy'")
+        if self.vips_concurrency < 0 or self.fetch_max_redirects < 0:
+            raise SettingsError("vips_concurrency and fetch_max_redirects cannot be negative")
+        if self.public_url and not self.public_url.startswith(("http://", "https://")):
+            raise SettingsError(f"{PREFIX}PUBLIC_URL must start with http:// or https://")
+        if not self.graphs_dir.is_dir():
+            raise SettingsError(f"{PREFIX}GRAPHS_DIR {self.graphs_dir} is not a directory")
+
+    @property
+    def threads_per_worker(self) -> int:
+        """libvips threads in each worker process, sized so workers x threads ~ cores."""
+        return self.vips_concurrency or max(1, _cpus() // self.workers)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "imgserver.sqlite3"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+
+def _parse(name: str, raw: str, hint: object) -> object:
+    if isinstance(hint, types.UnionType):  # "str | None" and the like
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    text = raw.strip()
+    try:
+        if hint is bool:
+            low = text.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+        if hint is int:
+            return int(text.replace("_", ""))
+        if hint is float:
+            return float(text)
+        if hint is Path:
+            return Path(text)
+        return text
+    except ValueError as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from None

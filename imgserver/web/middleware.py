@@ -1,0 +1,46 @@
+"""The one error middleware: every failure becomes API.md's JSON error body with its status."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ..errors import ImgServerError, Internal, MethodNotAllowed, NotFound, SourceTooLarge
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn every failure into API.md's JSON error body with its status."""
+    try:
+        return await handler(request)
+    except ImgServerError as exc:
+        return error_response(exc)
+    except web.HTTPMethodNotAllowed:
+        return error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
+    except web.HTTPNotFound:
+        return error_response(NotFound(f"no resource at {request.path}"))
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(SourceTooLarge("the request body is too large"))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = "invalid_input" if exc.status < 500 else "internal"
+        body = {"error": {"code": code, "message": exc.reason}}
+        return web.json_response(body, status=exc.status)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path_qs)
+        return error_response(Internal())
+
+
+def error_response(exc: ImgServerError) -> web.Response:
+    body = json.dumps({"error": exc.to_dict()}, default=str)
+    return web.Response(
+        status=exc.status, text=body, content_type="application/json", headers=exc.headers
+    )
