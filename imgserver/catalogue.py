@@ -91,7 +91,7 @@ class Param:
                 raise self._invalid("must be a number", raw) from None
             if not math.isfinite(value):
                 raise self._invalid("must be a finite number", raw)
-            return value
+            return value + 0.0  # -0.0 -> 0.0: one value, one cache key
         if t == "bool":
             low = raw.lower()
             if low in _TRUE:
@@ -274,6 +274,8 @@ def _params(raw: Any, max_dimension: int) -> dict[str, Param]:
         where = f"param {pname!r}"
         if not isinstance(pname, str) or pname.startswith("_") or not pname or "=" in pname:
             raise GraphError(f"{where}: names must not be empty or start with '_'")
+        if pname == "input":
+            raise GraphError(f"{where}: 'input' is the source, it cannot be a parameter")
         if not isinstance(spec, dict):
             raise GraphError(f"{where}: must be an object")
         _only(spec, {"type", "default", "minimum", "maximum", "values", "description"}, where)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import importlib
 import itertools
 import logging
 import multiprocessing
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 READY = "ready"
 START_TIMEOUT = 120.0
+EXECUTE = "imgserver.runtime.execute"  # module with init(threads) and execute(job)
 
 
 class WorkerCrashed(Exception):
@@ -32,10 +34,9 @@ class JobDeadline(Exception):
     """The job ran past its deadline; its worker process was replaced."""
 
 
-def _child_main(conn: Connection, threads: int) -> None:
+def _child_main(conn: Connection, threads: int, module: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
-    from .runtime import execute
-
+    execute = importlib.import_module(module)
     execute.init(threads)
     conn.send(READY)
     while True:
@@ -51,9 +52,10 @@ def _child_main(conn: Connection, threads: int) -> None:
 class _Slot:
     """One child process and its pipe. Its methods block: they run in the pool's threads."""
 
-    def __init__(self, index: int, threads: int) -> None:
+    def __init__(self, index: int, threads: int, module: str) -> None:
         self.index = index
         self._threads = threads
+        self._module = module
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
@@ -62,7 +64,7 @@ class _Slot:
     def spawn(self) -> None:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_child_main, args=(child, self._threads), daemon=True,
+            target=_child_main, args=(child, self._threads, self._module), daemon=True,
             name=f"imgserver-worker-{self.index}",
         )  # fmt: skip
         proc.start()
@@ -115,10 +117,12 @@ class _Slot:
 class ProcessPool:
     """``await pool.run(job, priority)``: lower priority numbers are served first."""
 
-    def __init__(self, size: int, threads_per_process: int, deadline: float) -> None:
+    def __init__(
+        self, size: int, threads_per_process: int, deadline: float, module: str = EXECUTE
+    ) -> None:
         self.size = size
         self.deadline = deadline
-        self._slots = [_Slot(i, threads_per_process) for i in range(size)]
+        self._slots = [_Slot(i, threads_per_process, module) for i in range(size)]
         self._threads = ThreadPoolExecutor(size, thread_name_prefix="imgserver-pool")
         self._free: list[_Slot] = []
         self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []

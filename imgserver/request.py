@@ -20,6 +20,8 @@ KEY_VERSION = 1  # bump when the runtime's output for the same request changes
 MAX_INPUT_LENGTH = 4096
 UPLOAD_PREFIX = "upload:"
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A host as yarl leaves it (lower case, IDNA-encoded): a DNS name or an IP address.
+_HOST = re.compile(r"[a-z0-9._-]+|[0-9a-f:.]+")
 RESERVED = {"_nocache"}
 
 
@@ -106,8 +108,13 @@ def canonical_input(raw: str) -> str:
         )
     if url.user is not None or url.password is not None:
         raise InvalidInput("'input' must not carry credentials")
+    if not _HOST.fullmatch(url.raw_host or "") or url.port == 0:
+        raise InvalidInput("'input' has an invalid host or port", input=raw)
     # yarl lower-cases scheme and host and drops a default port; fragments never reach a server.
-    return str(url.with_fragment(None))
+    url = url.with_fragment(None)
+    if url.raw_path == "/" and not url.raw_query_string:
+        url = url.with_path("/")  # yarl keeps "http://host" bare: make it "http://host/"
+    return str(url)
 
 
 def parse_params(graph: Graph, query: MultiMapping[str]) -> tuple[dict[str, Any], bool]:
@@ -115,13 +122,12 @@ def parse_params(graph: Graph, query: MultiMapping[str]) -> tuple[dict[str, Any]
     values: dict[str, Any] = {}
     nocache = False
     seen: set[str] = set()
-    for key in query:
+    for key, raw in query.items():  # items, not keys: multidict >= 7 iterates unique keys
         if key == "input":
             continue
         if key in seen:
             raise _invalid(graph, f"parameter '{key}' is given more than once", key)
         seen.add(key)
-        raw = query[key]
         if key.startswith("_"):
             if key not in RESERVED:
                 raise _invalid(graph, f"'{key}' is not a reserved key ({', '.join(RESERVED)})", key)

@@ -8,6 +8,11 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+# Not globally routable, but not flagged by every Python's ipaddress (3.11 misses these).
+_NOT_GLOBAL = (
+    ipaddress.ip_network("192.0.0.0/24"),  # IETF protocol assignments (RFC 6890)
+    ipaddress.ip_network("fec0::/10"),  # deprecated site-local (RFC 3879)
+)
 
 
 def embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -40,5 +45,5 @@ def is_public(address: str | IPAddress) -> bool:
             return all(is_public(v4) for v4 in hidden)
     return bool(ip.is_global) and not (
         ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback
-        or ip.is_link_local or ip.is_private
+        or ip.is_link_local or ip.is_private or any(ip in net for net in _NOT_GLOBAL)
     )  # fmt: skip

@@ -8,6 +8,8 @@ message naming the variable.
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
 import os
 import types
 import typing
@@ -91,14 +93,18 @@ class Settings:
             "max_output_pixels", "max_dimension", "max_frames",
         )  # fmt: skip
         for name in positive:
-            if getattr(self, name) <= 0:
+            if not getattr(self, name) > 0:  # also refuses NaN
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{PREFIX}PORT must be a TCP port, not {self.port}")
         if self.delivery not in ("redirect", "proxy"):
             raise SettingsError(f"{PREFIX}DELIVERY must be 'redirect' or 'proxy'")
-        if self.vips_concurrency < 0 or self.fetch_max_redirects < 0:
-            raise SettingsError("vips_concurrency and fetch_max_redirects cannot be negative")
+        for name in ("vips_concurrency", "fetch_max_redirects", "redirect_max_age",
+                     "result_max_age"):  # fmt: skip
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
+        if self.log_level.upper() not in logging.getLevelNamesMapping():
+            raise SettingsError(f"{PREFIX}LOG_LEVEL {self.log_level!r} is not a logging level")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError(f"{PREFIX}PUBLIC_URL must start with http:// or https://")
         if not self.graphs_dir.is_dir():
@@ -133,7 +139,10 @@ def _parse(name: str, raw: str, hint: object) -> object:
         if hint is int:
             return int(text.replace("_", ""))
         if hint is float:
-            return float(text)
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError("expected a finite number")
+            return value
         if hint is Path:
             return Path(text)
         return text

@@ -82,18 +82,27 @@ class Task:
 
 
 def apply(task: Task, changes: dict[str, Any]) -> bool:
-    """Apply changes to a task unless it would leave a final status; True if applied."""
+    """Apply changes to a task unless it would leave a final status or go back; True if applied.
+
+    ``changes`` is not modified.
+    """
     status = changes.get("status", task.status)
     if status not in STATUSES:
         raise ValueError(f"unknown task status {status!r}")
-    if task.final:
+    unknown = set(changes) - _FIELDS
+    if unknown:
+        raise ValueError(f"unknown task field(s) {', '.join(sorted(unknown))}")
+    if task.final or STATUSES.index(status) < STATUSES.index(task.status):
         return False
-    timings = changes.pop("timings", None) or {}
     for name, value in changes.items():
-        setattr(task, name, value)
-    task.timings.update(timings)
+        if name != "timings":
+            setattr(task, name, value)
+    task.timings.update(changes.get("timings") or {})
     task.updated_at = time.time()
     return True
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Task))
 
 
 def _iso(ts: float) -> str:

@@ -21,6 +21,7 @@ from .jobs import Entry, Job
 from .metrics import Metrics
 from .names import ORIGINALS_PREFIX, PRIORITY, result_path
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
+from .probe import check_pixels
 from .request import UPLOAD_PREFIX
 from .settings import Settings
 from .tasks import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
@@ -105,6 +106,7 @@ class Worker:
 
         data = await self.read_source(job.input)
         source_format = require_source_format(data)
+        check_pixels(data, source_format, self.settings.max_source_pixels)
         await self._task(job, {"timings": {"fetched": time.time()}})
 
         result = await self.run_graph(job, graph.definition, data, source_format)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, ImageCms, ImageEnhance, ImageFilter, ImageOps, ImageSequence
+from PIL import ExifTags, Image, ImageCms, ImageEnhance, ImageFilter, ImageOps, ImageSequence
 
 from ..errors import InvalidParam, TooManyPixels
 from ..formats import AUTO, OUTPUT_FORMATS
@@ -40,14 +40,14 @@ def run(
     source_format: str,
     limits: Limits,
 ) -> Outcome:
-    Image.MAX_IMAGE_PIXELS = limits.max_source_pixels
     ctx = Context(limits)
+    # Pillow's own bomb check is a process-wide setting: leave it alone, check the header here
     im = Image.open(io.BytesIO(data))
     if im.width * im.height > limits.max_source_pixels:
         raise TooManyPixels(
             f"the source is {im.width}x{im.height} pixels; the limit is {limits.max_source_pixels}",
-            limit=limits.max_source_pixels,
-        )
+            width=im.width, height=im.height, limit=limits.max_source_pixels,
+        )  # fmt: skip
     n_frames = getattr(im, "n_frames", 1)
     if definition["encode"].get("copy_source"):
         return Outcome(data, source_format, im.width, im.height, n_frames)
@@ -57,9 +57,12 @@ def run(
     if nodes and nodes[0]["in"] == ["source"] and OPS[nodes[0]["op"]].scales:
         first = resolve(nodes[0]["args"], params)
         if im.format == "JPEG" and (first.get("width") or first.get("height")):
-            im.draft("RGB", (first.get("width") or BIG, first.get("height") or BIG))
+            box = (first.get("width") or BIG, first.get("height") or BIG)
+            if im.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):
+                box = box[::-1]  # the box is upright, draft works on the stored pixels
+            im.draft("RGB", box)
 
-    plain = im.mode in ("RGB", "L") and not im.info.get("icc_profile")
+    plain = im.mode in ("RGB", "RGBA", "L", "LA") and not im.info.get("icc_profile")
     frames, durations = _frames(im, animate, limits, ctx)
     upright = frames[0].size
     for node in nodes:
@@ -102,9 +105,10 @@ def normalise(im: Image.Image, ctx: Context) -> Image.Image:
     if icc:
         try:
             src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            mode = "RGBA" if im.mode in ("RGBA", "LA", "PA") else "RGB"
-            if im.mode not in ("RGB", "RGBA", "CMYK", "L"):
-                im = im.convert(mode)
+            alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+            mode = "RGBA" if alpha else "RGB"
+            if im.mode not in ("RGB", "RGBA", "CMYK", "L") or (alpha and im.mode != "RGBA"):
+                im = im.convert(mode)  # a tRNS chunk becomes alpha before the transform drops it
             im = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"),
                                            outputMode=mode)  # fmt: skip
         except (ImageCms.PyCMSError, OSError, ValueError):
@@ -114,6 +118,8 @@ def normalise(im: Image.Image, ctx: Context) -> Image.Image:
     has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
     if im.mode not in ("RGB", "RGBA", "L", "LA"):
         im = im.convert("RGBA" if has_alpha else "RGB")
+    elif has_alpha and im.mode in ("RGB", "L"):  # a tRNS colour: make it alpha before info goes
+        im = im.convert("LA" if im.mode == "L" else "RGBA")
     im.info = {}
     return im
 
@@ -141,26 +147,35 @@ def fit(im: Image.Image, args: dict[str, Any], ctx: Context) -> Image.Image:
     if mode == "fill" and w and h:
         if not upscale:
             w, h = min(w, im.width), min(h, im.height)
-        return im.resize((w, h), Image.Resampling.LANCZOS)
+        return im.resize(_output_size(w, h, ctx), Image.Resampling.LANCZOS)
     if mode == "crop" and w and h:
         scale = max(w / im.width, h / im.height)
         if not upscale:
             scale = min(scale, 1.0)
             w, h = min(w, round(im.width * scale)), min(h, round(im.height * scale))
         centering = _GRAVITY.get(args.get("gravity", "centre"), (0.5, 0.5))
-        return ImageOps.fit(im, (w, h), Image.Resampling.LANCZOS, centering=centering)
+        size = _output_size(w, h, ctx)
+        return ImageOps.fit(im, size, Image.Resampling.LANCZOS, centering=centering)
     scale = min((w or BIG) / im.width, (h or BIG) / im.height)
     if scale >= 1 and not upscale:
         return im
-    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    size = _output_size(max(1, round(im.width * scale)), max(1, round(im.height * scale)), ctx)
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _output_size(w: int, h: int, ctx: Context) -> tuple[int, int]:
+    """Refuse a result over the output pixel limit before Pillow allocates it."""
+    if w * h > ctx.limits.max_output_pixels:
+        raise TooManyPixels(f"the result would be {w}x{h} pixels",
+                            limit=ctx.limits.max_output_pixels)  # fmt: skip
+    return w, h
 
 
 def crop(im: Image.Image, args: dict[str, Any], ctx: Context) -> Image.Image:
     x, y = args.get("x") or 0, args.get("y") or 0
     if x >= im.width or y >= im.height or x < 0 or y < 0:
         raise InvalidParam(f"the crop origin ({x}, {y}) is outside the {im.width}x{im.height} "
-                           "image", param="x")  # fmt: skip
+                           "image", param="x" if not 0 <= x < im.width else "y")  # fmt: skip
     cw = min(args.get("width") or im.width, im.width - x)
     ch = min(args.get("height") or im.height, im.height - y)
     return im.crop((x, y, x + cw, y + ch))
@@ -170,6 +185,9 @@ def gaussblur(im: Image.Image, args: dict[str, Any], ctx: Context) -> Image.Imag
     sx, sy = float(args.get("sigma_x") or 0), float(args.get("sigma_y") or 0)
     if sx < 0.05 and sy < 0.05:
         return im
+    if im.mode in ("RGBA", "LA"):  # premultiplied, so hidden colours do not bleed into edges
+        premultiplied = im.convert(im.mode[:-1] + "a")
+        return premultiplied.filter(ImageFilter.GaussianBlur((sx, sy))).convert(im.mode)
     return im.filter(ImageFilter.GaussianBlur((sx, sy)))
 
 
@@ -223,13 +241,15 @@ def _finish(
         opts = {"quality": q, "optimize": True, "progressive": bool(enc.get("progressive"))}
     elif fmt == "png":
         opts = {"optimize": optimize, "compress_level": 9 if optimize else 6}
-        if enc.get("palette"):
+        if enc.get("palette"):  # quantize takes L, RGB and RGBA, not LA
+            frames = [f.convert("RGBA") if f.mode == "LA" else f for f in frames]
             frames = [f.quantize(256, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
     elif fmt == "webp":
         opts = {"quality": q, "method": 6 if optimize else 4}
     elif fmt == "avif":
         opts = {"quality": q, "speed": 4 if optimize else 6}
     elif fmt == "gif":
+        frames = [f.convert("RGBA") if f.mode == "LA" else f for f in frames]  # LA loses alpha
         opts = {"optimize": optimize}
     if len(frames) > 1:
         opts.update(save_all=True, append_images=frames[1:], duration=durations, loop=loop)

@@ -34,6 +34,7 @@ class Source:
     pages_in_file: int
     load_options: str  # loader option string, e.g. "n=12"
     plain: bool  # 8-bit sRGB or grey without a colour profile: decoding changes no colours
+    managed: bool  # CMYK or an embedded profile: colours go through an ICC transform
 
 
 @dataclass
@@ -91,13 +92,10 @@ def inspect(data: bytes, source_format: str, limits: Limits, *, animate: bool) -
     pages = 1
     if animate and in_file > 1 and source_format in ANIMATED_SOURCES:
         pages = min(in_file, limits.max_frames)
-    plain = (
-        header.interpretation in ("srgb", "b-w")
-        and header.format == "uchar"
-        and not header.get_typeof("icc-profile-data")
-    )
+    managed = header.interpretation == "cmyk" or bool(header.get_typeof("icc-profile-data"))
+    plain = header.interpretation in ("srgb", "b-w") and header.format == "uchar" and not managed
     return Source(data, source_format, width, height, pages, in_file,
-                  f"n={pages}" if pages > 1 else "", plain)  # fmt: skip
+                  f"n={pages}" if pages > 1 else "", plain, managed)  # fmt: skip
 
 
 def load(ctx: Context) -> pyvips.Image:
@@ -172,11 +170,15 @@ def resize(image: pyvips.Image | None, args: dict[str, Any], ctx: Context) -> py
         if src.pages > 1:
             _cut_warning(ctx)
 
+        # thumbnail's own fail_on does not reach the loader: a truncated file would decode grey
+        options = ",".join(o for o in (src.load_options, "fail_on=error") if o)
+        # only colour-manage what needs it: an output_profile would also turn grey into sRGB
+        profile = {"output_profile": "srgb"} if src.managed else {}
+
         def thumb(w: int, **kw: Any) -> pyvips.Image:
             return pyvips.Image.thumbnail_buffer(
-                src.data, w, option_string=src.load_options, fail_on="error",
-                output_profile="srgb", **kw,
-            )  # fmt: skip
+                src.data, w, option_string=options, **profile, **kw
+            )
 
         after: Callable[[pyvips.Image], pyvips.Image] = lambda im: normalise(im, ctx, icc=False)  # noqa: E731
     else:
@@ -189,6 +191,9 @@ def resize(image: pyvips.Image | None, args: dict[str, Any], ctx: Context) -> py
             width, height = min(width, cur_w), min(height, cur_h)
         return after(thumb(width, height=height, size="force"))
     if mode == "crop" and width is not None and height is not None:
+        # libvips computes a crop eagerly: refuse an over-large result before, not after
+        _check_output(width if size == "both" else min(width, cur_w),
+                      height if size == "both" else min(height, cur_h), ctx)  # fmt: skip
         gravity = args.get("gravity", "centre")
         interesting = {"smart": "attention", "attention": "attention", "entropy": "entropy",
                        "centre": "centre"}.get(gravity)  # fmt: skip
@@ -221,8 +226,9 @@ def crop(image: pyvips.Image, args: dict[str, Any], ctx: Context) -> pyvips.Imag
     w, h = image.width, page_height(image)
     if x >= w or y >= h or x < 0 or y < 0:
         raise InvalidParam(
-            f"the crop origin ({x}, {y}) is outside the {w}x{h} image", param="x", width=w, height=h
-        )
+            f"the crop origin ({x}, {y}) is outside the {w}x{h} image",
+            param="x" if not 0 <= x < w else "y", width=w, height=h,
+        )  # fmt: skip
     cw = min(args.get("width") or w, w - x)
     ch = min(args.get("height") or h, h - y)
     return per_page(image, lambda p: p.crop(x, y, cw, ch))
@@ -306,11 +312,7 @@ def finish(image: pyvips.Image, fmt: str, enc: dict[str, Any], ctx: Context) -> 
         fmt = "gif" if frames > 1 else ("png" if image.hasalpha() else "jpeg")
     if frames > 1 and not OUTPUT_FORMATS[fmt].animated:
         image, frames = image.crop(0, 0, image.width, ph), 1
-    if image.width * ph > ctx.limits.max_output_pixels:
-        raise TooManyPixels(
-            f"the result would be {image.width}x{ph} pixels; the limit is "
-            f"{ctx.limits.max_output_pixels}", limit=ctx.limits.max_output_pixels,
-        )  # fmt: skip
+    _check_output(image.width, ph, ctx)
     data = encode(image, fmt, enc)
     src = ctx.source
     if (
@@ -322,6 +324,14 @@ def finish(image: pyvips.Image, fmt: str, enc: dict[str, Any], ctx: Context) -> 
     ):
         data = src.data
     return Outcome(data, fmt, image.width, ph, frames, ctx.warnings)
+
+
+def _check_output(width: int, height: int, ctx: Context) -> None:
+    if width * height > ctx.limits.max_output_pixels:
+        raise TooManyPixels(
+            f"the result would be {width}x{height} pixels; the limit is "
+            f"{ctx.limits.max_output_pixels}", limit=ctx.limits.max_output_pixels,
+        )  # fmt: skip
 
 
 def encode(image: pyvips.Image, fmt: str, enc: dict[str, Any]) -> bytes:

@@ -15,7 +15,7 @@ from .. import __version__
 from ..backends.base import Backends
 from ..catalogue import Catalogue
 from ..coordinator import Coordinator
-from ..errors import NotFound, Unavailable
+from ..errors import NotFound, SignatureRequired, Unavailable
 from ..jobs import Entry
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
@@ -68,6 +68,8 @@ def _parse(request: web.Request) -> ImageRequest:
 async def graph(request: web.Request) -> web.StreamResponse:
     """GET: the result (waiting for it on a miss). POST: queue it in the background."""
     req = _parse(request)
+    if req.nocache:
+        raise SignatureRequired("_nocache needs the admin key, and no API keys are configured")
     services = request.app[SERVICES]
     entry = await services.coordinator.lookup(req)
     if entry is not None:
