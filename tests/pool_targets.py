@@ -1,0 +1,26 @@
+"""Jobs for the process-pool tests, run inside spawned worker processes."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def init(threads: int) -> None:
+    from imgserver.runtime import execute
+
+    execute.init(threads)
+
+
+def execute(job: dict[str, Any]) -> dict[str, Any]:
+    op = job["op"]
+    if op == "crash":
+        os._exit(3)
+    if op == "sleep":
+        time.sleep(job["seconds"])
+    if op == "threads":
+        import pyvips
+
+        return {"threads": pyvips.concurrency_get(), "env": os.environ.get("VIPS_CONCURRENCY")}
+    return {"pid": os.getpid(), "tag": job.get("tag"), "at": time.monotonic()}

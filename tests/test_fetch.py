@@ -1,0 +1,184 @@
+"""Source fetching against a real local HTTP server (pytest-aiohttp)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+
+from imgserver import fetch as fetch_module
+from imgserver.errors import SourceNotAllowed, SourceTimeout, SourceTooLarge, SourceUnreachable
+from imgserver.fetch import Fetcher, GuardedResolver
+from imgserver.settings import Settings
+
+JPEG = b"\xff\xd8\xff\xe0" + b"x" * 1000
+
+
+def make_app(hits: dict[str, int]) -> web.Application:
+    async def image(request: web.Request) -> web.Response:
+        hits[request.path] = hits.get(request.path, 0) + 1
+        return web.Response(body=JPEG, content_type="text/plain")  # a wrong type must not matter
+
+    async def redirect(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        target = "/image" if n == 0 else f"/redirect/{n - 1}"
+        raise web.HTTPFound(target)
+
+    async def to(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["url"])
+
+    async def big(request: web.Request) -> web.Response:
+        return web.Response(body=b"\0" * 5000)
+
+    async def stream(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        for _ in range(100):
+            await resp.write(b"\0" * 1000)
+        return resp
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.query.get("s", "2")))
+        return web.Response(body=JPEG)
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]), text="no")
+
+    app = web.Application()
+    app.router.add_get("/image", image)
+    app.router.add_get("/redirect/{n}", redirect)
+    app.router.add_get("/to", to)
+    app.router.add_get("/big", big)
+    app.router.add_get("/stream", stream)
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/status/{code}", status)
+    return app
+
+
+@pytest.fixture
+async def server(aiohttp_server):
+    hits: dict[str, int] = {}
+    srv = await aiohttp_server(make_app(hits))
+    srv.hits = hits
+    return srv
+
+
+@pytest.fixture
+async def fetcher_factory():
+    made: list[Fetcher] = []
+
+    async def make(resolver: AbstractResolver | None = None, **settings) -> Fetcher:
+        options = {"allow_private_sources": True, "fetch_max_redirects": 3,
+                   "max_source_bytes": 4000, "fetch_read_timeout": 0.5,
+                   "fetch_total_timeout": 5.0, **settings}  # fmt: skip
+        f = Fetcher(Settings.from_env({}, **options), resolver=resolver)
+        await f.start()
+        made.append(f)
+        return f
+
+    yield make
+    for f in made:
+        await f.close()
+
+
+async def test_fetches_bytes_whatever_the_content_type(server, fetcher_factory) -> None:
+    f = await fetcher_factory()
+    assert await f.fetch(str(server.make_url("/image"))) == JPEG
+
+
+async def test_follows_redirects_up_to_the_limit(server, fetcher_factory) -> None:
+    f = await fetcher_factory()
+    assert await f.fetch(str(server.make_url("/redirect/2"))) == JPEG  # 3 redirects
+    with pytest.raises(SourceUnreachable, match="more than 3 redirects"):
+        await f.fetch(str(server.make_url("/redirect/3")))
+
+
+async def test_redirect_to_another_scheme_is_refused(server, fetcher_factory) -> None:
+    f = await fetcher_factory()
+    with pytest.raises(SourceNotAllowed):
+        await f.fetch(str(server.make_url("/to").with_query(url="file:///etc/passwd")))
+
+
+async def test_byte_cap_on_content_length_and_while_streaming(server, fetcher_factory) -> None:
+    f = await fetcher_factory()
+    with pytest.raises(SourceTooLarge, match="5000 bytes"):
+        await f.fetch(str(server.make_url("/big")))
+    with pytest.raises(SourceTooLarge, match="over the limit"):
+        await f.fetch(str(server.make_url("/stream")))
+
+
+@pytest.mark.parametrize("code", [404, 403, 500, 503])
+async def test_non_2xx_is_unreachable(server, fetcher_factory, code) -> None:
+    f = await fetcher_factory()
+    with pytest.raises(SourceUnreachable) as err:
+        await f.fetch(str(server.make_url(f"/status/{code}")))
+    assert err.value.details["upstream_status"] == code
+
+
+async def test_refused_connection_is_unreachable(fetcher_factory) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    f = await fetcher_factory()
+    with pytest.raises(SourceUnreachable):
+        await f.fetch(f"http://127.0.0.1:{port}/x.jpg")
+
+
+async def test_slow_source_times_out(server, fetcher_factory) -> None:
+    f = await fetcher_factory()
+    with pytest.raises(SourceTimeout):
+        await f.fetch(str(server.make_url("/slow").with_query(s="2")))
+    f = await fetcher_factory(fetch_read_timeout=5.0, fetch_total_timeout=0.3)
+    with pytest.raises(SourceTimeout):
+        await f.fetch(str(server.make_url("/slow").with_query(s="1")))
+
+
+async def test_literal_private_address_is_refused_without_connecting(server, fetcher_factory):
+    f = await fetcher_factory(allow_private_sources=False)
+    with pytest.raises(SourceNotAllowed):
+        await f.fetch(str(server.make_url("/image")))
+    assert server.hits == {}
+
+
+class FakeResolver(AbstractResolver):
+    """Answers fixed addresses for any name (a unit test of the resolver guard only)."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        return [
+            {"hostname": host, "host": a, "port": port, "family": family, "proto": 0, "flags": 0}
+            for a in self.addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_names_resolving_to_private_addresses_are_refused(server, fetcher_factory):
+    f = await fetcher_factory(FakeResolver(["127.0.0.1"]), allow_private_sources=False)
+    with pytest.raises(SourceNotAllowed, match="non-public"):
+        await f.fetch(f"http://images.example:{server.port}/image")
+    assert server.hits == {}
+
+
+async def test_resolver_guard_keeps_only_public_addresses() -> None:
+    guard = GuardedResolver(FakeResolver(["10.0.0.1", "93.184.216.34", "::1"]), False)
+    assert [r["host"] for r in await guard.resolve("x.example", 80)] == ["93.184.216.34"]
+    open_guard = GuardedResolver(FakeResolver(["10.0.0.1"]), True)
+    assert [r["host"] for r in await open_guard.resolve("x.example", 80)] == ["10.0.0.1"]
+
+
+async def test_every_redirect_hop_is_checked(server, fetcher_factory, monkeypatch) -> None:
+    # Treat the test server's 127.0.0.1 as public and 127.0.0.2 as private for this test.
+    monkeypatch.setattr(fetch_module, "is_public", lambda ip: str(ip) == "127.0.0.1")
+    f = await fetcher_factory(allow_private_sources=False)
+    assert await f.fetch(str(server.make_url("/image"))) == JPEG
+    hop = f"http://127.0.0.2:{server.port}/image"
+    with pytest.raises(SourceNotAllowed):
+        await f.fetch(str(server.make_url("/to").with_query(url=hop)))

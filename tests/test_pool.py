@@ -1,0 +1,78 @@
+"""The worker process pool: crashes and overruns cost one job, urgent work goes first."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from imgserver.pool import JobDeadline, ProcessPool, WorkerCrashed
+
+TARGETS = "tests.pool_targets"
+
+
+@pytest.fixture
+async def pool():
+    p = ProcessPool(1, 1, deadline=2.0, module=TARGETS)
+    await p.start()
+    yield p
+    await p.close()
+
+
+async def test_runs_jobs_in_another_process(pool: ProcessPool) -> None:
+    import os
+
+    result = await pool.run({"op": "pid"})
+    assert result["pid"] != os.getpid()
+    assert result["pid"] in pool.pids
+
+
+async def test_crash_fails_one_job_and_replaces_the_process(pool: ProcessPool) -> None:
+    first = (await pool.run({"op": "pid"}))["pid"]
+    with pytest.raises(WorkerCrashed, match="exit code 3"):
+        await pool.run({"op": "crash"})
+    second = (await pool.run({"op": "pid"}))["pid"]
+    assert second != first
+    assert pool.busy == 0
+
+
+async def test_deadline_stops_a_runaway_job(pool: ProcessPool) -> None:
+    first = (await pool.run({"op": "pid"}))["pid"]
+    with pytest.raises(JobDeadline):
+        await pool.run({"op": "sleep", "seconds": 30})
+    assert (await pool.run({"op": "pid"}))["pid"] != first
+
+
+async def test_urgent_jobs_go_before_background_ones(pool: ProcessPool) -> None:
+    blocker = asyncio.create_task(pool.run({"op": "sleep", "seconds": 0.5}))
+    await asyncio.sleep(0.1)
+    background = [asyncio.create_task(pool.run({"op": "pid", "tag": f"b{i}"}, 1)) for i in range(3)]
+    await asyncio.sleep(0.05)
+    urgent = asyncio.create_task(pool.run({"op": "pid", "tag": "u"}, 0))
+    await blocker
+    results = await asyncio.gather(urgent, *background)
+    order = [r["tag"] for r in sorted(results, key=lambda r: r["at"])]
+    assert order == ["u", "b0", "b1", "b2"]
+
+
+async def test_a_cancelled_caller_gives_the_process_back(pool: ProcessPool) -> None:
+    running = asyncio.create_task(pool.run({"op": "sleep", "seconds": 0.3}))
+    waiting = asyncio.create_task(pool.run({"op": "pid"}))
+    await asyncio.sleep(0.05)
+    running.cancel()
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # the cancelled job's process finishes its work, then serves the next job
+    assert (await asyncio.wait_for(pool.run({"op": "pid"}), 5))["pid"]
+    assert pool.busy == 0
+
+
+async def test_libvips_threads_are_sized_per_process() -> None:
+    p = ProcessPool(2, 3, deadline=5.0, module=TARGETS)
+    await p.start()
+    try:
+        results = await asyncio.gather(*(p.run({"op": "threads"}) for _ in range(2)))
+    finally:
+        await p.close()
+    assert results == [{"threads": 3, "env": "3"}] * 2
