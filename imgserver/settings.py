@@ -63,6 +63,22 @@ class Settings:
     fetch_total_timeout: float = 30.0
     fetch_max_redirects: int = 5
 
+    # -- distributed mode: each one set switches its backend from the embedded default
+    redis_url: str = ""  # cache index, task records, in-flight markers, events
+    amqp_url: str = ""  # job queues (then workers run as `python -m workers urgent|background`)
+    s3_bucket: str = ""  # results and originals
+    s3_endpoint_url: str = ""  # any S3-compatible store; empty: AWS
+    s3_region: str = "us-east-1"
+    s3_prefix: str = ""  # key prefix inside the bucket
+    s3_public_url: str = ""  # redirects go to <this>/<key>; empty: presigned URLs
+    s3_acl: str = ""  # canned ACL put on objects, e.g. public-read; empty: none
+    s3_presign_expiry: int = 86400
+    index_ttl: int = 0  # seconds a cache index entry lives in Redis; 0: forever (S3 stays)
+    task_ttl: int = 7 * 86400  # seconds a task record lives in Redis
+    job_max_attempts: int = 4  # tries of a job failing for a transient reason
+    retry_backoff: float = 0.5  # first retry delay in seconds, doubled each time
+    worker_metrics_port: int = 0  # `python -m workers`: serve /metrics here; 0: not at all
+
     # -- limits
     max_source_bytes: int = 50_000_000
     max_source_pixels: int = 50_000_000
@@ -107,6 +123,13 @@ class Settings:
             raise SettingsError(f"{PREFIX}LOG_LEVEL {self.log_level!r} is not a logging level")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError(f"{PREFIX}PUBLIC_URL must start with http:// or https://")
+        if self.amqp_url and not self.redis_url:
+            raise SettingsError(
+                f"{PREFIX}AMQP_URL needs {PREFIX}REDIS_URL: separate frontends and workers share "
+                "the cache index, task records and events through Redis"
+            )
+        if self.job_max_attempts < 1 or self.retry_backoff < 0 or self.index_ttl < 0:
+            raise SettingsError("job_max_attempts must be >= 1, retry_backoff and index_ttl >= 0")
         if not self.graphs_dir.is_dir():
             raise SettingsError(f"{PREFIX}GRAPHS_DIR {self.graphs_dir} is not a directory")
 
@@ -114,6 +137,16 @@ class Settings:
     def threads_per_worker(self) -> int:
         """libvips threads in each worker process, sized so workers x threads ~ cores."""
         return self.vips_concurrency or max(1, _cpus() // self.workers)
+
+    @property
+    def inflight_ttl(self) -> int:
+        """Seconds an in-flight marker lives: longer than any job can take."""
+        return int(self.fetch_total_timeout + self.job_deadline + 30)
+
+    @property
+    def embedded(self) -> bool:
+        """No broker configured: this process runs the workers too."""
+        return not self.amqp_url
 
     @property
     def db_path(self) -> Path:

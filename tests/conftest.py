@@ -198,3 +198,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc.start()
     yield svc
     svc.stop()
+
+
+from .servers import rabbit_server, redis_server, s3_server  # noqa: E402, F401

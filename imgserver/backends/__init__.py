@@ -1,25 +1,78 @@
-"""Backends chosen from settings: the embedded default, or Redis/RabbitMQ/S3 when configured."""
+"""Backends chosen from settings: each is the embedded default unless its setting is given.
+
+- ``IMGSERVER_S3_BUCKET`` -> S3 storage (``s3.py``), else a local directory;
+- ``IMGSERVER_REDIS_URL`` -> Redis cache index, task store, events, in-flight markers
+  (``redis.py``), else SQLite and in-process ones;
+- ``IMGSERVER_AMQP_URL`` -> RabbitMQ queues (``amqp.py``), else in-process queues, and then
+  this process runs the workers too.
+"""
 
 from __future__ import annotations
 
 from ..names import QUEUES
 from ..settings import Settings
-from .base import Backends
-from .local import LocalEventBus, LocalIndex, LocalStorage, LocalTaskStore, MemoryBroker, SqliteDB
+from .base import Backends, Broker, CacheIndex, Closer, EventBus, InFlight, Storage, TaskStore
+from .local import (
+    LocalEventBus,
+    LocalIndex,
+    LocalInFlight,
+    LocalStorage,
+    LocalTaskStore,
+    MemoryBroker,
+    SqliteDB,
+)
 
 
 async def open_backends(settings: Settings) -> Backends:
     """Open every backend the settings ask for; ``Backends.close()`` closes them."""
+    closers: list[Closer] = []
+    try:
+        storage = await _storage(settings, closers)
+        index, tasks, events, inflight = await _state(settings, closers)
+        broker = await _broker(settings, closers)
+    except BaseException:
+        for close in reversed(closers):
+            await close()
+        raise
+    return Backends(storage, index, tasks, broker, events, inflight, closers,
+                    embedded=settings.embedded)  # fmt: skip
+
+
+async def _storage(settings: Settings, closers: list[Closer]) -> Storage:
+    if settings.s3_bucket:
+        from .s3 import S3Storage
+
+        s3 = S3Storage(settings)
+        closers.append(s3.close)
+        await s3.open()
+        return s3
+    local = LocalStorage(settings.storage_dir)
+    await local.ping()
+    return local
+
+
+async def _state(
+    settings: Settings, closers: list[Closer]
+) -> tuple[CacheIndex, TaskStore, EventBus, InFlight]:
+    if settings.redis_url:
+        from .redis import RedisEventBus, RedisIndex, RedisInFlight, RedisTaskStore, connect
+
+        client = connect(settings)
+        closers.append(client.aclose)
+        return (RedisIndex(client, settings), RedisTaskStore(client, settings),
+                RedisEventBus(client, settings), RedisInFlight(client))  # fmt: skip
     db = SqliteDB(settings.db_path)
+    closers.append(db.close)
     await db.open()
-    storage = LocalStorage(settings.storage_dir)
-    await storage.ping()
-    return Backends(
-        storage=storage,
-        index=LocalIndex(db),
-        tasks=LocalTaskStore(db),
-        broker=MemoryBroker(QUEUES),
-        events=LocalEventBus(),
-        closers=[db.close],
-        embedded=True,
-    )
+    return LocalIndex(db), LocalTaskStore(db), LocalEventBus(), LocalInFlight()
+
+
+async def _broker(settings: Settings, closers: list[Closer]) -> Broker:
+    if settings.amqp_url:
+        from .amqp import AmqpBroker
+
+        amqp = AmqpBroker(settings)
+        closers.append(amqp.close)
+        await amqp.open()
+        return amqp
+    return MemoryBroker(QUEUES)

@@ -1,5 +1,10 @@
-"""The four backend interfaces (plus the event bus). Each has an embedded implementation
-(``local.py``) and a real one; everything above them is the same in both modes."""
+"""The backend interfaces. Each has an embedded implementation (``local.py``) and a real one
+(``s3.py``, ``redis.py``, ``amqp.py``); everything above them is the same in both modes, and one
+contract test suite per interface runs against both.
+
+Real implementations translate their client's connection errors into ``errors.Unavailable`` at
+this boundary, so a backend that is down answers 503 ``unavailable``, never 500.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ class TaskStore(Protocol):
 
 class Delivery(Protocol):
     job: Job
+    redelivered: bool  # delivered before and not acknowledged (e.g. its worker died)
 
     async def ack(self) -> None: ...
 
@@ -75,9 +81,16 @@ class Delivery(Protocol):
 
 
 class Broker(Protocol):
-    """Job queues by name (names.URGENT, names.BACKGROUND)."""
+    """Job queues by role name (names.URGENT, names.BACKGROUND). Delivery is at least once:
+    a job not acknowledged (its worker died) is delivered again."""
 
-    async def publish(self, queue: str, job: Job) -> None: ...
+    async def publish(self, queue: str, job: Job, delay: float = 0.0) -> None:
+        """Queue ``job`` (persistently, confirmed by the broker); after ``delay`` seconds if set."""
+        ...
+
+    async def dead_letter(self, queue: str, job: Job, error: dict[str, Any]) -> None:
+        """Park a job that used up its attempts (with the last error) for operators."""
+        ...
 
     def consume(self, queue: str, prefetch: int) -> AsyncIterator[Delivery]:
         """Deliveries from ``queue``; at most ``prefetch`` unacknowledged at a time."""
@@ -86,6 +99,16 @@ class Broker(Protocol):
     async def depth(self, queue: str) -> int: ...
 
     async def ping(self) -> None: ...
+
+
+class InFlight(Protocol):
+    """Single-flight markers shared by every frontend: who is computing which key."""
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        """True if this caller now owns ``key`` (no one did, or the owner's marker expired)."""
+        ...
+
+    async def release(self, key: str) -> None: ...
 
 
 Event = dict[str, Any]
@@ -111,6 +134,7 @@ class Backends:
     tasks: TaskStore
     broker: Broker
     events: EventBus
+    inflight: InFlight
     closers: list[Closer]
     embedded: bool  # the broker is in-process: this process must run the workers too
 

@@ -211,15 +211,21 @@ class LocalTaskStore:
 
 
 class _MemoryDelivery:
-    def __init__(self, job: Job, release: Callable[[], None]) -> None:
+    def __init__(
+        self, job: Job, release: Callable[[], None], requeue: Callable[[Job], None]
+    ) -> None:
         self.job = job
+        self.redelivered = False
         self._release = release
+        self._requeue = requeue
         self._done = False
 
     async def ack(self) -> None:
         self._settle()
 
     async def reject(self, requeue: bool) -> None:
+        if requeue and not self._done:
+            self._requeue(self.job)
         self._settle()
 
     def _settle(self) -> None:
@@ -233,9 +239,25 @@ class MemoryBroker:
 
     def __init__(self, queues: tuple[str, ...]) -> None:
         self._queues: dict[str, asyncio.Queue[Job]] = {q: asyncio.Queue() for q in queues}
+        self.dead: list[tuple[str, Job, dict[str, Any]]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
 
-    async def publish(self, queue: str, job: Job) -> None:
-        self._queues[queue].put_nowait(job)
+    async def publish(self, queue: str, job: Job, delay: float = 0.0) -> None:
+        q = self._queues[queue]
+        if delay <= 0:
+            q.put_nowait(job)
+            return
+        loop = asyncio.get_running_loop()
+
+        def due() -> None:
+            self._timers.discard(handle)
+            q.put_nowait(job)
+
+        handle = loop.call_later(delay, due)
+        self._timers.add(handle)
+
+    async def dead_letter(self, queue: str, job: Job, error: dict[str, Any]) -> None:
+        self.dead.append((queue, job, error))
 
     async def consume(self, queue: str, prefetch: int) -> AsyncIterator[_MemoryDelivery]:
         unacked = asyncio.Semaphore(prefetch)
@@ -243,13 +265,30 @@ class MemoryBroker:
         while True:
             await unacked.acquire()
             job = await q.get()
-            yield _MemoryDelivery(job, unacked.release)
+            yield _MemoryDelivery(job, unacked.release, q.put_nowait)
 
     async def depth(self, queue: str) -> int:
         return self._queues[queue].qsize()
 
     async def ping(self) -> None:
         return None
+
+
+class LocalInFlight:
+    """Markers in this process (the embedded mode has one frontend)."""
+
+    def __init__(self) -> None:
+        self._owners: dict[str, float] = {}
+
+    async def claim(self, key: str, ttl: float) -> bool:
+        now = time.monotonic()
+        if self._owners.get(key, 0.0) > now:
+            return False
+        self._owners[key] = now + ttl
+        return True
+
+    async def release(self, key: str) -> None:
+        self._owners.pop(key, None)
 
 
 class LocalEventBus:
