@@ -91,7 +91,10 @@ class _Slot:
             result: dict[str, Any] = self._conn.recv()
             return result
         except (EOFError, OSError, BrokenPipeError):
-            code = self._proc.exitcode if self._proc is not None else None
+            code = None
+            if self._proc is not None:
+                self._proc.join(1.0)  # reap it, so the exit code is known
+                code = self._proc.exitcode
             self._replace()
             raise WorkerCrashed(f"the worker process died (exit code {code})") from None
 
