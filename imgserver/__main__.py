@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import create_app
     from .catalogue import GraphError
+    from .errors import ImgServerError
     from .settings import Settings, SettingsError
 
     try:
@@ -36,8 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         print("settings and graphs are valid")
         return 0
-    print(f"imgserver: serving on http://{settings.host}:{settings.port}", flush=True)
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    ready = f"imgserver: serving on http://{settings.host}:{settings.port}"
+    try:
+        web.run_app(
+            app, host=settings.host, port=settings.port, print=lambda _: print(ready, flush=True)
+        )
+    except ImgServerError as exc:  # a backend could not be opened
+        print(f"imgserver: {exc.message}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -1,8 +1,10 @@
 """The frontend's side of jobs: cache lookups, single-flight, waiting for outcomes, prefetches.
 
-Identical concurrent misses share one job: the first publishes it, the others join its future.
-Every job outcome arrives on the event bus, so a request is woken whichever worker (and, in
-the distributed mode, whichever frontend's job) produced the result.
+Identical concurrent misses share one job: in this process the first request publishes it and
+the others join its future; across frontends, an in-flight marker (Redis ``SET NX`` with an
+expiry, so a crashed owner cannot block a key for long) decides who publishes. Every job
+outcome arrives on the event bus, so a request is woken whichever worker, and whichever
+frontend's job, produced the result.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ import logging
 import time
 
 from .backends.base import Backends
-from .errors import ImgServerError, Timeout
-from .jobs import Entry, Job
+from .errors import ImgServerError, Timeout, Unavailable
+from .jobs import Entry, Job, job_event
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT
 from .request import ImageRequest
@@ -24,6 +26,7 @@ from .tasks import Task, new_id
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # seconds suggested to a client whose request hit the deadline
+SUBSCRIBE_TIMEOUT = 15.0  # seconds start-up waits for the event bus
 
 
 class Coordinator:
@@ -35,11 +38,15 @@ class Coordinator:
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         # A job not answered in this long is presumed lost and published again.
-        self._stale_after = settings.job_deadline + settings.fetch_total_timeout + 30
+        self._stale_after = settings.inflight_ttl
 
     async def start(self) -> None:
         self._listener = asyncio.create_task(self._listen(), name="imgserver-coordinator")
-        await self._subscribed.wait()
+        try:
+            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT)
+        except TimeoutError:
+            await self.close()
+            raise Unavailable("cannot subscribe to the event bus") from None
 
     async def close(self) -> None:
         if self._listener is not None:
@@ -50,33 +57,45 @@ class Coordinator:
             fut.cancel()
 
     async def _listen(self) -> None:
-        async with self.b.events.subscribe() as events:
-            self._subscribed.set()
-            async for event in events:
-                if event.get("type") != "job":
-                    continue
-                pending = self._inflight.pop(event["key"], None)
-                if pending is not None and not pending[0].done():
-                    pending[0].set_result(event)
+        while True:
+            try:
+                async with self.b.events.subscribe() as events:
+                    self._subscribed.set()
+                    async for event in events:
+                        if event.get("type") == "job":
+                            self._wake(event["key"], event)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the bus went away: waiting requests time out, we resubscribe
+                log.exception("event subscription failed; subscribing again")
+                await asyncio.sleep(1.0)
+
+    def _wake(self, key: str, event: dict) -> None:
+        pending = self._inflight.pop(key, None)
+        if pending is not None and not pending[0].done():
+            pending[0].set_result(event)
 
     async def lookup(self, req: ImageRequest) -> Entry | None:
+        """The indexed result, or None. (On an index miss the worker asks storage before it
+        computes anything, so a flushed index costs a queue trip, never a recompute.)"""
         entry = None if req.nocache else await self.b.index.get(req.key)
         self.metrics.cache.labels("hit" if entry else "miss").inc()
         return entry
 
-    async def compute(self, req: ImageRequest) -> Entry:
-        """Run (or join) the urgent job for ``req`` and wait up to the request deadline."""
+    async def compute(self, req: ImageRequest) -> tuple[Entry, bool]:
+        """Run (or join) the urgent job for ``req`` and wait up to the request deadline.
+
+        Returns the entry and whether it already existed in storage (nothing was computed)."""
         key = req.key
         pending = self._inflight.get(key)
         if pending is None or time.monotonic() - pending[1] > self._stale_after:
             fut: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
             self._inflight[key] = (fut, time.monotonic())
             try:
-                await self.b.broker.publish(URGENT, Job.for_request(req))
+                await self._start_job(req)
             except BaseException:
                 self._inflight.pop(key, None)
                 raise
-            self.metrics.published.labels(URGENT).inc()
         else:
             fut = pending[0]
             self.metrics.joined.inc()
@@ -90,7 +109,19 @@ class Coordinator:
             ) from None
         if not event["ok"]:
             raise ImgServerError.from_dict(event["error"])
-        return Entry.from_dict(event["entry"])
+        return Entry.from_dict(event["entry"]), bool(event.get("cached"))
+
+    async def _start_job(self, req: ImageRequest) -> None:
+        """Publish the urgent job, unless another frontend already owns the key."""
+        if req.nocache or await self.b.inflight.claim(req.key, self.settings.inflight_ttl):
+            await self.b.broker.publish(URGENT, Job.for_request(req))
+            self.metrics.published.labels(URGENT).inc()
+            return
+        self.metrics.joined.inc()
+        # It may have finished between our lookup and the claim: then no event will come.
+        entry = await self.b.index.get(req.key)
+        if entry is not None:
+            self._wake(req.key, job_event(req.key, entry=entry, cached=True))
 
     async def prefetch(self, req: ImageRequest, image_id: str | None = None) -> Task:
         """Create a task for ``req`` and queue its job in the background."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgpack
 
+from .errors import ImgServerError
 from .request import ImageRequest
 
 
@@ -60,3 +61,16 @@ class Entry:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Entry:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+def job_event(
+    key: str,
+    entry: Entry | None = None,
+    error: ImgServerError | None = None,
+    cached: bool = False,
+) -> dict:
+    """A job's outcome; ``cached``: the result already existed (nothing was computed)."""
+    if error is not None:
+        return {"type": "job", "key": key, "ok": False, "error": error.to_dict()}
+    assert entry is not None
+    return {"type": "job", "key": key, "ok": True, "entry": entry.to_dict(), "cached": cached}

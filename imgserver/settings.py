@@ -69,7 +69,7 @@ class Settings:
     s3_bucket: str = ""  # results and originals
     s3_endpoint_url: str = ""  # any S3-compatible store; empty: AWS
     s3_region: str = "us-east-1"
-    s3_prefix: str = ""  # key prefix inside the bucket
+    s3_prefix: str = ""  # key prefix inside the bucket, joined as is: "imgserver/"
     s3_public_url: str = ""  # redirects go to <this>/<key>; empty: presigned URLs
     s3_acl: str = ""  # canned ACL put on objects, e.g. public-read; empty: none
     s3_presign_expiry: int = 86400
@@ -128,8 +128,11 @@ class Settings:
                 f"{PREFIX}AMQP_URL needs {PREFIX}REDIS_URL: separate frontends and workers share "
                 "the cache index, task records and events through Redis"
             )
-        if self.job_max_attempts < 1 or self.retry_backoff < 0 or self.index_ttl < 0:
-            raise SettingsError("job_max_attempts must be >= 1, retry_backoff and index_ttl >= 0")
+        if self.job_max_attempts < 1:
+            raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
+        for name in ("retry_backoff", "index_ttl", "task_ttl", "worker_metrics_port"):
+            if getattr(self, name) < 0:
+                raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
         if not self.graphs_dir.is_dir():
             raise SettingsError(f"{PREFIX}GRAPHS_DIR {self.graphs_dir} is not a directory")
 

@@ -10,14 +10,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from .backends.base import Backends, Delivery
 from .catalogue import Catalogue
-from .errors import ImgServerError, Internal, NotFound, Timeout, Unavailable, UndecodableSource
+from .errors import (
+    ImgServerError,
+    Internal,
+    NotFound,
+    SourceTimeout,
+    SourceUnreachable,
+    Timeout,
+    Unavailable,
+    UndecodableSource,
+)
 from .fetch import Fetcher
 from .formats import mime_of, require_source_format
-from .jobs import Entry, Job
+from .jobs import Entry, Job, job_event
 from .metrics import Metrics
 from .names import ORIGINALS_PREFIX, PRIORITY, result_path
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
@@ -29,11 +40,24 @@ from .tasks import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 log = logging.getLogger(__name__)
 
 
-def job_event(key: str, entry: Entry | None = None, error: ImgServerError | None = None) -> dict:
-    if error is not None:
-        return {"type": "job", "key": key, "ok": False, "error": error.to_dict()}
-    assert entry is not None
-    return {"type": "job", "key": key, "ok": True, "entry": entry.to_dict()}
+def is_transient(error: ImgServerError) -> bool:
+    """Worth retrying: the source or a backend may answer next time; bad input will not."""
+    if isinstance(error, SourceTimeout | Unavailable):
+        return True
+    status = error.details.get("upstream_status")
+    return (
+        isinstance(error, SourceUnreachable)
+        and isinstance(status, int)
+        and (status >= 500 or status == 429)
+    )
+
+
+async def _quietly(call: Awaitable[object]) -> None:
+    """Best effort: the job's outcome is settled; a backend hiccup here is only logged."""
+    try:
+        await call
+    except ImgServerError as exc:
+        log.warning("after a job: %s", exc.message)
 
 
 class Worker:
@@ -58,11 +82,15 @@ class Worker:
         self.metrics = metrics
         self.concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     async def run(self) -> None:
-        """Consume forever (until cancelled); at most ``concurrency`` jobs at once."""
+        """Consume until cancelled; at most ``concurrency`` jobs at once."""
         try:
             async for delivery in self.b.broker.consume(self.role, self.concurrency):
+                if self._stopping:  # draining: give it back for another worker
+                    await _quietly(delivery.reject(requeue=True))
+                    continue
                 task = asyncio.create_task(self.handle(delivery))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
@@ -70,41 +98,89 @@ class Worker:
             for task in self._running:
                 task.cancel()
 
+    async def drain(self, grace: float) -> None:
+        """Stop taking jobs and let the running ones finish (up to ``grace`` s); the rest stay
+        unacknowledged, so the broker delivers them again."""
+        self._stopping = True
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=grace)
+
     async def handle(self, delivery: Delivery) -> None:
+        """Process one delivery; acknowledge it only once its outcome is settled.
+
+        Cancelled (shutdown) or killed, it stays unacknowledged and the broker delivers it
+        again. A transient failure (source 5xx or timeout, a backend down) is retried with
+        backoff up to ``job_max_attempts``, then dead-lettered; a permanent one fails at once.
+        """
         job = delivery.job
         started = time.monotonic()
         try:
-            entry = await self.process(job)
-            event = job_event(job.key, entry=entry)
-            outcome = "ok"
-        except ImgServerError as exc:
-            event = job_event(job.key, error=exc)
-            outcome = exc.code
-            await self._task(job, {"status": FAILED, "error": exc.to_dict()})
-        except Exception:
-            log.exception("job %s failed unexpectedly", job.key)
-            exc = Internal("the job failed unexpectedly")
-            event = job_event(job.key, error=exc)
-            outcome = exc.code
-            await self._task(job, {"status": FAILED, "error": exc.to_dict()})
-        finally:
-            await delivery.ack()
+            entry, cached = await self.process(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, ImgServerError):
+                error = exc
+            else:
+                log.exception("job %s failed unexpectedly", job.key)
+                error = Internal("the job failed unexpectedly")
+            transient = is_transient(error)
+            if transient and job.attempt + 1 < self.settings.job_max_attempts:
+                await self._retry(delivery, job, error)
+                return
+            if transient:
+                await _quietly(self.b.broker.dead_letter(self.role, job, error.to_dict()))
+            await _quietly(self._task(job, {"status": FAILED, "error": error.to_dict()}))
+            await self._settle(delivery, job_event(job.key, error=error), error.code, started)
+            return
+        event = job_event(job.key, entry=entry, cached=cached)
+        await self._settle(delivery, event, "cached" if cached else "ok", started)
+
+    async def _retry(self, delivery: Delivery, job: Job, error: ImgServerError) -> None:
+        delay = self.settings.retry_backoff * 2**job.attempt
+        log.warning("job %s: %s (%s); retry %d in %.2f s", job.key, error.code, error.message,
+                    job.attempt + 1, delay)  # fmt: skip
+        try:
+            await self.b.broker.publish(self.role, replace(job, attempt=job.attempt + 1), delay)
+        except ImgServerError:  # the broker itself is down: leave the job where it was
+            await _quietly(delivery.reject(requeue=True))
+            return
+        await delivery.ack()
+        self.metrics.jobs.labels(self.role, "retried").inc()
+
+    async def _settle(self, delivery: Delivery, event: dict, outcome: str, started: float) -> None:
+        await delivery.ack()
         self.metrics.jobs.labels(self.role, outcome).inc()
         self.metrics.job_seconds.labels(self.role).observe(time.monotonic() - started)
-        await self.b.events.publish(event)
+        await _quietly(self.b.inflight.release(delivery.job.key))
+        await _quietly(self.b.events.publish(event))
 
-    async def process(self, job: Job) -> Entry:
+    async def process(self, job: Job) -> tuple[Entry, bool]:
+        """Make the job's result; (entry, True) when it already existed and nothing was made."""
         await self._task(job, {"status": PROCESSING, "timings": {"started": time.time()}})
+        path = result_path(job.key)
         if not job.nocache:
             existing = await self.b.index.get(job.key)
             if existing is not None:
                 await self._done(job, existing, [])
-                return existing
+                return existing, True
         graph = self.catalogue.get_graph(job.graph)
         if graph.digest != job.digest:
             raise Unavailable(f"graph '{job.graph}' changed while the job was queued; retry")
 
-        data = await self.read_source(job.input)
+        # Storage is the source of truth: an index that was flushed or expired must not cost a
+        # recompute. Ask storage while the source downloads, so the check adds no latency.
+        fetching = asyncio.create_task(self.read_source(job.input))
+        try:
+            stored = None if job.nocache else await self.b.storage.head(path)
+            if stored is not None:
+                entry = Entry(path, stored[0], stored[1], 0, 0, job.input, time.time())
+                await self.b.index.set(job.key, entry)
+                await self._done(job, entry, [])
+                return entry, True
+            data = await fetching
+        finally:
+            fetching.cancel()
         source_format = require_source_format(data)
         check_pixels(data, source_format, self.settings.max_source_pixels)
         await self._task(job, {"timings": {"fetched": time.time()}})
@@ -112,14 +188,13 @@ class Worker:
         result = await self.run_graph(job, graph.definition, data, source_format)
         await self._task(job, {"timings": {"processed": time.time()}})
 
-        path = result_path(job.key)
         content_type = mime_of(result["format"])
         await self.b.storage.put(path, result["data"], content_type)
         entry = Entry(path, content_type, len(result["data"]), result["width"], result["height"],
                       job.input, time.time())  # fmt: skip
         await self.b.index.set(job.key, entry)
         await self._done(job, entry, result["warnings"])
-        return entry
+        return entry, False
 
     async def read_source(self, source: str) -> bytes:
         if source.startswith(UPLOAD_PREFIX):

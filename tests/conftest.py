@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import re
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,13 +12,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from .servers import REPO, Service, free_port, rabbit_server, redis_server, s3_server
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["REPO", "Origin", "Service", "free_port", "rabbit_server", "redis_server", "s3_server"]
 
 
 @dataclass
@@ -104,78 +94,6 @@ def origin() -> Iterator[Origin]:
     o.close()
 
 
-class Service:
-    """``python -m imgserver serve`` in a subprocess, on a free loopback port."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
-        self.data_dir = data_dir
-        self.log_path = data_dir / "service.log"
-        self.env = {
-            **os.environ,
-            "IMGSERVER_HOST": "127.0.0.1",
-            "IMGSERVER_PORT": str(self.port),
-            "IMGSERVER_DATA_DIR": str(data_dir),
-            "IMGSERVER_ALLOW_PRIVATE_SOURCES": "1",
-            "IMGSERVER_WORKERS": "2",
-            "IMGSERVER_LOG_LEVEL": "WARNING",
-            **env,
-        }
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def url(self, path: str) -> str:
-        return self.base + path
-
-    def start(self, timeout: float = 60.0) -> Service:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "imgserver", "serve"],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited {self.proc.returncode}:\n{self.log()}")
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(self.url("/healthz"), timeout=1) as r,
-            ):
-                if r.status == 200:
-                    return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"service did not become healthy:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def metrics(self) -> dict[str, float]:
-        """The /metrics page as {'name{labels}': value}."""
-        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as r:
-            text = r.read().decode()
-        values = {}
-        for line in text.splitlines():
-            m = re.match(r"^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$", line)
-            if m:
-                values[m.group(1)] = float(m.group(2))
-        return values
-
-
 @pytest.fixture
 def start_service(tmp_path: Path) -> Iterator:
     """Factory: start_service(**env) -> a running Service, stopped after the test."""
@@ -198,6 +116,3 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc.start()
     yield svc
     svc.stop()
-
-
-from .servers import rabbit_server, redis_server, s3_server  # noqa: E402, F401

@@ -1,5 +1,6 @@
-"""Real backing services for the tests, each on a free loopback port:
-redis-server, a private RabbitMQ node, and moto's S3 server over real HTTP.
+"""Real processes for the tests (and bench/), each on a free loopback port: redis-server, a
+private RabbitMQ node, moto's S3 server over real HTTP, the service (``Service``) and worker
+roles (``WorkerProcess``).
 
 Session-scoped fixtures start each once; fault tests stop and restart them (``restart()``),
 so anything that stops a server must start it again before the test ends.
@@ -9,11 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +26,7 @@ from pathlib import Path
 import pytest
 
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -138,24 +144,29 @@ class RabbitServer:
 
 
 class S3Server:
-    """moto's S3 over real HTTP, with a fresh bucket per test (``new_bucket()``)."""
+    """moto's S3 server over real HTTP, in its own process, with a fresh bucket per test
+    (``new_bucket()``)."""
 
     def __init__(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         self.port = free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.server.start()
-        _wait_port(self.port, 10)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_port(self.port, 30)
 
     def stop(self) -> None:
-        self.server.stop()
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+            self.proc = None
 
     def client(self):
         import boto3
@@ -173,6 +184,133 @@ class S3Server:
         return {"IMGSERVER_S3_BUCKET": bucket, "IMGSERVER_S3_ENDPOINT_URL": self.endpoint,
                 "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                 "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+
+
+class Service:
+    """``python -m imgserver serve`` in a subprocess, on a free loopback port."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.data_dir = data_dir
+        self.log_path = data_dir / "service.log"
+        self.env = {
+            **os.environ,
+            "IMGSERVER_HOST": "127.0.0.1",
+            "IMGSERVER_PORT": str(self.port),
+            "IMGSERVER_DATA_DIR": str(data_dir),
+            "IMGSERVER_ALLOW_PRIVATE_SOURCES": "1",
+            "IMGSERVER_WORKERS": "2",
+            "IMGSERVER_LOG_LEVEL": "WARNING",
+            "IMGSERVER_RETRY_BACKOFF": "0.05",
+            **env,
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def start(self, timeout: float = 60.0) -> Service:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "imgserver", "serve"],
+            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"service exited {self.proc.returncode}:\n{self.log()}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.url("/healthz"), timeout=1) as r,
+            ):
+                if r.status == 200:
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"service did not become healthy:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def metrics(self) -> dict[str, float]:
+        """The /metrics page as {'name{labels}': value}."""
+        with urllib.request.urlopen(self.url("/metrics"), timeout=5) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            m = re.match(r"^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$", line)
+            if m:
+                values[m.group(1)] = float(m.group(2))
+        return values
+
+
+class WorkerProcess:
+    """``python -m workers ROLE`` with its own /metrics port."""
+
+    def __init__(self, role: str, env: dict[str, str], log_dir: Path) -> None:
+        self.role = role
+        self.metrics_port = free_port()
+        self.log_path = log_dir / f"worker-{role}-{self.metrics_port}.log"
+        self.env = {**env, "IMGSERVER_WORKER_METRICS_PORT": str(self.metrics_port)}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> WorkerProcess:
+        log = self.log_path.open("ab")
+        command = [sys.executable, "-m", "workers", self.role]
+        self.proc = subprocess.Popen(
+            command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log()}")
+            if f"workers: {self.role} ready" in self.log():
+                return self
+            time.sleep(0.1)
+        raise RuntimeError(f"worker did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def jobs(self, outcome: str = "ok") -> float:
+        import re
+        import urllib.request
+
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+        m = re.search(rf'imgserver_jobs_total{{outcome="{outcome}",role="{self.role}"}} (\S+)',
+                      text)  # fmt: skip
+        return float(m.group(1)) if m else 0.0
 
 
 @pytest.fixture(scope="session")

@@ -435,3 +435,13 @@ async def test_broken_graph_stops_startup(tmp_path) -> None:
     with pytest.raises(RuntimeError) as err:
         svc.start(timeout=20)
     assert "broken.json" in str(err.value) and "unknown op 'sharpen'" in str(err.value)
+
+
+@pytest.mark.parametrize("upstream,tries", [(503, 4), (429, 4), (404, 1), (403, 1)])
+async def test_transient_source_failures_are_retried(service: Service, origin: Origin, upstream,
+                                                     tries) -> None:  # fmt: skip
+    path = unique()
+    src = origin.add(path, b"busy", status=upstream)
+    status, _, body = await get(await graph_url(service, "passthrough.jpg", src))
+    assert status == 502 and b"source_unreachable" in body
+    assert origin.hits(path) == tries  # IMGSERVER_JOB_MAX_ATTEMPTS defaults to 4

@@ -39,6 +39,11 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "fetch_connect_timeout": "1", "fetch_read_timeout": "2", "fetch_total_timeout": "3",
         "fetch_max_redirects": "0", "max_source_bytes": "1000", "max_source_pixels": "2000",
         "max_output_pixels": "3000", "max_dimension": "400", "max_frames": "5",
+        "redis_url": "redis://r:6379/0", "amqp_url": "amqp://q/", "s3_bucket": "b",
+        "s3_endpoint_url": "http://s3:9000", "s3_region": "eu-west-1", "s3_prefix": "img/",
+        "s3_public_url": "https://cdn.example.com", "s3_acl": "public-read",
+        "s3_presign_expiry": "60", "index_ttl": "10", "task_ttl": "20", "job_max_attempts": "2",
+        "retry_backoff": "0.1", "worker_metrics_port": "9100",
     }  # fmt: skip
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))

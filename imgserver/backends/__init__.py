@@ -59,8 +59,10 @@ async def _state(
 
         client = connect(settings)
         closers.append(client.aclose)
-        return (RedisIndex(client, settings), RedisTaskStore(client, settings),
-                RedisEventBus(client, settings), RedisInFlight(client))  # fmt: skip
+        index = RedisIndex(client, settings)
+        await index.ping()  # a wrong URL or a Redis that is down stops start-up, clearly
+        return (index, RedisTaskStore(client, settings), RedisEventBus(client, settings),
+                RedisInFlight(client))  # fmt: skip
     db = SqliteDB(settings.db_path)
     closers.append(db.close)
     await db.open()

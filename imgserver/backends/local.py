@@ -212,10 +212,14 @@ class LocalTaskStore:
 
 class _MemoryDelivery:
     def __init__(
-        self, job: Job, release: Callable[[], None], requeue: Callable[[Job], None]
+        self,
+        job: Job,
+        release: Callable[[], None],
+        requeue: Callable[[Job], None],
+        redelivered: bool = False,
     ) -> None:
         self.job = job
-        self.redelivered = False
+        self.redelivered = redelivered
         self._release = release
         self._requeue = requeue
         self._done = False
@@ -238,20 +242,23 @@ class MemoryBroker:
     """In-process queues. Jobs live only as long as the process (tasks are re-queued)."""
 
     def __init__(self, queues: tuple[str, ...]) -> None:
-        self._queues: dict[str, asyncio.Queue[Job]] = {q: asyncio.Queue() for q in queues}
+        # (job, redelivered): a job put back by reject(requeue=True) is marked redelivered
+        self._queues: dict[str, asyncio.Queue[tuple[Job, bool]]] = {
+            q: asyncio.Queue() for q in queues
+        }
         self.dead: list[tuple[str, Job, dict[str, Any]]] = []
         self._timers: set[asyncio.TimerHandle] = set()
 
     async def publish(self, queue: str, job: Job, delay: float = 0.0) -> None:
         q = self._queues[queue]
         if delay <= 0:
-            q.put_nowait(job)
+            q.put_nowait((job, False))
             return
         loop = asyncio.get_running_loop()
 
         def due() -> None:
             self._timers.discard(handle)
-            q.put_nowait(job)
+            q.put_nowait((job, False))
 
         handle = loop.call_later(delay, due)
         self._timers.add(handle)
@@ -262,10 +269,18 @@ class MemoryBroker:
     async def consume(self, queue: str, prefetch: int) -> AsyncIterator[_MemoryDelivery]:
         unacked = asyncio.Semaphore(prefetch)
         q = self._queues[queue]
+
+        def requeue(job: Job) -> None:
+            q.put_nowait((job, True))
+
         while True:
             await unacked.acquire()
-            job = await q.get()
-            yield _MemoryDelivery(job, unacked.release, q.put_nowait)
+            try:
+                job, redelivered = await q.get()
+            except BaseException:
+                unacked.release()
+                raise
+            yield _MemoryDelivery(job, unacked.release, requeue, redelivered)
 
     async def depth(self, queue: str) -> int:
         return self._queues[queue].qsize()

@@ -79,8 +79,8 @@ async def graph(request: web.Request) -> web.StreamResponse:
         body = {"task": task.to_json(lambda p: url_for(request, p))}
         future = url_for(request, result_path(req.key))
         return web.json_response(body, status=202, headers={"Location": future})
-    entry = await services.coordinator.compute(req)
-    return await _deliver(request, req, entry, "MISS")
+    entry, cached = await services.coordinator.compute(req)
+    return await _deliver(request, req, entry, "HIT" if cached else "MISS")
 
 
 async def _deliver(
@@ -103,7 +103,7 @@ async def _deliver(
     stored = await request.app[SERVICES].backends.storage.get(entry.path)
     if stored is None:  # indexed but gone from storage: forget it and make it again
         await request.app[SERVICES].backends.index.delete(req.key)
-        entry = await request.app[SERVICES].coordinator.compute(req)
+        entry, _ = await request.app[SERVICES].coordinator.compute(req)
         stored = await request.app[SERVICES].backends.storage.get(entry.path)
         if stored is None:
             raise Unavailable("the result storage did not return the stored result")

@@ -1,0 +1,213 @@
+"""S3 storage (AWS or any S3-compatible store): results and uploaded originals as objects.
+
+One boto3 client per instance (boto3 clients are thread-safe) and one thread pool the size of
+its connection pool: every boto3 call runs there, never on the event loop. botocore's
+connection errors, timeouts and error answers become ``errors.Unavailable("s3: ...")`` here;
+a missing object is None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ..errors import Unavailable
+from ..settings import Settings
+from .base import StoredObject
+
+T = TypeVar("T")
+
+POOL_SIZE = 32  # connections in the client's pool, and threads that use them
+CONNECT_TIMEOUT = 3.0  # seconds to open a connection
+READ_TIMEOUT = 5.0  # seconds waiting on one socket read
+# Requests in all: first try + one retry ("standard" mode retries transient errors only). Note
+# botocore's ``max_attempts`` counts retries only; ``total_max_attempts`` counts the first try.
+TOTAL_ATTEMPTS = 2
+
+# Error codes of an object that does not exist (HEAD answers carry only the status).
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+class S3Storage:
+    """Objects at ``s3://{s3_bucket}/{s3_prefix}{path}``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        connect_timeout: float = CONNECT_TIMEOUT,
+        read_timeout: float = READ_TIMEOUT,
+    ) -> None:
+        self.settings = settings
+        self.bucket = settings.s3_bucket
+        self.prefix = settings.s3_prefix
+        self._config = Config(
+            region_name=settings.s3_region,
+            signature_version="s3v4",
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": TOTAL_ATTEMPTS, "mode": "standard"},
+            max_pool_connections=POOL_SIZE,
+        )
+        self._put_extra: dict[str, str] = {
+            "CacheControl": f"public, max-age={settings.result_max_age}, immutable",
+        }
+        if settings.s3_acl:
+            self._put_extra["ACL"] = settings.s3_acl
+        self._executor: ThreadPoolExecutor | None = None
+        self._client: BaseClient | None = None
+
+    # -- life cycle --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Create the client and check that the bucket answers; Unavailable if it does not."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="imgserver-s3")
+        if self._client is None:
+            # Creating a client reads config files and resolves credentials: off the loop too.
+            self._client = await self._run("create client", self._make_client)
+        await self._check_bucket()
+
+    def _make_client(self) -> BaseClient:
+        session = boto3.session.Session()  # not boto3's module-level default session
+        return session.client(
+            "s3", endpoint_url=self.settings.s3_endpoint_url or None, config=self._config
+        )
+
+    async def _check_bucket(self) -> None:
+        where = f"bucket {self.bucket!r}" + (
+            f" at {self.settings.s3_endpoint_url}" if self.settings.s3_endpoint_url else ""
+        )
+        try:
+            await self._call("head_bucket", Bucket=self.bucket)
+        except Unavailable as exc:
+            cause = exc.__cause__
+            code = _code(cause) if isinstance(cause, ClientError) else ""
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise Unavailable(f"s3: {where} does not exist") from cause
+            if code in ("403", "AccessDenied"):
+                raise Unavailable(f"s3: access to {where} is denied") from cause
+            raise Unavailable(f"s3: {where} does not answer ({cause})") from cause
+
+    async def close(self) -> None:
+        executor, self._executor = self._executor, None
+        client, self._client = self._client, None
+        if executor is not None:
+            await asyncio.to_thread(executor.shutdown, True)  # let running calls finish
+        if client is not None:
+            await asyncio.to_thread(client.close)
+
+    # -- the Storage protocol ----------------------------------------------------------------
+
+    def key(self, path: str) -> str:
+        return self.prefix + path
+
+    async def put(self, path: str, data: bytes, content_type: str) -> None:
+        await self._call(
+            "put_object",
+            Bucket=self.bucket,
+            Key=self.key(path),
+            Body=data,
+            ContentType=content_type,
+            **self._put_extra,
+        )
+
+    async def get(self, path: str) -> StoredObject | None:
+        key = self.key(path)
+
+        def get() -> StoredObject | None:
+            try:
+                answer = self.client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _code(exc) in _MISSING:
+                    return None
+                raise
+            # Read here, off the loop: the body streams from the socket. Not `with body as f`:
+            # that yields the raw urllib3 stream, skipping botocore's length and checksum
+            # checks and its translation of socket errors.
+            body = answer["Body"]
+            try:
+                data = body.read()
+            finally:
+                body.close()
+            return StoredObject(data, answer.get("ContentType") or "application/octet-stream")
+
+        return await self._run(f"get_object {key!r}", get)
+
+    async def head(self, path: str) -> tuple[str, int] | None:
+        key = self.key(path)
+
+        def head() -> tuple[str, int] | None:
+            try:
+                answer = self.client.head_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _code(exc) in _MISSING:
+                    return None
+                raise
+            return answer.get("ContentType") or "application/octet-stream", answer["ContentLength"]
+
+        return await self._run(f"head_object {key!r}", head)
+
+    async def delete(self, path: str) -> None:
+        # S3 answers 204 whether or not the object existed.
+        await self._call("delete_object", Bucket=self.bucket, Key=self.key(path))
+
+    def url(self, path: str, base: str) -> str:
+        """``s3_public_url``/key, else a presigned GET URL; ``base`` does not apply to S3.
+
+        Presigning is local work (an HMAC over the request), so it runs in the caller's thread.
+        """
+        key = self.key(path)
+        if self.settings.s3_public_url:
+            return f"{self.settings.s3_public_url.rstrip('/')}/{quote(key, safe='/~')}"
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=self.settings.s3_presign_expiry,
+        )
+
+    async def ping(self) -> None:
+        await self._call("head_bucket", Bucket=self.bucket)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> BaseClient:
+        if self._client is None:
+            raise RuntimeError("S3Storage is not open")
+        return self._client
+
+    async def _call(self, method: str, **params: Any) -> Any:
+        """``client.<method>(**params)`` in the pool; errors translated."""
+
+        def call() -> Any:
+            return getattr(self.client, method)(**params)
+
+        key = params.get("Key")
+        return await self._run(f"{method} {key!r}" if key else method, call)
+
+    async def _run(self, what: str, fn: Callable[[], T]) -> T:
+        if self._executor is None:
+            raise RuntimeError("S3Storage is not open")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, fn)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+            detail = error.get("Message") or error.get("Code") or "error"
+            raise Unavailable(f"s3: {what}: {status} {_code(exc)}: {detail}") from exc
+        except BotoCoreError as exc:
+            raise Unavailable(f"s3: {what}: {exc}") from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

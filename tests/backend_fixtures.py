@@ -1,0 +1,79 @@
+"""Fixtures shared by the backend contract suites (tests/test_contract_*.py).
+
+Each suite parametrizes its backend fixture over ``local`` (the embedded implementation) and
+``redis`` (a real redis-server, emptied before each test). Import the fixtures it uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from imgserver.backends.local import SqliteDB
+from imgserver.backends.redis import connect
+from imgserver.settings import Settings
+
+from .servers import RedisServer
+
+BACKENDS = ["local", "redis"]
+
+
+class RedisEnv:
+    """Clients of the test Redis, each its own connection pool (like separate processes)."""
+
+    def __init__(self, server: RedisServer) -> None:
+        self.server = server
+        self.clients: list[Redis] = []
+
+    def settings(self, **overrides: Any) -> Settings:
+        return Settings(**{"redis_url": self.server.url, **overrides})
+
+    def client(self, settings: Settings | None = None) -> Redis:
+        client = connect(settings or self.settings())
+        self.clients.append(client)
+        return client
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.aclose()
+
+
+@pytest.fixture
+async def redis_env(redis_server: RedisServer) -> AsyncIterator[RedisEnv]:
+    redis_server.flushall()
+    env = RedisEnv(redis_server)
+    yield env
+    await env.close()
+
+
+@pytest.fixture
+async def local_db(tmp_path: Path) -> AsyncIterator[SqliteDB]:
+    db = SqliteDB(tmp_path / "state.sqlite3")
+    await db.open()
+    yield db
+    await db.close()
+
+
+@contextmanager
+def redis_stopped(server: RedisServer) -> Iterator[None]:
+    """Stop the (session-wide) test Redis for the block, and always start it again."""
+    server.stop()
+    try:
+        yield
+    finally:
+        server.start()
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Fail if the block takes longer than ``seconds``."""
+    start = time.monotonic()
+    yield
+    took = time.monotonic() - start
+    assert took < seconds, f"took {took:.2f} s, more than {seconds} s"

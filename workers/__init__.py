@@ -1,0 +1,1 @@
+"""Worker roles for the distributed mode: ``python -m workers urgent|background``."""
