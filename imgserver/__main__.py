@@ -14,7 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP service")
     sub.add_parser("check", help="validate settings and graphs, then exit")
+    sign = sub.add_parser("sign", help="print the signed form of a /graph/ URL")
+    sign.add_argument("url", help="e.g. 'http://host/graph/passthrough.jpg?input=...&width=300'")
+    sign.add_argument("--key", help="the API key to sign with (default: the first enabled one)")
     args = parser.parse_args(argv)
+    if args.command == "sign":
+        return sign_url(args.url, args.key)
 
     import logging
 
@@ -45,6 +50,34 @@ def main(argv: list[str] | None = None) -> int:
     except ImgServerError as exc:  # a backend could not be opened
         print(f"imgserver: {exc.message}", file=sys.stderr)
         return 3
+    return 0
+
+
+def sign_url(url: str, key_name: str | None) -> int:
+    """Print ``url`` signed with an API key from IMGSERVER_KEYS / IMGSERVER_KEYS_FILE."""
+    from yarl import URL
+
+    from .keys import KeyRing
+    from .settings import Settings, SettingsError
+
+    try:
+        ring = KeyRing.from_settings(Settings.from_env())
+    except SettingsError as exc:
+        print(f"imgserver: {exc}", file=sys.stderr)
+        return 2
+    usable = [k for k in ring.keys.values() if not k.disabled]
+    key = ring.keys.get(key_name) if key_name else (usable[0] if usable else None)
+    if key is None or key.disabled:
+        print("imgserver: no such enabled API key (set IMGSERVER_KEYS)", file=sys.stderr)
+        return 2
+    parsed = URL(url, encoded=True)  # sign the query exactly as it will be sent
+    parts = parsed.raw_path.split("/")
+    if len(parts) != 3 or parts[1] != "graph" or not parts[2]:
+        print("imgserver: expected an unsigned URL like /graph/NAME.EXT?input=...", file=sys.stderr)
+        return 2
+    signed = ring.signed_path(key.name, parts[2], parsed.raw_query_string)
+    origin = f"{parsed.scheme}://{parsed.raw_authority}" if parsed.is_absolute() else ""
+    print(origin + signed)
     return 0
 
 

@@ -10,14 +10,16 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .backends import open_backends
+from .backends.quotas import open_quotas
 from .catalogue import Catalogue
 from .coordinator import Coordinator
 from .fetch import Fetcher
+from .keys import KeyRing
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT
 from .pool import ProcessPool
 from .settings import Settings
-from .web.handlers import CATALOGUE, METRICS, SERVICES, SETTINGS, Services, add_routes
+from .web.handlers import CATALOGUE, KEYS, METRICS, SERVICES, SETTINGS, Services, add_routes
 from .web.middleware import Handler, error_middleware
 from .worker import Worker
 
@@ -31,6 +33,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[_count_requests, error_middleware])
     app[SETTINGS] = settings
     app[CATALOGUE] = catalogue
+    app[KEYS] = KeyRing.from_settings(settings)
     app[METRICS] = Metrics()
     app.cleanup_ctx.append(services_ctx)
     add_routes(app)
@@ -57,7 +60,10 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     runners: list[asyncio.Task[None]] = []
     try:
         if backends.embedded:
-            pool = ProcessPool(settings.workers, settings.threads_per_worker, settings.job_deadline)
+            pool = ProcessPool(
+                settings.workers, settings.threads_per_worker, settings.job_deadline,
+                memory_limit=settings.worker_memory_limit,
+            )  # fmt: skip
             await pool.start()
             fetcher = Fetcher(settings)
             await fetcher.start()
@@ -71,7 +77,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             requeued = await coordinator.requeue_unfinished()
             if requeued:
                 log.info("re-queued %d unfinished task(s)", requeued)
-        app[SERVICES] = Services(backends, coordinator)
+        app[SERVICES] = Services(backends, coordinator, open_quotas(backends))
         yield
     finally:
         for runner in runners:

@@ -15,7 +15,7 @@ import logging
 import time
 
 from .backends.base import Backends
-from .errors import ImgServerError, Timeout, Unavailable
+from .errors import ImgServerError, Overloaded, Timeout, Unavailable
 from .jobs import Entry, Job, job_event
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # seconds suggested to a client whose request hit the deadline
 SUBSCRIBE_TIMEOUT = 15.0  # seconds start-up waits for the event bus
+DEPTH_REFRESH = 0.25  # seconds a queue depth read from the broker is reused
 
 
 class Coordinator:
@@ -36,6 +37,9 @@ class Coordinator:
         self.metrics = metrics
         self._inflight: dict[str, tuple[asyncio.Future[dict], float]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._caps = {URGENT: settings.max_queue_urgent, BACKGROUND: settings.max_queue_background}
+        # queue -> (depth the broker last reported, when, jobs this process queued since)
+        self._depths: dict[str, tuple[int, float, int]] = {}
         self._subscribed = asyncio.Event()
         # A job not answered in this long is presumed lost and published again.
         self._stale_after = settings.inflight_ttl
@@ -114,8 +118,11 @@ class Coordinator:
     async def _start_job(self, req: ImageRequest) -> None:
         """Publish the urgent job, unless another frontend already owns the key."""
         if req.nocache or await self.b.inflight.claim(req.key, self.settings.inflight_ttl):
-            await self.b.broker.publish(URGENT, Job.for_request(req))
-            self.metrics.published.labels(URGENT).inc()
+            try:
+                await self._publish(URGENT, Job.for_request(req))
+            except BaseException:
+                await self.b.inflight.release(req.key)
+                raise
             return
         self.metrics.joined.inc()
         # It may have finished between our lookup and the claim: then no event will come.
@@ -127,11 +134,34 @@ class Coordinator:
         """Create a task for ``req`` and queue its job in the background."""
         task = Task(new_id(), req.graph.name, req.input, dict(req.params), req.format, req.key,
                     req.graph.digest, image_id=image_id)  # fmt: skip
+        await self._admit(BACKGROUND)
         await self.b.tasks.create(task)
         await self.b.events.publish({"type": "task", "task": task.to_record()})
-        await self.b.broker.publish(BACKGROUND, Job.for_request(req, task.id))
-        self.metrics.published.labels(BACKGROUND).inc()
+        await self._publish(BACKGROUND, Job.for_request(req, task.id), admitted=True)
         return task
+
+    async def _publish(self, queue: str, job: Job, admitted: bool = False) -> None:
+        if not admitted:
+            await self._admit(queue)
+        await self.b.broker.publish(queue, job)
+        depth, at, since = self._depths.get(queue, (0, 0.0, 0))
+        self._depths[queue] = (depth, at, since + 1)
+        self.metrics.published.labels(queue).inc()
+
+    async def _admit(self, queue: str) -> None:
+        """429 overloaded when the queue already holds its cap of waiting jobs.
+
+        The broker's count is asked at most every DEPTH_REFRESH seconds; jobs this process
+        queued since are added to it, so a burst cannot overshoot the cap by much."""
+        depth, at, since = self._depths.get(queue, (0, 0.0, 0))
+        if time.monotonic() - at > DEPTH_REFRESH:
+            depth, at, since = await self.b.broker.depth(queue), time.monotonic(), 0
+            self._depths[queue] = (depth, at, since)
+        if depth + since >= self._caps[queue]:
+            raise Overloaded(
+                f"the {queue} queue is full ({self._caps[queue]} jobs waiting); retry later",
+                headers={"Retry-After": str(RETRY_AFTER)},
+            )
 
     async def requeue_unfinished(self) -> int:
         """Embedded mode: queue again the jobs of tasks a previous run did not finish."""

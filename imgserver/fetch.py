@@ -20,7 +20,7 @@ from .errors import (
     SourceTooLarge,
     SourceUnreachable,
 )
-from .security import is_public
+from .security import host_allowed, is_public
 from .settings import Settings
 
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -133,6 +133,9 @@ class Fetcher:
     def _check_url(self, url: URL) -> None:
         if url.scheme not in ("http", "https") or not url.host:
             raise SourceNotAllowed(f"only http and https sources are fetched, not {url.scheme!r}")
+        if not host_allowed(url.host, self._settings.source_patterns):
+            raise SourceNotAllowed(f"the source host {url.host} is not on the allow-list",
+                                   host=url.host)  # fmt: skip
         if self._settings.allow_private_sources:
             return
         try:

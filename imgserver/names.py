@@ -21,6 +21,9 @@ REDIS_INPUT = "imgserver:input:{digest}"  # set of result keys made from one inp
 REDIS_TASK = "imgserver:task:{id}"  # task record (JSON)
 REDIS_UNFINISHED = "imgserver:tasks:unfinished"  # sorted set of task ids not yet final
 REDIS_INFLIGHT = "imgserver:inflight:{key}"  # single-flight marker, with expiry
+REDIS_IMAGE = "imgserver:image:{id}"  # image record (JSON), no expiry
+REDIS_IMAGES = "imgserver:images"  # sorted set of image ids (all scores 0: ordered by id)
+REDIS_QUOTA = "imgserver:quota:{name}"  # results computed for an API key
 
 RESULTS_PREFIX = "results/"  # storage path of a result: results/{cache key}
 ORIGINALS_PREFIX = "originals/"  # storage path of an uploaded original: originals/{image id}

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 READY = "ready"
 START_TIMEOUT = 120.0
-EXECUTE = "imgserver.runtime.execute"  # module with init(threads) and execute(job)
+EXECUTE = "imgserver.runtime.execute"  # module with init(threads, memory) and execute(job)
 
 
 class WorkerCrashed(Exception):
@@ -34,10 +34,10 @@ class JobDeadline(Exception):
     """The job ran past its deadline; its worker process was replaced."""
 
 
-def _child_main(conn: Connection, threads: int, module: str) -> None:
+def _child_main(conn: Connection, threads: int, module: str, memory_limit: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     execute = importlib.import_module(module)
-    execute.init(threads)
+    execute.init(threads, memory_limit)
     conn.send(READY)
     while True:
         try:
@@ -52,10 +52,11 @@ def _child_main(conn: Connection, threads: int, module: str) -> None:
 class _Slot:
     """One child process and its pipe. Its methods block: they run in the pool's threads."""
 
-    def __init__(self, index: int, threads: int, module: str) -> None:
+    def __init__(self, index: int, threads: int, module: str, memory_limit: int) -> None:
         self.index = index
         self._threads = threads
         self._module = module
+        self._memory_limit = memory_limit
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
@@ -64,9 +65,11 @@ class _Slot:
     def spawn(self) -> None:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
-            target=_child_main, args=(child, self._threads, self._module), daemon=True,
+            target=_child_main,
+            args=(child, self._threads, self._module, self._memory_limit),
+            daemon=True,
             name=f"imgserver-worker-{self.index}",
-        )  # fmt: skip
+        )
         proc.start()
         child.close()
         if not parent.poll(START_TIMEOUT) or parent.recv() != READY:
@@ -121,11 +124,16 @@ class ProcessPool:
     """``await pool.run(job, priority)``: lower priority numbers are served first."""
 
     def __init__(
-        self, size: int, threads_per_process: int, deadline: float, module: str = EXECUTE
+        self,
+        size: int,
+        threads_per_process: int,
+        deadline: float,
+        module: str = EXECUTE,
+        memory_limit: int = 0,
     ) -> None:
         self.size = size
         self.deadline = deadline
-        self._slots = [_Slot(i, threads_per_process, module) for i in range(size)]
+        self._slots = [_Slot(i, threads_per_process, module, memory_limit) for i in range(size)]
         self._threads = ThreadPoolExecutor(size, thread_name_prefix="imgserver-pool")
         self._free: list[_Slot] = []
         self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []

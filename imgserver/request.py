@@ -13,8 +13,10 @@ from multidict import MultiMapping
 from yarl import URL
 
 from .catalogue import GRAPH_NAME, Catalogue, Graph
-from .errors import InvalidInput, InvalidParam, UnknownGraph
+from .errors import InvalidInput, InvalidParam, SourceNotAllowed, UnknownGraph
 from .formats import negotiate, output_format
+from .security import host_allowed
+from .settings import Settings
 
 KEY_VERSION = 1  # bump when the runtime's output for the same request changes
 MAX_INPUT_LENGTH = 4096
@@ -153,3 +155,13 @@ def _schema(graph: Graph) -> dict[str, Any]:
 
 def _invalid(graph: Graph, message: str, key: str) -> InvalidParam:
     return InvalidParam(message, param=key, params=_schema(graph))
+
+
+def check_source(source: str, settings: Settings) -> None:
+    """403 source_not_allowed when an allow-list is set and the input's host is not on it."""
+    patterns = settings.source_patterns
+    if not patterns or source.startswith(UPLOAD_PREFIX):
+        return
+    host = URL(source).host or ""
+    if not host_allowed(host, patterns):
+        raise SourceNotAllowed(f"the source host {host} is not on the allow-list", host=host)

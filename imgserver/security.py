@@ -1,7 +1,9 @@
-"""Source address checks: only public unicast addresses may be fetched (unless allowed)."""
+"""Source checks: only public unicast addresses may be fetched (unless private ones are
+allowed), and only hosts matching the allow-list when one is configured."""
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -47,3 +49,11 @@ def is_public(address: str | IPAddress) -> bool:
         ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback
         or ip.is_link_local or ip.is_private or any(ip in net for net in _NOT_GLOBAL)
     )  # fmt: skip
+
+
+def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:
+    """True when no allow-list is configured or ``host`` matches one of its glob patterns."""
+    if not patterns:
+        return True
+    host = host.lower().rstrip(".")
+    return any(fnmatch.fnmatchcase(host, pattern) for pattern in patterns)

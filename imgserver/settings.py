@@ -56,6 +56,11 @@ class Settings:
     vips_concurrency: int = 0  # libvips threads per worker process; 0: cores / workers
     job_deadline: float = 60.0  # seconds one job may run in a worker process before it is killed
 
+    # -- access
+    keys: str = ""  # API keys "key:secret[:flag...]", comma separated (see keys.py)
+    keys_file: str = ""  # JSON file of API keys
+    allowed_sources: str = ""  # glob patterns of source hosts, comma separated; empty: any
+
     # -- sources
     allow_private_sources: bool = False
     fetch_connect_timeout: float = 5.0
@@ -85,6 +90,9 @@ class Settings:
     max_output_pixels: int = 25_000_000
     max_dimension: int = 16384  # largest width/height parameter
     max_frames: int = 500  # frames kept from an animated source
+    max_queue_urgent: int = 500  # jobs waiting in a queue before new ones get 429 overloaded
+    max_queue_background: int = 10000
+    worker_memory_limit: int = 2_000_000_000  # bytes of address space per image process; 0: none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -106,7 +114,8 @@ class Settings:
         positive = (
             "port", "workers", "request_deadline", "job_deadline", "fetch_connect_timeout",
             "fetch_read_timeout", "fetch_total_timeout", "max_source_bytes", "max_source_pixels",
-            "max_output_pixels", "max_dimension", "max_frames",
+            "max_output_pixels", "max_dimension", "max_frames", "max_queue_urgent",
+            "max_queue_background",
         )  # fmt: skip
         for name in positive:
             if not getattr(self, name) > 0:  # also refuses NaN
@@ -130,7 +139,8 @@ class Settings:
             )
         if self.job_max_attempts < 1:
             raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
-        for name in ("retry_backoff", "index_ttl", "task_ttl", "worker_metrics_port"):
+        for name in ("retry_backoff", "index_ttl", "task_ttl", "worker_metrics_port",
+                     "worker_memory_limit"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
         if not self.graphs_dir.is_dir():
@@ -145,6 +155,10 @@ class Settings:
     def inflight_ttl(self) -> int:
         """Seconds an in-flight marker lives: longer than any job can take."""
         return int(self.fetch_total_timeout + self.job_deadline + 30)
+
+    @property
+    def source_patterns(self) -> tuple[str, ...]:
+        return tuple(p.strip().lower() for p in self.allowed_sources.split(",") if p.strip())
 
     @property
     def embedded(self) -> bool:

@@ -7,10 +7,10 @@ import time
 from typing import Any
 
 
-def init(threads: int) -> None:
+def init(threads: int, memory_limit: int = 0) -> None:
     from imgserver.runtime import execute
 
-    execute.init(threads)
+    execute.init(threads, memory_limit)
 
 
 def execute(job: dict[str, Any]) -> dict[str, Any]:
@@ -19,6 +19,12 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
         os._exit(3)
     if op == "sleep":
         time.sleep(job["seconds"])
+    if op == "allocate":
+        try:
+            block = bytearray(job["bytes"])
+        except MemoryError:
+            return {"memory_error": True}
+        return {"allocated": len(block)}
     if op == "threads":
         import pyvips
 

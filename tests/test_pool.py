@@ -76,3 +76,13 @@ async def test_libvips_threads_are_sized_per_process() -> None:
     finally:
         await p.close()
     assert results == [{"threads": 3, "env": "3"}] * 2
+
+
+async def test_memory_limit_fails_the_allocation_not_the_pool() -> None:
+    p = ProcessPool(1, 1, deadline=5.0, module=TARGETS, memory_limit=1_500_000_000)
+    await p.start()
+    try:
+        assert await p.run({"op": "allocate", "bytes": 3_000_000_000}) == {"memory_error": True}
+        assert await p.run({"op": "allocate", "bytes": 10_000_000}) == {"allocated": 10_000_000}
+    finally:
+        await p.close()

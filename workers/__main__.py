@@ -77,7 +77,10 @@ async def run(role: str, concurrency: int, settings: object) -> int:
         loop.add_signal_handler(sig, stop.set)
 
     backends = await open_backends(settings)
-    pool = ProcessPool(settings.workers, settings.threads_per_worker, settings.job_deadline)
+    pool = ProcessPool(
+        settings.workers, settings.threads_per_worker, settings.job_deadline,
+        memory_limit=settings.worker_memory_limit,
+    )  # fmt: skip
     fetcher = Fetcher(settings)
     runner: web.AppRunner | None = None
     try:

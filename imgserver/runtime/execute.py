@@ -13,14 +13,39 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def init(threads: int) -> None:
-    """Configure libvips for a server process. Call before anything else imports pyvips."""
+# The only loaders libvips may use on untrusted bytes: JPEG, PNG, WebP, GIF, AVIF/HEIF, TIFF.
+LOADERS = (
+    "VipsForeignLoadJpeg", "VipsForeignLoadPng", "VipsForeignLoadWebp", "VipsForeignLoadNsgif",
+    "VipsForeignLoadHeif", "VipsForeignLoadTiff",
+)  # fmt: skip
+PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "AVIF")
+
+
+def init(threads: int, memory_limit: int = 0) -> None:
+    """Set up a worker process for untrusted input. Call before anything imports pyvips.
+
+    ``memory_limit`` caps the process's address space (bytes; 0: none): an image that needs
+    more fails this job (or kills this process, which the pool replaces), nothing else.
+    """
+    if memory_limit:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     os.environ["VIPS_CONCURRENCY"] = str(threads)
     import pyvips
+    from PIL import Image
 
     pyvips.cache_set_max(0)  # results are cached by the service, not libvips
     pyvips.block_untrusted_set(True)  # never run loaders libvips marks as unsafe
+    pyvips.operation_block_set("VipsForeignLoad", True)  # and of the rest, only ours:
+    for loader in LOADERS:
+        pyvips.operation_block_set(loader, False)
     pyvips.concurrency_set(threads)
+    # Pillow: only our formats' plugins (no EPS/Ghostscript, no PDF, no exotic decoders)
+    Image.init()
+    for fmt in list(Image.OPEN):
+        if fmt not in PILLOW_FORMATS:
+            Image.OPEN.pop(fmt, None)
 
 
 def execute(job: dict[str, Any]) -> dict[str, Any]:

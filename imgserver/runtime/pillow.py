@@ -91,8 +91,9 @@ def _frames(
     frames: list[Image.Image] = []
     durations: list[int] = []
     for i, frame in enumerate(ImageSequence.Iterator(im)):
-        if i >= limits.max_frames:
-            ctx.warnings.append(f"the animation was cut to {limits.max_frames} frames")
+        by_pixels = max(1, limits.max_source_pixels // max(1, im.width * im.height))
+        if i >= min(limits.max_frames, by_pixels):
+            ctx.warnings.append(f"the animation was cut to {i} frames")
             break
         durations.append(int(frame.info.get("duration", 100)))
         frames.append(normalise(frame.convert("RGBA"), ctx))

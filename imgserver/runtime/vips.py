@@ -91,7 +91,10 @@ def inspect(data: bytes, source_format: str, limits: Limits, *, animate: bool) -
     in_file = header.get("n-pages") if header.get_typeof("n-pages") else 1
     pages = 1
     if animate and in_file > 1 and source_format in ANIMATED_SOURCES:
-        pages = min(in_file, limits.max_frames)
+        # frames are capped by count, and by pixels decoded in all: a long animation of large
+        # frames must not decode more than one maximal still image would
+        by_pixels = max(1, limits.max_source_pixels // max(1, width * height))
+        pages = min(in_file, limits.max_frames, by_pixels)
     managed = header.interpretation == "cmyk" or bool(header.get_typeof("icc-profile-data"))
     plain = header.interpretation in ("srgb", "b-w") and header.format == "uchar" and not managed
     return Source(data, source_format, width, height, pages, in_file,

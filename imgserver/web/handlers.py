@@ -13,14 +13,16 @@ from aiohttp import web
 
 from .. import __version__
 from ..backends.base import Backends
+from ..backends.quotas import Quotas
 from ..catalogue import Catalogue
 from ..coordinator import Coordinator
-from ..errors import NotFound, SignatureRequired, Unavailable
+from ..errors import NotFound, QuotaExceeded, SignatureRequired, Unavailable
 from ..jobs import Entry
+from ..keys import KeyRing
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
 from ..names import result_path
-from ..request import ImageRequest, parse_request
+from ..request import ImageRequest, check_source, parse_request
 from ..settings import Settings
 from .middleware import error_response
 
@@ -31,12 +33,14 @@ class Services:
 
     backends: Backends
     coordinator: Coordinator
+    quotas: Quotas
 
 
 SETTINGS = web.AppKey("settings", Settings)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
 METRICS = web.AppKey("metrics", Metrics)
 SERVICES = web.AppKey("services", Services)
+KEYS = web.AppKey("keys", KeyRing)
 
 RESULT_NAME = re.compile(r"^[0-9a-f]{64}$")
 READY_TIMEOUT = 1.0
@@ -66,14 +70,27 @@ def _parse(request: web.Request) -> ImageRequest:
 
 
 async def graph(request: web.Request) -> web.StreamResponse:
-    """GET: the result (waiting for it on a miss). POST: queue it in the background."""
+    """GET: the result (waiting for it on a miss). POST: queue it in the background.
+
+    Checks run cheapest first: signature, request parsing, source allow-list, cache lookup,
+    then the key's quota and the queue depth only when something has to be computed."""
+    key = request.app[KEYS].verify(
+        request.match_info.get("apikey"),
+        request.match_info.get("signature"),
+        request.match_info["spec"],
+        request.rel_url.raw_query_string,
+    )
     req = _parse(request)
-    if req.nocache:
-        raise SignatureRequired("_nocache needs the admin key, and no API keys are configured")
+    if req.nocache and (key is None or not key.admin):
+        raise SignatureRequired("_nocache needs a URL signed with an admin key")
+    check_source(req.input, request.app[SETTINGS])
     services = request.app[SERVICES]
     entry = await services.coordinator.lookup(req)
     if entry is not None:
         return await _deliver(request, req, entry, "HIT")
+    quota = key.quota if key is not None else None
+    if key is not None and quota is not None and not await services.quotas.spend(key.name, quota):
+        raise QuotaExceeded(f"API key {key.name!r} has used its quota of {quota} results")
     if request.method == "POST":
         task = await services.coordinator.prefetch(req)
         body = {"task": task.to_json(lambda p: url_for(request, p))}

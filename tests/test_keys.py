@@ -1,0 +1,210 @@
+"""API keys and signed URLs: parsing, signing, and the service enforcing them."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import uuid
+from urllib.parse import quote
+
+import aiohttp
+import pytest
+from yarl import URL
+
+from imgserver.errors import BadSignature, SignatureRequired
+from imgserver.keys import ApiKey, KeyRing, parse_env, parse_file
+from imgserver.settings import SettingsError
+
+from .conftest import REPO, Origin
+from .images import jpeg, texture
+
+SECRET = "s3cret-s3cret-s3cret"
+OTHER = "0ther-0ther-0ther-0ther"
+KEYS = (
+    f"main:{SECRET},next:{OTHER},old:{SECRET}-legacy:legacy,root:{SECRET}-admin:admin,"
+    f"off:{SECRET}-off:disabled,metered:{SECRET}-metered:quota=1"
+)
+
+
+def test_parse_env_flags() -> None:
+    keys = {k.name: k for k in parse_env(KEYS)}
+    assert keys["main"] == ApiKey("main", SECRET)
+    assert keys["old"].legacy and keys["root"].admin and keys["off"].disabled
+    assert keys["metered"].quota == 1
+
+
+@pytest.mark.parametrize(
+    "text,problem",
+    [
+        ("k:short", r"16\+ characters"),
+        ("bad key:0123456789abcdef", "key names"),
+        ("k:0123456789abcdef:sudo", "unknown flag"),
+        ("k:0123456789abcdef:quota=x", "unknown flag"),
+        ("k:0123456789abcdef,k:0123456789abcdef", "defined twice"),
+    ],
+)
+def test_bad_key_settings_stop_start_up(text: str, problem: str) -> None:
+    with pytest.raises(SettingsError, match=problem):
+        KeyRing(parse_env(text))
+
+
+def test_keys_file(tmp_path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps({"keys": [
+        {"key": "a", "secret": SECRET, "quota": 5},
+        {"key": "b", "secret": OTHER, "legacy": True, "disabled": True},
+    ]}))  # fmt: skip
+    a, b = parse_file(path)
+    assert (a.quota, b.legacy, b.disabled) == (5, True, True)
+    path.write_text(json.dumps({"keys": [{"key": "a", "secret": SECRET, "role": "x"}]}))
+    with pytest.raises(SettingsError, match="unknown field"):
+        parse_file(path)
+    path.write_text("{not json")
+    with pytest.raises(SettingsError, match="IMGSERVER_KEYS_FILE"):
+        parse_file(path)
+
+
+def test_signatures_match_the_documented_formulas() -> None:
+    spec, query = "passthrough.jpg", "input=http%3A%2F%2Fx%2Fa.jpg&width=300"
+    expected = hmac.new(SECRET.encode(), f"{spec}?{query}".encode(), hashlib.sha256).hexdigest()
+    assert ApiKey("k", SECRET).sign(spec, query) == expected
+    # imgflo-url: md5 of graph + "?" + query + secret
+    legacy = hashlib.md5(f"{spec}?{query}{SECRET}".encode()).hexdigest()
+    assert ApiKey("k", SECRET, legacy=True).sign(spec, query) == legacy
+
+
+def test_verify() -> None:
+    ring = KeyRing(parse_env(KEYS))
+    spec, query = "noop", "input=http://x/a.jpg"
+    sig = ring.keys["main"].sign(spec, query)
+    assert ring.verify("main", sig, spec, query).name == "main"
+    assert ring.verify("main", sig.upper(), spec, query).name == "main"
+    with pytest.raises(SignatureRequired):
+        ring.verify(None, None, spec, query)
+    for name, signature, q in [
+        ("main", sig, query + "&width=1"),  # the query changed
+        ("next", sig, query),  # another key
+        ("nobody", sig, query),  # no such key
+        ("main", "zz" + sig[2:], query),
+        ("main", "", query),
+    ]:
+        with pytest.raises(BadSignature):
+            ring.verify(name, signature, spec, q)
+    off = ring.keys["off"].sign(spec, query)
+    with pytest.raises(BadSignature, match="disabled"):
+        ring.verify("off", off, spec, query)
+    # no keys configured: the service is open, signed or not
+    assert KeyRing([]).verify(None, None, spec, query) is None
+    assert KeyRing([]).verify("any", "thing", spec, query) is None
+
+
+# -- the service -------------------------------------------------------------------------------
+
+
+def signed(svc, ring: KeyRing, key: str, spec: str, query: str) -> str:
+    return svc.url(ring.signed_path(key, spec, query))
+
+
+async def status_of(url: str, method: str = "GET") -> tuple[int, dict, dict]:
+    async with (
+        aiohttp.ClientSession() as s,
+        s.request(method, URL(url, encoded=True), allow_redirects=False) as r,  # as written
+    ):
+        body = await r.read()
+        data = json.loads(body) if r.content_type == "application/json" else {}
+        return r.status, dict(r.headers), data
+
+
+@pytest.fixture(scope="module")
+def keyed(tmp_path_factory):
+    from .servers import Service
+
+    svc = Service(tmp_path_factory.mktemp("keyed"), {"IMGSERVER_KEYS": KEYS,
+                                                     "IMGSERVER_WORKERS": "1"})  # fmt: skip
+    svc.start()
+    yield svc, KeyRing(parse_env(KEYS))
+    svc.stop()
+
+
+def image_query(origin: Origin) -> str:
+    src = origin.add(f"/k-{uuid.uuid4().hex[:10]}.jpg", jpeg(texture(64, 48)))
+    # encoded the way imgflo-url does (encodeURIComponent): the signature covers it as sent
+    return f"input={quote(src, safe='')}&width=32"
+
+
+async def test_unsigned_and_badly_signed_requests_are_refused(keyed, origin: Origin) -> None:
+    svc, ring = keyed
+    query = image_query(origin)
+    status, _, body = await status_of(svc.url(f"/graph/passthrough.jpg?{query}"))
+    assert (status, body["error"]["code"]) == (403, "signature_required")
+    bad = signed(svc, ring, "main", "passthrough.jpg", query + "&height=10") + ""
+    bad = bad.replace("&height=10", "")  # signature of another query
+    status, _, body = await status_of(bad)
+    assert (status, body["error"]["code"]) == (403, "bad_signature")
+    status, _, body = await status_of(signed(svc, ring, "off", "passthrough.jpg", query))
+    assert (status, body["error"]["code"]) == (403, "bad_signature")
+
+
+async def test_rotation_and_legacy_keys_work(keyed, origin: Origin) -> None:
+    svc, ring = keyed
+    query = image_query(origin)
+    for key in ("main", "next", "old"):
+        status, headers, body = await status_of(signed(svc, ring, key, "passthrough.jpg", query))
+        assert status == 301, body
+    # all three keys got the same result: the key and signature never enter the cache key
+    assert headers["X-Cache"] == "HIT"
+    legacy = ring.keys["old"]
+    hmac_sig = ApiKey("old", legacy.secret).sign("passthrough.jpg", query)
+    status, _, body = await status_of(svc.url(f"/graph/old/{hmac_sig}/passthrough.jpg?{query}"))
+    assert (status, body["error"]["code"]) == (403, "bad_signature")
+
+
+async def test_nocache_needs_an_admin_key(keyed, origin: Origin) -> None:
+    svc, ring = keyed
+    query = image_query(origin)
+    assert (await status_of(signed(svc, ring, "main", "passthrough.jpg", query)))[0] == 301
+    status, _, body = await status_of(
+        signed(svc, ring, "main", "passthrough.jpg", query + "&_nocache=1")
+    )
+    assert (status, body["error"]["code"]) == (403, "signature_required")
+    status, headers, _ = await status_of(
+        signed(svc, ring, "root", "passthrough.jpg", query + "&_nocache=1")
+    )
+    assert (status, headers["X-Cache"]) == (301, "MISS")  # computed again
+
+
+async def test_quota_limits_misses_not_hits(keyed, origin: Origin) -> None:
+    svc, ring = keyed
+    first, second = image_query(origin), image_query(origin)
+    status, headers, _ = await status_of(signed(svc, ring, "metered", "passthrough.jpg", first))
+    assert (status, headers["X-Cache"]) == (301, "MISS")
+    status, _, body = await status_of(signed(svc, ring, "metered", "passthrough.jpg", second))
+    assert (status, body["error"]["code"]) == (403, "quota_exceeded")
+    status, _, body = await status_of(
+        signed(svc, ring, "metered", "passthrough.jpg", second), "POST"
+    )
+    assert (status, body["error"]["code"]) == (403, "quota_exceeded")
+    status, headers, _ = await status_of(signed(svc, ring, "metered", "passthrough.jpg", first))
+    assert (status, headers["X-Cache"]) == (301, "HIT")  # hits are still served
+
+
+def sign_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "imgserver", "sign", *args], cwd=REPO,
+                          env={"IMGSERVER_KEYS": KEYS}, capture_output=True, text=True)  # fmt: skip
+
+
+async def test_sign_command_output_is_accepted(keyed, origin: Origin) -> None:
+    svc, _ = keyed
+    url = svc.url(f"/graph/passthrough.webp?{image_query(origin)}")
+    out = await asyncio.to_thread(sign_command, url, "--key", "next")
+    assert out.returncode == 0, out.stderr
+    out = out.stdout.strip()
+    assert out.startswith(svc.url("/graph/next/"))
+    status, headers, _ = await status_of(out)
+    assert status == 301 and headers["X-Cache"] == "MISS"
+    bad = await asyncio.to_thread(sign_command, url, "--key", "off")
+    assert bad.returncode == 2 and "no such enabled API key" in bad.stderr
