@@ -10,15 +10,17 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .backends import open_backends
-from .backends.quotas import open_quotas
 from .catalogue import Catalogue
 from .coordinator import Coordinator
 from .fetch import Fetcher
 from .keys import KeyRing
+from .live import Hub
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT
 from .pool import ProcessPool
 from .settings import Settings
+from .uploads import MULTIPART_OVERHEAD
+from .web.events import HUB
 from .web.handlers import CATALOGUE, KEYS, METRICS, SERVICES, SETTINGS, Services, add_routes
 from .web.middleware import Handler, error_middleware
 from .worker import Worker
@@ -30,12 +32,16 @@ def create_app(settings: Settings | None = None) -> web.Application:
     """Build the application. Loading the catalogue here makes a broken graph stop start-up."""
     settings = settings or Settings.from_env()
     catalogue = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
-    app = web.Application(middlewares=[_count_requests, error_middleware])
+    # Uploads are read in chunks under max_source_bytes; this only bounds request.post() & co.
+    body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
+    app = web.Application(middlewares=[_count_requests, error_middleware], client_max_size=body_cap)
     app[SETTINGS] = settings
     app[CATALOGUE] = catalogue
     app[KEYS] = KeyRing.from_settings(settings)
     app[METRICS] = Metrics()
+    app[HUB] = Hub()
     app.cleanup_ctx.append(services_ctx)
+    app.on_shutdown.append(_end_streams)
     add_routes(app)
     return app
 
@@ -49,6 +55,11 @@ async def _count_requests(request: web.Request, handler: Handler) -> web.StreamR
     return response
 
 
+async def _end_streams(app: web.Application) -> None:
+    """Shutdown: end the open event streams, so waiting for running handlers does not hang."""
+    app[HUB].end_all()
+
+
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the backends (and, in the embedded mode, the workers); close them at shutdown."""
     settings, metrics = app[SETTINGS], app[METRICS]
@@ -59,6 +70,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
     fetcher: Fetcher | None = None
     runners: list[asyncio.Task[None]] = []
     try:
+        await app[HUB].start(backends.events)
         if backends.embedded:
             pool = ProcessPool(
                 settings.workers, settings.threads_per_worker, settings.job_deadline,
@@ -77,7 +89,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
             requeued = await coordinator.requeue_unfinished()
             if requeued:
                 log.info("re-queued %d unfinished task(s)", requeued)
-        app[SERVICES] = Services(backends, coordinator, open_quotas(backends))
+        app[SERVICES] = Services(backends, coordinator)
         yield
     finally:
         for runner in runners:
@@ -85,6 +97,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         for runner in runners:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
+        await app[HUB].close()
         await coordinator.close()
         if fetcher is not None:
             await fetcher.close()

@@ -6,7 +6,9 @@ import asyncio
 
 import pytest
 
-from imgserver.backends.quotas import LocalQuotas, Quotas, RedisQuotas
+from imgserver.backends.base import Quotas
+from imgserver.backends.local import LocalQuotas
+from imgserver.backends.redis import RedisQuotas
 from imgserver.errors import Unavailable
 
 from .backend_fixtures import BACKENDS, RedisEnv, local_db, redis_env, redis_stopped, within

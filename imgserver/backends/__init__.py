@@ -1,21 +1,25 @@
 """Backends chosen from settings: each is the embedded default unless its setting is given.
 
 - ``IMGSERVER_S3_BUCKET`` -> S3 storage (``s3.py``), else a local directory;
-- ``IMGSERVER_REDIS_URL`` -> Redis cache index, task store, events, in-flight markers
-  (``redis.py``), else SQLite and in-process ones;
+- ``IMGSERVER_REDIS_URL`` -> Redis cache index, task and image stores, events, in-flight
+  markers (``redis.py``), else SQLite and in-process ones;
 - ``IMGSERVER_AMQP_URL`` -> RabbitMQ queues (``amqp.py``), else in-process queues, and then
   this process runs the workers too.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..names import QUEUES
 from ..settings import Settings
-from .base import Backends, Broker, CacheIndex, Closer, EventBus, InFlight, Storage, TaskStore
+from .base import Backends, Broker, Closer, Storage
 from .local import (
     LocalEventBus,
+    LocalImageStore,
     LocalIndex,
     LocalInFlight,
+    LocalQuotas,
     LocalStorage,
     LocalTaskStore,
     MemoryBroker,
@@ -28,14 +32,14 @@ async def open_backends(settings: Settings) -> Backends:
     closers: list[Closer] = []
     try:
         storage = await _storage(settings, closers)
-        index, tasks, events, inflight = await _state(settings, closers)
+        state = await _state(settings, closers)
         broker = await _broker(settings, closers)
     except BaseException:
         for close in reversed(closers):
             await close()
         raise
-    return Backends(storage, index, tasks, broker, events, inflight, closers,
-                    embedded=settings.embedded)  # fmt: skip
+    return Backends(storage=storage, broker=broker, closers=closers,
+                    embedded=settings.embedded, **state)  # fmt: skip
 
 
 async def _storage(settings: Settings, closers: list[Closer]) -> Storage:
@@ -51,22 +55,32 @@ async def _storage(settings: Settings, closers: list[Closer]) -> Storage:
     return local
 
 
-async def _state(
-    settings: Settings, closers: list[Closer]
-) -> tuple[CacheIndex, TaskStore, EventBus, InFlight]:
+async def _state(settings: Settings, closers: list[Closer]) -> dict[str, Any]:
+    """index, tasks, images, events, inflight and quotas: in Redis, or embedded."""
     if settings.redis_url:
-        from .redis import RedisEventBus, RedisIndex, RedisInFlight, RedisTaskStore, connect
+        from .redis import (
+            RedisEventBus,
+            RedisImageStore,
+            RedisIndex,
+            RedisInFlight,
+            RedisQuotas,
+            RedisTaskStore,
+            connect,
+        )
 
         client = connect(settings)
         closers.append(client.aclose)
         index = RedisIndex(client, settings)
         await index.ping()  # a wrong URL or a Redis that is down stops start-up, clearly
-        return (index, RedisTaskStore(client, settings), RedisEventBus(client, settings),
-                RedisInFlight(client))  # fmt: skip
+        return {"index": index, "tasks": RedisTaskStore(client, settings),
+                "images": RedisImageStore(client), "events": RedisEventBus(client, settings),
+                "inflight": RedisInFlight(client), "quotas": RedisQuotas(client)}  # fmt: skip
     db = SqliteDB(settings.db_path)
     closers.append(db.close)
     await db.open()
-    return LocalIndex(db), LocalTaskStore(db), LocalEventBus(), LocalInFlight()
+    return {"index": LocalIndex(db), "tasks": LocalTaskStore(db),
+            "images": LocalImageStore(db), "events": LocalEventBus(),
+            "inflight": LocalInFlight(), "quotas": LocalQuotas(db)}  # fmt: skip
 
 
 async def _broker(settings: Settings, closers: list[Closer]) -> Broker:

@@ -13,6 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..images import Image
 from ..jobs import Entry, Job
 from ..tasks import Task
 
@@ -71,6 +72,26 @@ class TaskStore(Protocol):
     async def ping(self) -> None: ...
 
 
+class ImageStore(Protocol):
+    """Uploaded images' records, listed newest first (by id: ids sort by creation time)."""
+
+    async def create(self, image: Image) -> None: ...
+
+    async def get(self, image_id: str) -> Image | None: ...
+
+    async def list_page(self, limit: int, before: str | None = None) -> list[Image]:
+        """Up to ``limit`` images, newest first, only those whose id sorts below ``before``."""
+        ...
+
+    async def update(self, image_id: str, changes: dict[str, Any]) -> Image | None:
+        """Apply ``changes`` (see images.apply); the image after, or None if there is none."""
+        ...
+
+    async def delete(self, image_id: str) -> None: ...
+
+    async def ping(self) -> None: ...
+
+
 class Delivery(Protocol):
     job: Job
     redelivered: bool  # delivered before and not acknowledged (e.g. its worker died)
@@ -124,6 +145,17 @@ class EventBus(Protocol):
     async def ping(self) -> None: ...
 
 
+class Quotas(Protocol):
+    """Processing quotas of API keys: how many results each key has had computed. Atomic
+    across processes; counts never reset by themselves."""
+
+    async def spend(self, name: str, limit: int) -> bool:
+        """Count one computation for key ``name``; False (nothing counted) if over ``limit``."""
+        ...
+
+    async def used(self, name: str) -> int: ...
+
+
 Closer = Callable[[], Awaitable[None]]
 
 
@@ -132,9 +164,11 @@ class Backends:
     storage: Storage
     index: CacheIndex
     tasks: TaskStore
+    images: ImageStore
     broker: Broker
     events: EventBus
     inflight: InFlight
+    quotas: Quotas
     closers: list[Closer]
     embedded: bool  # the broker is in-process: this process must run the workers too
 
@@ -144,4 +178,4 @@ class Backends:
 
     def components(self) -> dict[str, Any]:
         return {"storage": self.storage, "index": self.index, "tasks": self.tasks,
-                "broker": self.broker, "events": self.events}  # fmt: skip
+                "images": self.images, "broker": self.broker, "events": self.events}  # fmt: skip

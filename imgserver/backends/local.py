@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import images
 from ..formats import mime_of, sniff
+from ..images import Image
 from ..jobs import Entry, Job
 from ..tasks import FINAL, Task, apply
 from .base import Event, StoredObject
@@ -32,6 +34,10 @@ CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY, record TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
+CREATE TABLE IF NOT EXISTS quotas (name TEXT PRIMARY KEY, used INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY, record TEXT NOT NULL, created_at REAL NOT NULL
+);
 """
 
 
@@ -210,6 +216,55 @@ class LocalTaskStore:
         await self.db.ping()
 
 
+class LocalImageStore:
+    """Image records in SQLite, listed by id (the primary key), newest first."""
+
+    def __init__(self, db: SqliteDB) -> None:
+        self.db = db
+
+    async def create(self, image: Image) -> None:
+        await self.db.call(lambda c: self._save(c, image))
+
+    @staticmethod
+    def _save(c: sqlite3.Connection, image: Image) -> None:
+        c.execute(
+            "INSERT OR REPLACE INTO images (id, record, created_at) VALUES (?, ?, ?)",
+            (image.id, json.dumps(image.to_record()), image.created_at),
+        )
+
+    @staticmethod
+    def _load(c: sqlite3.Connection, image_id: str) -> Image | None:
+        row = c.execute("SELECT record FROM images WHERE id = ?", (image_id,)).fetchone()
+        return Image.from_record(json.loads(row[0])) if row else None
+
+    async def get(self, image_id: str) -> Image | None:
+        return await self.db.call(lambda c: self._load(c, image_id))
+
+    async def list_page(self, limit: int, before: str | None = None) -> list[Image]:
+        where, args = ("WHERE id < ?", [before]) if before is not None else ("", [])
+
+        def page(c: sqlite3.Connection) -> list[Any]:
+            query = f"SELECT record FROM images {where} ORDER BY id DESC LIMIT ?"
+            return c.execute(query, [*args, limit]).fetchall()
+
+        return [Image.from_record(json.loads(r[0])) for r in await self.db.call(page)]
+
+    async def update(self, image_id: str, changes: dict[str, Any]) -> Image | None:
+        def txn(c: sqlite3.Connection) -> Image | None:
+            image = self._load(c, image_id)
+            if image is not None and images.apply(image, changes):
+                self._save(c, image)
+            return image
+
+        return await self.db.call(txn)
+
+    async def delete(self, image_id: str) -> None:
+        await self.db.call(lambda c: c.execute("DELETE FROM images WHERE id = ?", (image_id,)))
+
+    async def ping(self) -> None:
+        await self.db.ping()
+
+
 class _MemoryDelivery:
     def __init__(
         self,
@@ -332,3 +387,25 @@ class LocalEventBus:
 
     async def ping(self) -> None:
         return None
+
+
+class LocalQuotas:
+    def __init__(self, db: SqliteDB) -> None:
+        self.db = db
+
+    async def spend(self, name: str, limit: int) -> bool:
+        def txn(c: sqlite3.Connection) -> bool:
+            c.execute("INSERT OR IGNORE INTO quotas (name, used) VALUES (?, 0)", (name,))
+            cur = c.execute(
+                "UPDATE quotas SET used = used + 1 WHERE name = ? AND used < ?", (name, limit)
+            )
+            return cur.rowcount == 1
+
+        return await self.db.call(txn)
+
+    async def used(self, name: str) -> int:
+        def read(c: sqlite3.Connection) -> int:
+            row = c.execute("SELECT used FROM quotas WHERE name = ?", (name,)).fetchone()
+            return int(row[0]) if row else 0
+
+        return await self.db.call(read)

@@ -19,6 +19,10 @@ so a Redis that is down or restarting never surfaces as a 500.
   while a subscriber is disconnected are lost to it: a request waiting for such a job outcome
   times out (503 with Retry-After) and its retry finds the result in the index.
 - In-flight markers: ``SET NX PX`` under ``REDIS_INFLIGHT``; release is ``DEL``.
+- Image store: each image is JSON under ``REDIS_IMAGE`` (no expiry: images are kept), and its
+  id is a member of the sorted set ``REDIS_IMAGES`` with score 0, so the set is ordered by id
+  (ids sort by creation time) and a page is one ``ZREVRANGEBYLEX`` below the cursor, then one
+  ``MGET``. ``update`` is a WATCH/MULTI transaction running ``images.apply``, like tasks.
 """
 
 from __future__ import annotations
@@ -40,8 +44,9 @@ from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from .. import names
+from .. import images, names
 from ..errors import Unavailable
+from ..images import Image
 from ..jobs import Entry
 from ..settings import Settings
 from ..tasks import Task, apply
@@ -279,6 +284,73 @@ class RedisTaskStore:
         await self.client.ping()
 
 
+class RedisImageStore:
+    """Image records, and one sorted set of their ids for newest-first pages."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+
+    @staticmethod
+    def _key(image_id: str) -> str:
+        return names.REDIS_IMAGE.format(id=image_id)
+
+    @_translated
+    async def create(self, image: Image) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(image.id), _dumps(image.to_record()))
+            pipe.zadd(names.REDIS_IMAGES, {image.id: 0})
+            await pipe.execute()
+
+    @_translated
+    async def get(self, image_id: str) -> Image | None:
+        raw = await self.client.get(self._key(image_id))
+        return Image.from_record(json.loads(raw)) if raw is not None else None
+
+    @_translated
+    async def list_page(self, limit: int, before: str | None = None) -> list[Image]:
+        top = f"({before}" if before is not None else "+"
+        members = await self.client.zrevrangebylex(names.REDIS_IMAGES, top, "-", 0, limit)
+        ids = [_text(cast(bytes, m)) for m in members]
+        if not ids:
+            return []
+        records = await self.client.mget([self._key(i) for i in ids])
+        # (a record deleted between the two reads is left out)
+        return [Image.from_record(json.loads(raw)) for raw in records if raw is not None]
+
+    @_translated
+    async def update(self, image_id: str, changes: dict[str, Any]) -> Image | None:
+        key = self._key(image_id)
+        conflicts = 0
+        async with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        return None
+                    image = Image.from_record(json.loads(raw))
+                    if not images.apply(image, changes):
+                        return image  # final, or it would go back: unchanged
+                    pipe.multi()
+                    pipe.set(key, _dumps(image.to_record()))
+                    await pipe.execute()
+                    return image
+                except rexc.WatchError:  # changed since we read it: read it again
+                    conflicts += 1
+                    await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * conflicts)))
+
+    @_translated
+    async def delete(self, image_id: str) -> None:
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(image_id))
+            pipe.zrem(names.REDIS_IMAGES, image_id)
+            await pipe.execute()
+
+    @_translated
+    async def ping(self) -> None:
+        await self.client.ping()
+
+
 class RedisInFlight:
     """Single-flight markers shared by every frontend, expiring by themselves."""
 
@@ -448,3 +520,27 @@ async def _close_quietly(pubsub: PubSub) -> None:
         await pubsub.aclose()
     except Exception as exc:  # the connection is already broken: nothing to tidy
         log.debug("redis: closing a subscription: %s", exc)
+
+
+# Increment unless the limit is reached; returns 1 when spent, 0 when over the quota.
+_SPEND_QUOTA = """
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+if used >= tonumber(ARGV[1]) then return 0 end
+redis.call('INCR', KEYS[1])
+return 1
+"""
+
+
+class RedisQuotas:
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self._spend = client.register_script(_SPEND_QUOTA)
+
+    async def spend(self, name: str, limit: int) -> bool:
+        with translated():
+            return bool(await self._spend(keys=[names.REDIS_QUOTA.format(name=name)], args=[limit]))
+
+    async def used(self, name: str) -> int:
+        with translated():
+            value = await self.client.get(names.REDIS_QUOTA.format(name=name))
+        return int(value or 0)

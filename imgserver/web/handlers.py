@@ -13,7 +13,6 @@ from aiohttp import web
 
 from .. import __version__
 from ..backends.base import Backends
-from ..backends.quotas import Quotas
 from ..catalogue import Catalogue
 from ..coordinator import Coordinator
 from ..errors import NotFound, QuotaExceeded, SignatureRequired, Unavailable
@@ -33,7 +32,6 @@ class Services:
 
     backends: Backends
     coordinator: Coordinator
-    quotas: Quotas
 
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -88,9 +86,8 @@ async def graph(request: web.Request) -> web.StreamResponse:
     entry = await services.coordinator.lookup(req)
     if entry is not None:
         return await _deliver(request, req, entry, "HIT")
-    quota = key.quota if key is not None else None
-    if key is not None and quota is not None and not await services.quotas.spend(key.name, quota):
-        raise QuotaExceeded(f"API key {key.name!r} has used its quota of {quota} results")
+    if key is not None and key.quota is not None:
+        await _spend_quota(services, key.name, key.quota)
     if request.method == "POST":
         task = await services.coordinator.prefetch(req)
         body = {"task": task.to_json(lambda p: url_for(request, p))}
@@ -98,6 +95,11 @@ async def graph(request: web.Request) -> web.StreamResponse:
         return web.json_response(body, status=202, headers={"Location": future})
     entry, cached = await services.coordinator.compute(req)
     return await _deliver(request, req, entry, "HIT" if cached else "MISS")
+
+
+async def _spend_quota(services: Services, name: str, quota: int) -> None:
+    if not await services.backends.quotas.spend(name, quota):
+        raise QuotaExceeded(f"API key {name!r} has used its quota of {quota} results")
 
 
 async def _deliver(
@@ -230,6 +232,8 @@ async def version(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
+    from . import events, uploads  # (they import this module's app keys)
+
     r = app.router
     for path in ("/graph/{spec}", "/graph/{apikey}/{signature}/{spec}"):
         r.add_get(path, graph)
@@ -238,6 +242,11 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/graphs/{name}", show_graph)
     r.add_get("/tasks/{id}", show_task)
     r.add_get("/tasks/{id}/status", task_status)
+    r.add_get("/tasks/{id}/events", events.task_events, allow_head=False)
+    r.add_get("/events", events.all_events, allow_head=False)
+    r.add_post("/images", uploads.create_image)
+    r.add_get("/images", uploads.list_images)
+    r.add_get("/images/{id}", uploads.show_image)
     r.add_get("/{prefix:results|originals}/{name}", stored_file)
     r.add_get("/healthz", healthz)
     r.add_get("/readyz", readyz)
