@@ -75,9 +75,9 @@ class Task:
             "result_url": url_for(self.result_path) if self.result_path else None,
             "error": self.error,
             "warnings": self.warnings,
-            "created_at": _iso(self.created_at),
-            "updated_at": _iso(self.updated_at),
-            "timings": {k: _iso(v) for k, v in self.timings.items()},
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "timings": {k: iso(v) for k, v in self.timings.items()},
         }
 
 
@@ -105,5 +105,6 @@ def apply(task: Task, changes: dict[str, Any]) -> bool:
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Task))
 
 
-def _iso(ts: float) -> str:
+def iso(ts: float) -> str:
+    """A Unix time as ISO 8601 UTC with milliseconds, as the API writes times."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"

@@ -36,6 +36,7 @@ from .probe import check_pixels
 from .request import UPLOAD_PREFIX
 from .settings import Settings
 from .tasks import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
+from .uploads import follow_task
 
 log = logging.getLogger(__name__)
 
@@ -234,11 +235,14 @@ class Worker:
     async def _done(self, job: Job, entry: Entry, warnings: list[str]) -> None:
         status = COMPLETED_WITH_ERRORS if warnings else COMPLETED
         await self._task(job, {"status": status, "result_path": entry.path, "warnings": warnings,
-                               "timings": {"stored": time.time()}})  # fmt: skip
+                               "timings": {"stored": time.time()}}, entry)  # fmt: skip
 
-    async def _task(self, job: Job, changes: dict[str, Any]) -> None:
+    async def _task(self, job: Job, changes: dict[str, Any], entry: Entry | None = None) -> None:
+        """Update the job's task (if it has one), announce it, and bring an upload's image
+        record along (a redelivered job repeats this, so a crash between the writes heals)."""
         if job.task_id is None:
             return
         task = await self.b.tasks.update(job.task_id, changes)
         if task is not None:
             await self.b.events.publish({"type": "task", "task": task.to_record()})
+            await follow_task(self.b, task, entry)

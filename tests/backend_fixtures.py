@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from imgserver.backends.local import SqliteDB
-from imgserver.backends.redis import connect
+from imgserver.backends.base import ImageStore
+from imgserver.backends.local import LocalImageStore, SqliteDB
+from imgserver.backends.redis import RedisImageStore, connect
 from imgserver.settings import Settings
 
 from .servers import RedisServer
@@ -77,3 +78,13 @@ def within(seconds: float) -> Iterator[None]:
     yield
     took = time.monotonic() - start
     assert took < seconds, f"took {took:.2f} s, more than {seconds} s"
+
+
+@pytest.fixture(params=BACKENDS)
+def image_stores(request: pytest.FixtureRequest) -> list[ImageStore]:
+    """One image store for the embedded mode; two on separate Redis clients for Redis (as two
+    processes would have)."""
+    if request.param == "local":
+        return [LocalImageStore(request.getfixturevalue("local_db"))]
+    env: RedisEnv = request.getfixturevalue("redis_env")
+    return [RedisImageStore(env.client()) for _ in range(2)]

@@ -22,6 +22,7 @@ from imgserver import names
 from .conftest import Origin
 from .images import jpeg, texture
 from .servers import RabbitServer, RedisServer, S3Server, Service, WorkerProcess
+from .sse import events, task_statuses
 
 
 def photo(width: int = 640, height: int = 400) -> bytes:
@@ -283,6 +284,45 @@ async def test_background_flood_does_not_hold_up_urgent_work(stack: Stack, origi
     )
     assert (status, headers["X-Cache"]) == (301, "MISS")
     assert waiting > 150  # the urgent job did not wait for the background queue to drain
+
+
+async def test_upload_on_one_frontend_watched_live_on_another(stack: Stack) -> None:
+    a, b = stack.frontend(), stack.frontend()
+    timeout = aiohttp.ClientTimeout(total=90)
+    async with aiohttp.ClientSession(timeout=timeout) as s:
+        everything = await s.get(b.url("/events"))  # B hears changes made anywhere
+        assert everything.status == 200
+        form = aiohttp.FormData()
+        form.add_field("image", photo(320, 200), filename="a.jpg", content_type="image/jpeg")
+        async with s.post(a.url("/images"), data=form) as r:
+            assert r.status == 201, await r.text()
+            image = await r.json()
+        assert image["original_url"].startswith(f"{stack.s3.endpoint}/{stack.bucket}/originals/")
+        task_id = image["task_id"]
+
+        async with s.get(b.url(f"/tasks/{task_id}/events")) as r:
+            watching = asyncio.create_task(task_statuses(r, task_id))
+            await asyncio.to_thread(stack.worker, "background")  # only now is there a worker
+            seen = await asyncio.wait_for(watching, 60)
+        assert seen[0] == "pending" and "processing" in seen and seen[-1] == "completed", seen
+
+        image_statuses = []
+        async for name, data in events(everything):
+            if name == "image" and data["id"] == image["id"]:
+                image_statuses.append(data["status"])
+                if data["status"] == "completed":
+                    break
+        everything.close()
+        assert image_statuses[0] == "pending", image_statuses
+
+        async with s.get(b.url(f"/images/{image['id']}")) as r:
+            done = await r.json()
+        assert done["status"] == "completed"
+        assert done["compressed_url"].startswith(f"{stack.s3.endpoint}/{stack.bucket}/results/")
+        async with s.get(done["compressed_url"]) as r:
+            assert r.status == 200 and len(await r.read()) == done["compressed_bytes"]
+        async with s.get(b.url("/images?limit=1")) as r:
+            assert [i["id"] for i in (await r.json())["images"]] == [image["id"]]
 
 
 @pytest.mark.parametrize(
