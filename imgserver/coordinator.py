@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 
 from .backends.base import Backends
 from .errors import ImgServerError, Overloaded, Timeout, Unavailable
@@ -40,6 +41,8 @@ class Coordinator:
         self._caps = {URGENT: settings.max_queue_urgent, BACKGROUND: settings.max_queue_background}
         # queue -> (depth the broker last reported, when, jobs this process queued since)
         self._depths: dict[str, tuple[int, float, int]] = {}
+        # queue -> jobs admitted under its cap that are still being queued
+        self._reserved: dict[str, int] = {}
         self._subscribed = asyncio.Event()
         # A job not answered in this long is presumed lost and published again.
         self._stale_after = settings.inflight_ttl
@@ -130,38 +133,54 @@ class Coordinator:
         if entry is not None:
             self._wake(req.key, job_event(req.key, entry=entry, cached=True))
 
-    async def prefetch(self, req: ImageRequest, image_id: str | None = None) -> Task:
-        """Create a task for ``req`` and queue its job in the background."""
-        task = Task(new_id(), req.graph.name, req.input, dict(req.params), req.format, req.key,
-                    req.graph.digest, image_id=image_id)  # fmt: skip
-        await self._admit(BACKGROUND)
-        await self.b.tasks.create(task)
-        await self.b.events.publish({"type": "task", "task": task.to_record()})
-        await self._publish(BACKGROUND, Job.for_request(req, task.id), admitted=True)
+    async def prefetch(
+        self, req: ImageRequest, image_id: str | None = None, task_id: str | None = None
+    ) -> Task:
+        """Create a task for ``req`` (with ``task_id`` if given) and queue its job in the
+        background."""
+        task = Task(task_id or new_id(), req.graph.name, req.input, dict(req.params), req.format,
+                    req.key, req.graph.digest, image_id=image_id)  # fmt: skip
+        async with self._admission(BACKGROUND):
+            await self.b.tasks.create(task)
+            await self.b.events.publish({"type": "task", "task": task.to_record()})
+            await self._enqueue(BACKGROUND, Job.for_request(req, task.id))
         return task
 
-    async def _publish(self, queue: str, job: Job, admitted: bool = False) -> None:
-        if not admitted:
-            await self._admit(queue)
+    async def _publish(self, queue: str, job: Job) -> None:
+        async with self._admission(queue):
+            await self._enqueue(queue, job)
+
+    async def _enqueue(self, queue: str, job: Job) -> None:
         await self.b.broker.publish(queue, job)
         depth, at, since = self._depths.get(queue, (0, 0.0, 0))
         self._depths[queue] = (depth, at, since + 1)
         self.metrics.published.labels(queue).inc()
 
-    async def _admit(self, queue: str) -> None:
-        """429 overloaded when the queue already holds its cap of waiting jobs.
+    @contextlib.asynccontextmanager
+    async def _admission(self, queue: str) -> AsyncIterator[None]:
+        """Hold a place under the queue's cap while a job is queued; 429 overloaded when the
+        queue already holds its cap of waiting jobs.
 
-        The broker's count is asked at most every DEPTH_REFRESH seconds; jobs this process
-        queued since are added to it, so a burst cannot overshoot the cap by much."""
+        The broker's count is asked at most every DEPTH_REFRESH seconds; the jobs this process
+        queued since, and those it admitted and is still queueing (creating the task record,
+        publishing), are added to it. The check and the reservation happen with no pause
+        between them, so concurrent requests cannot all pass the check before any counts."""
         depth, at, since = self._depths.get(queue, (0, 0.0, 0))
         if time.monotonic() - at > DEPTH_REFRESH:
-            depth, at, since = await self.b.broker.depth(queue), time.monotonic(), 0
-            self._depths[queue] = (depth, at, since)
-        if depth + since >= self._caps[queue]:
+            fresh = await self.b.broker.depth(queue)
+            self._depths[queue] = (fresh, time.monotonic(), 0)
+            depth, at, since = self._depths[queue]
+        reserved = self._reserved.get(queue, 0)
+        if depth + since + reserved >= self._caps[queue]:
             raise Overloaded(
                 f"the {queue} queue is full ({self._caps[queue]} jobs waiting); retry later",
                 headers={"Retry-After": str(RETRY_AFTER)},
             )
+        self._reserved[queue] = reserved + 1
+        try:
+            yield
+        finally:
+            self._reserved[queue] -= 1
 
     async def requeue_unfinished(self) -> int:
         """Embedded mode: queue again the jobs of tasks a previous run did not finish."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 from typing import Any
@@ -20,7 +21,7 @@ from .errors import (
     SourceTooLarge,
     SourceUnreachable,
 )
-from .security import host_allowed, is_public
+from .security import host_allowed, ipv4_literal, is_public
 from .settings import Settings
 
 REDIRECTS = {301, 302, 303, 307, 308}
@@ -51,6 +52,20 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+class NonPublicPeer(OSError):
+    """A connection was about to be opened to a non-public address."""
+
+
+def public_socket(addr_info: tuple[Any, ...]) -> socket.socket:
+    """The connector's socket factory: it sees the very address about to be connected to, so
+    a resolver that let a private address through (DNS rebinding) is caught before any byte
+    of the request is sent."""
+    family, kind, proto, _, sockaddr = addr_info
+    if not is_public(sockaddr[0]):
+        raise NonPublicPeer(errno.EACCES, f"refusing to connect to {sockaddr[0]}")
+    return socket.socket(family=family, type=kind, proto=proto)
+
+
 class Fetcher:
     """Downloads sources over one pooled aiohttp session (one per process)."""
 
@@ -63,8 +78,9 @@ class Fetcher:
         s = self._settings
         resolver = GuardedResolver(self._resolver or DefaultResolver(), s.allow_private_sources)
         connector = aiohttp.TCPConnector(
-            resolver=resolver, limit=64, limit_per_host=16, ttl_dns_cache=30
-        )
+            resolver=resolver, limit=64, limit_per_host=16, ttl_dns_cache=30,
+            socket_factory=None if s.allow_private_sources else public_socket,
+        )  # fmt: skip
         timeout = aiohttp.ClientTimeout(
             total=None, connect=s.fetch_connect_timeout, sock_read=s.fetch_read_timeout
         )
@@ -95,6 +111,10 @@ class Fetcher:
         except aiohttp.ClientConnectorError as exc:
             if isinstance(exc.__cause__, ImgServerError):
                 raise exc.__cause__ from None
+            if isinstance(exc.os_error, NonPublicPeer):
+                raise SourceNotAllowed(
+                    f"the source {exc.host} connected to a non-public address", host=exc.host
+                ) from None
             raise SourceUnreachable(
                 f"cannot connect to the source: {exc.strerror or exc}"
             ) from None
@@ -138,10 +158,13 @@ class Fetcher:
                                    host=url.host)  # fmt: skip
         if self._settings.allow_private_sources:
             return
+        host = url.host.strip("[]")
         try:
-            literal: Any = ipaddress.ip_address(url.host.strip("[]"))
+            literal: Any = ipaddress.ip_address(host)
         except ValueError:
-            return  # a name: the resolver checks what it resolves to
+            literal = ipv4_literal(host)  # 127.1, 0x7f000001, 2130706433, 0177.0.0.1, ...
+            if literal is None:
+                return  # a name: the resolver checks what it resolves to
         if not is_public(literal):
             raise SourceNotAllowed(f"the source address {literal} is not public", host=url.host)
 

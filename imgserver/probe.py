@@ -27,7 +27,7 @@ def dimensions(data: bytes, fmt: str) -> tuple[int, int] | None:
             return _jpeg(data)
         if fmt == "webp":
             return _webp(data)
-    except struct.error:
+    except (struct.error, IndexError):  # a header cut short: no dimensions here
         return None
     return None
 

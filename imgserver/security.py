@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import re
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -49,6 +50,31 @@ def is_public(address: str | IPAddress) -> bool:
         ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback
         or ip.is_link_local or ip.is_private or any(ip in net for net in _NOT_GLOBAL)
     )  # fmt: skip
+
+
+_IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")
+
+
+def ipv4_literal(host: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address ``host`` spells in the legacy forms that inet_aton(), the system
+    resolver and browsers accept (``127.1``, ``0x7f000001``, ``2130706433``, ``0177.0.0.1``,
+    a trailing dot), or None when it is not one."""
+    parts = host.split(".")
+    if len(parts) > 1 and parts[-1] == "":
+        parts.pop()
+    if not 1 <= len(parts) <= 4 or not all(_IPV4_PART.fullmatch(p) for p in parts):
+        return None
+    numbers = [
+        int(p[2:] or "0", 16) if p[:2] in ("0x", "0X") else int(p, 8) if p[0] == "0" else int(p)
+        for p in parts
+    ]
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(numbers)):
+        return None
+    value = last
+    for i, n in enumerate(head):
+        value += n << (8 * (3 - i))
+    return ipaddress.IPv4Address(value)
 
 
 def host_allowed(host: str, patterns: tuple[str, ...]) -> bool:

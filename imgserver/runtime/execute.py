@@ -46,6 +46,8 @@ def init(threads: int, memory_limit: int = 0) -> None:
     for fmt in list(Image.OPEN):
         if fmt not in PILLOW_FORMATS:
             Image.OPEN.pop(fmt, None)
+    # Image.open tries every id in Image.ID and looks each up in OPEN: keep the two in step
+    Image.ID[:] = [fmt for fmt in Image.ID if fmt in Image.OPEN]
 
 
 def execute(job: dict[str, Any]) -> dict[str, Any]:
