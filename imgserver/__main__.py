@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP service")
     sub.add_parser("check", help="validate settings and graphs, then exit")
-    sign = sub.add_parser("sign", help="print the signed form of a /graph/ URL")
+    sign = sub.add_parser("sign", help="print the signed form of a /graph/ or /cache URL")
     sign.add_argument("url", help="e.g. 'http://host/graph/passthrough.jpg?input=...&width=300'")
     sign.add_argument("--key", help="the API key to sign with (default: the first enabled one)")
     args = parser.parse_args(argv)
@@ -72,10 +72,15 @@ def sign_url(url: str, key_name: str | None) -> int:
         return 2
     parsed = URL(url, encoded=True)  # sign the query exactly as it will be sent
     parts = parsed.raw_path.split("/")
-    if len(parts) != 3 or parts[1] != "graph" or not parts[2]:
-        print("imgserver: expected an unsigned URL like /graph/NAME.EXT?input=...", file=sys.stderr)
+    if parts == ["", "cache"]:
+        spec = "cache"
+    elif len(parts) == 3 and parts[1] == "graph" and parts[2]:
+        spec = parts[2]
+    else:
+        print("imgserver: expected an unsigned URL like /graph/NAME.EXT?input=... or "
+              "/cache?input=...", file=sys.stderr)  # fmt: skip
         return 2
-    signed = ring.signed_path(key.name, parts[2], parsed.raw_query_string)
+    signed = ring.signed_path(key.name, spec, parsed.raw_query_string)
     origin = f"{parsed.scheme}://{parsed.raw_authority}" if parsed.is_absolute() else ""
     print(origin + signed)
     return 0

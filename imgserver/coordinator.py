@@ -19,7 +19,7 @@ from .backends.base import Backends
 from .errors import ImgServerError, Overloaded, Timeout, Unavailable
 from .jobs import Entry, Job, job_event
 from .metrics import Metrics
-from .names import BACKGROUND, URGENT
+from .names import BACKGROUND, URGENT, result_path
 from .request import ImageRequest
 from .settings import Settings
 from .tasks import Task, new_id
@@ -181,6 +181,18 @@ class Coordinator:
             yield
         finally:
             self._reserved[queue] -= 1
+
+    async def purge(self, source: str) -> list[str]:
+        """Drop every result made from ``source`` (storage and index); the keys dropped.
+
+        Results are found through the index's input -> keys set; every frontend hears a
+        ``purge`` event so nothing keeps serving them from a local cache."""
+        keys = await self.b.index.keys_for_input(source)
+        for key in keys:
+            await self.b.storage.delete(result_path(key))
+            await self.b.index.delete(key)
+        await self.b.events.publish({"type": "purge", "keys": keys})
+        return keys
 
     async def requeue_unfinished(self) -> int:
         """Embedded mode: queue again the jobs of tasks a previous run did not finish."""

@@ -97,9 +97,14 @@ class KeyRing:
         return key
 
     def signed_path(self, name: str, spec: str, raw_query: str) -> str:
+        """``/graph/{key}/{signature}/{spec}?{query}``; for ``spec`` "cache" (a purge),
+        ``/cache/{key}/{signature}?{query}``."""
         key = self.keys[name]
         query = f"?{raw_query}" if raw_query else ""
-        return f"/graph/{key.name}/{key.sign(spec, raw_query)}/{spec}{query}"
+        signature = key.sign(spec, raw_query)
+        if spec == "cache":
+            return f"/cache/{key.name}/{signature}{query}"
+        return f"/graph/{key.name}/{signature}/{spec}{query}"
 
 
 def parse_env(text: str) -> list[ApiKey]:

@@ -208,3 +208,28 @@ async def test_sign_command_output_is_accepted(keyed, origin: Origin) -> None:
     assert status == 301 and headers["X-Cache"] == "MISS"
     bad = await asyncio.to_thread(sign_command, url, "--key", "off")
     assert bad.returncode == 2 and "no such enabled API key" in bad.stderr
+
+
+async def test_cache_purge_needs_an_admin_key(keyed, origin: Origin) -> None:
+    svc, ring = keyed
+    query = image_query(origin)
+    source = query.split("&")[0]  # input=...
+    for spec in ("passthrough.jpg", "passthrough.webp"):
+        assert (await status_of(signed(svc, ring, "main", spec, query)))[0] == 301
+
+    status, _, body = await status_of(svc.url(f"/cache?{source}"), "DELETE")
+    assert (status, body["error"]["code"]) == (403, "signature_required")
+    status, _, body = await status_of(svc.url(ring.signed_path("main", "cache", source)), "DELETE")
+    assert (status, body["error"]["code"]) == (403, "signature_required")  # not an admin key
+    forged = ring.signed_path("root", "cache", source).replace("/cache/root/", "/cache/root/0")
+    status, _, body = await status_of(svc.url(forged), "DELETE")
+    assert (status, body["error"]["code"]) == (403, "bad_signature")
+
+    status, _, body = await status_of(svc.url(ring.signed_path("root", "cache", source)), "DELETE")
+    assert status == 200 and body["deleted"] == 2
+    status, headers, _ = await status_of(signed(svc, ring, "main", "passthrough.jpg", query))
+    assert (status, headers["X-Cache"]) == (301, "MISS")  # made again
+
+    extra = source + "&width=3"
+    status, _, body = await status_of(svc.url(ring.signed_path("root", "cache", extra)), "DELETE")
+    assert (status, body["error"]["code"]) == (400, "invalid_input")

@@ -15,13 +15,13 @@ from .. import __version__
 from ..backends.base import Backends
 from ..catalogue import Catalogue
 from ..coordinator import Coordinator
-from ..errors import NotFound, QuotaExceeded, SignatureRequired, Unavailable
+from ..errors import InvalidInput, NotFound, QuotaExceeded, SignatureRequired, Unavailable
 from ..jobs import Entry
 from ..keys import KeyRing
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from ..metrics import Metrics
 from ..names import result_path
-from ..request import ImageRequest, check_source, parse_request
+from ..request import ImageRequest, canonical_input, check_source, parse_request
 from ..settings import Settings
 from .middleware import error_response
 
@@ -183,6 +183,26 @@ async def stored_file(request: web.Request) -> web.StreamResponse:
 # -- operations -------------------------------------------------------------------------------
 
 
+async def purge_cache(request: web.Request) -> web.Response:
+    """``DELETE /cache/{key}/{signature}?input={source}``: drop every result made from a source.
+
+    Needs an admin key; the signature covers ``cache?{query}`` like a graph URL's."""
+    key = request.app[KEYS].verify(
+        request.match_info.get("apikey"),
+        request.match_info.get("signature"),
+        "cache",
+        request.rel_url.raw_query_string,
+    )
+    if key is None or not key.admin:
+        raise SignatureRequired("purging the cache needs a URL signed with an admin key")
+    sources = request.query.getall("input", [])
+    if len(sources) != 1 or set(request.query) != {"input"}:
+        raise InvalidInput("give exactly one 'input', and nothing else")
+    source = canonical_input(sources[0])
+    keys = await request.app[SERVICES].coordinator.purge(source)
+    return web.json_response({"input": source, "deleted": len(keys), "keys": keys})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -252,3 +272,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/readyz", readyz)
     r.add_get("/metrics", metrics)
     r.add_get("/version", version)
+    for path in ("/cache", "/cache/{apikey}/{signature}"):
+        r.add_delete(path, purge_cache)
