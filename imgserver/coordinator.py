@@ -20,6 +20,7 @@ from .errors import ImgServerError, Overloaded, Timeout, Unavailable
 from .jobs import Entry, Job, job_event
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT, result_path
+from .recent import RecentEntries
 from .request import ImageRequest
 from .settings import Settings
 from .tasks import Task, new_id
@@ -44,6 +45,10 @@ class Coordinator:
         # queue -> jobs admitted under its cap that are still being queued
         self._reserved: dict[str, int] = {}
         self._subscribed = asyncio.Event()
+        ttl = settings.hit_cache_ttl
+        if settings.index_ttl:
+            ttl = min(ttl, settings.index_ttl)
+        self._recent = RecentEntries(settings.hit_cache_size, ttl)
         # A job not answered in this long is presumed lost and published again.
         self._stale_after = settings.inflight_ttl
 
@@ -69,8 +74,11 @@ class Coordinator:
                 async with self.b.events.subscribe() as events:
                     self._subscribed.set()
                     async for event in events:
-                        if event.get("type") == "job":
+                        kind = event.get("type")
+                        if kind == "job":
                             self._wake(event["key"], event)
+                        elif kind == "purge":
+                            self._recent.drop(event.get("keys", ()))
             except asyncio.CancelledError:
                 raise
             except Exception:  # the bus went away: waiting requests time out, we resubscribe
@@ -85,7 +93,13 @@ class Coordinator:
     async def lookup(self, req: ImageRequest) -> Entry | None:
         """The indexed result, or None. (On an index miss the worker asks storage before it
         computes anything, so a flushed index costs a queue trip, never a recompute.)"""
-        entry = None if req.nocache else await self.b.index.get(req.key)
+        entry = None
+        if not req.nocache:
+            entry = self._recent.get(req.key)
+            if entry is None:
+                entry = await self.b.index.get(req.key)
+                if entry is not None:
+                    self._recent.put(req.key, entry)
         self.metrics.cache.labels("hit" if entry else "miss").inc()
         return entry
 
@@ -116,7 +130,9 @@ class Coordinator:
             ) from None
         if not event["ok"]:
             raise ImgServerError.from_dict(event["error"])
-        return Entry.from_dict(event["entry"]), bool(event.get("cached"))
+        entry = Entry.from_dict(event["entry"])
+        self._recent.put(key, entry)
+        return entry, bool(event.get("cached"))
 
     async def _start_job(self, req: ImageRequest) -> None:
         """Publish the urgent job, unless another frontend already owns the key."""
@@ -188,6 +204,7 @@ class Coordinator:
         Results are found through the index's input -> keys set; every frontend hears a
         ``purge`` event so nothing keeps serving them from a local cache."""
         keys = await self.b.index.keys_for_input(source)
+        self._recent.drop(keys)
         for key in keys:
             await self.b.storage.delete(result_path(key))
             await self.b.index.delete(key)

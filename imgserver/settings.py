@@ -43,6 +43,8 @@ class Settings:
     delivery: str = "redirect"  # "redirect" (301 to storage) or "proxy" (200 with the bytes)
     request_deadline: float = 25.0  # seconds a GET waits for its job before 503 timeout
     redirect_max_age: int = 3600  # Cache-Control max-age of 301 answers
+    hit_cache_size: int = 10000  # index entries kept in each frontend's memory; 0: none
+    hit_cache_ttl: float = 60.0  # seconds such an entry is trusted
     result_max_age: int = 31536000  # Cache-Control max-age of stored results
     enable_avif: bool = False  # offer AVIF when negotiating from Accept
     log_level: str = "INFO"
@@ -140,7 +142,7 @@ class Settings:
         if self.job_max_attempts < 1:
             raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
         for name in ("retry_backoff", "index_ttl", "task_ttl", "worker_metrics_port",
-                     "worker_memory_limit"):  # fmt: skip
+                     "worker_memory_limit", "hit_cache_size", "hit_cache_ttl"):  # fmt: skip
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
         if not self.graphs_dir.is_dir():

@@ -45,7 +45,9 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "s3_presign_expiry": "60", "index_ttl": "10", "task_ttl": "20", "job_max_attempts": "2",
         "retry_backoff": "0.1", "worker_metrics_port": "9100", "keys": "k:0123456789abcdef",
         "keys_file": "/etc/keys.json", "allowed_sources": "*.example.com",
-        "max_queue_urgent": "9", "max_queue_background": "99", "worker_memory_limit": "1000000",
+        "max_queue_urgent": "9",
+        "hit_cache_size": "5", "hit_cache_ttl": "2", "max_queue_background": "99",
+        "worker_memory_limit": "1000000",
     }  # fmt: skip
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))

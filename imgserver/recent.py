@@ -1,0 +1,46 @@
+"""A small in-process LRU of cache-index entries in front of the index, for the hit path.
+
+Results are content-addressed and immutable, so an entry can only go stale by a purge (which
+every frontend hears as an event and drops) or by its object vanishing from storage outside the
+service; the time limit bounds how long that can go unnoticed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from .jobs import Entry
+
+
+class RecentEntries:
+    def __init__(self, size: int, ttl: float) -> None:
+        self.size = size
+        self.ttl = ttl
+        self._items: OrderedDict[str, tuple[Entry, float]] = OrderedDict()
+
+    def get(self, key: str) -> Entry | None:
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[1] < time.monotonic():
+            del self._items[key]
+            return None
+        self._items.move_to_end(key)
+        return item[0]
+
+    def put(self, key: str, entry: Entry) -> None:
+        if self.size <= 0:
+            return
+        self._items[key] = (entry, time.monotonic() + self.ttl)
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def drop(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)

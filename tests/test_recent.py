@@ -1,0 +1,40 @@
+"""The frontend's LRU of recent index entries."""
+
+from __future__ import annotations
+
+import time
+
+from imgserver.jobs import Entry
+from imgserver.recent import RecentEntries
+
+
+def entry(n: int) -> Entry:
+    return Entry(f"results/{n}", "image/jpeg", n, 1, 1)
+
+
+def test_bounded_least_recently_used() -> None:
+    r = RecentEntries(size=2, ttl=60)
+    r.put("a", entry(1))
+    r.put("b", entry(2))
+    assert r.get("a") == entry(1)  # a is now the most recent
+    r.put("c", entry(3))
+    assert (r.get("a"), r.get("b"), r.get("c")) == (entry(1), None, entry(3))
+    assert len(r) == 2
+
+
+def test_entries_expire_and_can_be_dropped(monkeypatch) -> None:
+    r = RecentEntries(size=10, ttl=5)
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now)
+    r.put("a", entry(1))
+    r.put("b", entry(2))
+    r.drop(["b", "missing"])
+    assert r.get("b") is None and r.get("a") == entry(1)
+    monkeypatch.setattr(time, "monotonic", lambda: now + 6)
+    assert r.get("a") is None and len(r) == 0
+
+
+def test_size_zero_keeps_nothing() -> None:
+    r = RecentEntries(size=0, ttl=5)
+    r.put("a", entry(1))
+    assert r.get("a") is None
