@@ -42,8 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from imgserver.__main__ import use_uvloop
     from imgserver.errors import ImgServerError
 
+    use_uvloop()
     try:
         return asyncio.run(run(args.role, args.concurrency or 2 * settings.workers, settings))
     except ImgServerError as exc:  # a backend could not be opened
