@@ -23,6 +23,7 @@ from ..metrics import Metrics
 from ..names import result_path
 from ..request import ImageRequest, canonical_input, check_source, parse_request
 from ..settings import Settings
+from . import client
 from .middleware import error_response
 
 
@@ -255,6 +256,9 @@ def add_routes(app: web.Application) -> None:
     from . import events, uploads  # (they import this module's app keys)
 
     r = app.router
+    app[client.BUNDLE] = client.Bundle.load()
+    r.add_get("/", client.index)
+    r.add_get("/static/{version}/{name}", client.asset)
     for path in ("/graph/{spec}", "/graph/{apikey}/{signature}/{spec}"):
         r.add_get(path, graph)
         r.add_post(path, graph)
