@@ -1,9 +1,10 @@
-# imgserver: `make serve` runs the service on the embedded default; `make test` runs the suite.
+# imgserver: `make serve` runs the service on the embedded default; `make test` runs the suite;
+# `make bench` measures it against thumbor and the bare image libraries (bench/README.md).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve stack test lint check system-deps clean
+.PHONY: serve stack test lint check system-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +16,10 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install -q -e '.[test,stack]'
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed-test
+	$(BIN)/pip install -q -e '.[test,stack,bench]'
 	touch $@
 
 system-deps:
@@ -37,6 +42,21 @@ lint: $(VENV)/.installed-test
 test: $(VENV)/.installed-test system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# thumbor 7.8 in its own venv (its Pillow and tornado pins stay out of ours)
+THUMBOR_VENV := bench/.cache/thumbor-venv
+$(THUMBOR_VENV)/bin/thumbor:
+	$(PYTHON) -m venv $(THUMBOR_VENV)
+	$(THUMBOR_VENV)/bin/pip install -q "thumbor==7.8.*"
+
+# wrk, nginx (the sources' origin, a 301 floor), the distributed stack, thumbor, the photos
+bench-deps: $(VENV)/.installed-bench $(THUMBOR_VENV)/bin/thumbor
+	deploy/system-deps.sh wrk nginx redis-server rabbitmq-server
+	$(BIN)/python -c 'import sys; sys.path.insert(0, "."); from bench.photos import photos; photos()'
+
+# BENCH_ARGS: e.g. --quick, --only miss,hit, --skip-distributed, --skip-thumbor, --profile
+bench: bench-deps
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .stack .pytest_cache .ruff_cache

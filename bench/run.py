@@ -1,0 +1,970 @@
+"""The benchmark: this service against thumbor and the bare image libraries, in one run.
+
+    python bench/run.py [--quick] [--only miss,hit,memory,bytes] [--skip-distributed]
+                        [--skip-thumbor] [--profile]
+
+(``make bench`` installs what it needs first: wrk, nginx, redis-server, rabbitmq-server, the
+thumbor venv, the photos.) Prints one table per part, then each of issue 6's targets with
+PASS/FAIL, and writes every raw figure to bench/results/latest.json. bench/README.md says
+what each part measures and how.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import json
+import multiprocessing
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from bench import floor, lab, ssim  # noqa: E402
+from bench.photos import generated, photo  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+Image.MAX_IMAGE_PIXELS = None  # our own sources: no decompression-bomb warning
+SOURCES_DIR = lab.CACHE / "sources"
+PARTS = ("miss", "hit", "memory", "bytes")
+CPUS = len(os.sched_getaffinity(0))
+
+# name -> where it comes from; the miss workload cycles through all of them
+PACKAGE_JPEGS = ["Aqua.jpg", "Garden.jpg", "LadyBird.jpg", "TwoWings.jpg", "YellowFlower.jpg",
+                 "Elephants_3840x2160.jpg", "Elephants_5640x3172.jpg"]  # fmt: skip
+PNGS = ["LadyBird_2560x1600.png", "Elephants_5120x2880.png"]
+MISS_SOURCES = PACKAGE_JPEGS + PNGS
+QUICK_MISS_SOURCES = ["Aqua.jpg", "Elephants_3840x2160.jpg", "LadyBird_2560x1600.png"]
+BYTES_SOURCES = MISS_SOURCES
+QUICK_BYTES_SOURCES = ["Aqua.jpg", "LadyBird_2560x1600.png"]
+MEMORY_SOURCES = ["Elephants_5120x2880.png", "Elephants_12000x8000.jpg"]
+BIG_PIXELS = 120_000_000  # IMGSERVER_MAX_SOURCE_PIXELS for the memory part (96 MP JPEG)
+
+CONCURRENCY = 4
+QUALITY = 80
+BUDGETS = {1: 20.0, 10: 200.0, 100: 2000.0, 1000: 10000.0}  # imgflo: connections -> mean ms
+
+# the targets of issue 6
+MISS_VS_THUMBOR = 1.2
+MISS_VS_BARE = {"embedded": 0.95, "distributed": 0.9}
+HIT_VS_BARE = {"embedded": 0.7, "distributed": 0.5}
+HIT_P99_MS = 15.0
+PEAK_RSS_MB = 300.0
+SSIM_TOLERANCE = 0.001  # "equal SSIM": ours may be this much lower
+
+EMBEDDED = "ours embedded"
+DIST_S3 = "ours distributed (S3)"
+DIST_LOCAL = "ours distributed (local storage)"
+THUMBOR = "thumbor 7.8"
+BARE = {"pyvips": "bare pyvips", "pillow": "bare Pillow"}
+
+STD_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+            14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+            18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+            49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+
+def source_path(name: str) -> Path:
+    return photo(name) if name in PACKAGE_JPEGS else generated(name)
+
+
+def prepare_sources(names: list[str]) -> dict[str, Path]:
+    """Every source the run uses, linked into one directory the origin serves."""
+    SOURCES_DIR.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in names:
+        path = source_path(name).resolve()
+        link = SOURCES_DIR / name
+        if not link.exists() or link.resolve() != path:
+            link.unlink(missing_ok=True)
+            link.symlink_to(path)
+        paths[name] = path
+    return paths
+
+
+def size_of(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+class Failure(Exception):
+    """A request that did not give the expected answer."""
+
+
+def estimate_quality(data: bytes) -> int | None:
+    """The libjpeg quality whose standard luminance table the JPEG uses (None: another table)."""
+    with Image.open(io.BytesIO(data)) as image:
+        table = list(image.quantization.get(0, []))
+    for q in range(1, 101):
+        scale = 5000 // q if q < 50 else 200 - 2 * q
+        if table == [min(255, max(1, (v * scale + 50) // 100)) for v in STD_LUMA]:
+            return q
+    return None
+
+
+def check_output(data: bytes, width: int) -> None:
+    with Image.open(io.BytesIO(data)) as image:
+        if image.format != "JPEG" or image.width != width:
+            raise Failure(f"expected a {width} px wide JPEG, got {image.format} {image.size}")
+
+
+def miss_jobs(sources: list[str], n: int) -> list[tuple[str, int]]:
+    """``n`` unique (source, width) pairs, widths 300-800, cycling through the sources."""
+    jobs = []
+    for i in range(n):
+        s, r = i % len(sources), i // len(sources)
+        jobs.append((sources[s], 300 + (r * 53 + s * 17) % 501))
+    return jobs
+
+
+def pct(values: list[float], p: float) -> float:
+    """Percentile by linear interpolation between closest ranks."""
+    v = sorted(values)
+    k = (len(v) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (k - lo)
+
+
+Call = Callable[[str, int], Awaitable[bytes]]
+
+
+async def drive(call: Call, jobs: list[tuple[str, int]], concurrency: int) -> dict:
+    """Run ``jobs`` with ``concurrency`` requests in flight; time each and check its output."""
+    pending = iter(jobs)
+    latencies: list[float] = []
+    qualities: set[int | None] = set()
+    errors: list[str] = []
+
+    async def client() -> None:
+        for name, width in pending:
+            t = time.perf_counter()
+            try:
+                data = await call(name, width)
+                elapsed = (time.perf_counter() - t) * 1000
+                check_output(data, width)
+            except (Failure, aiohttp.ClientError, OSError) as exc:
+                errors.append(f"{name} w={width}: {exc}")
+                continue
+            latencies.append(elapsed)
+            qualities.add(estimate_quality(data))
+
+    cpu = time.process_time()
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    return {
+        "requests": len(jobs), "ok": len(latencies), "seconds": wall,
+        "rps": len(latencies) / wall,
+        "p50_ms": pct(latencies, 50) if latencies else None,
+        "p99_ms": pct(latencies, 99) if latencies else None,
+        "mean_ms": statistics.fmean(latencies) if latencies else None,
+        "jpeg_quality": sorted(q if q is not None else -1 for q in qualities),
+        "errors": len(errors), "first_errors": errors[:3],
+        "client_cpu_s": time.process_time() - cpu,
+        "latencies_ms": [round(x, 2) for x in latencies],
+    }  # fmt: skip
+
+
+def ours_call(session: aiohttp.ClientSession, base: str, origin: str, tag: str) -> Call:
+    """A passthrough.jpg miss: the 301, then the result it points at."""
+
+    async def call(name: str, width: int) -> bytes:
+        src = quote(f"{origin}/{name}?{tag}", safe="")
+        url = f"{base}/graph/passthrough.jpg?input={src}&width={width}&quality={QUALITY}"
+        async with session.get(url, allow_redirects=False) as r:
+            body = await r.read()
+            if r.status != 301:
+                raise Failure(f"{r.status}: {body[:200]!r}")
+            if r.headers.get("X-Cache") != "MISS":
+                raise Failure(f"X-Cache {r.headers.get('X-Cache')}, expected MISS")
+            location = r.headers["Location"]
+        async with session.get(location) as r:
+            if r.status != 200:
+                raise Failure(f"result {r.status}")
+            return await r.read()
+
+    return call
+
+
+def thumbor_call(session: aiohttp.ClientSession, base: str, origin: str) -> Call:
+    host = origin.removeprefix("http://")
+
+    async def call(name: str, width: int) -> bytes:
+        url = f"{base}/unsafe/{width}x0/filters:quality({QUALITY}):format(jpeg)/{host}/{name}"
+        async with session.get(url) as r:
+            data = await r.read()
+            if r.status != 200:
+                raise Failure(f"{r.status}: {data[:200]!r}")
+            return data
+
+    return call
+
+
+Jobs = list[tuple[str, int]]
+
+
+async def run_http(make: Callable[[aiohttp.ClientSession], Call], warmup: Jobs, jobs: Jobs,
+                   meter: lab.CpuMeter | None = None) -> dict:  # fmt: skip
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        call = make(session)
+        await drive(call, warmup, CONCURRENCY)  # processes warm, connections open
+        if meter:
+            meter.start()
+        result = await drive(call, jobs, CONCURRENCY)
+        if meter:
+            result["cpu_s"] = meter.stop()
+    return result
+
+
+def warmup_jobs(sources: list[str]) -> list[tuple[str, int]]:
+    return [(name, 250 + i) for i, name in enumerate(sources)]  # widths outside 300-800
+
+
+def miss_embedded(ctx: Context) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = lab.Service(Path(tmp), {"IMGSERVER_WORKERS": str(CPUS)}).start()
+        try:
+            result = miss_service(ctx, svc.base, "v=embedded", [svc.proc.pid])
+            if ctx.args.profile:
+                log("miss: profiling ours embedded")
+                result["profile"] = profile_miss(ctx, svc.base, "v=profile",
+                                                 {"embedded": svc.proc.pid})  # fmt: skip
+        finally:
+            svc.stop()
+    return result
+
+
+def miss_service(ctx: Context, base: str, tag: str, roots: list[int],
+                 stack: list[int] | None = None) -> dict:  # fmt: skip
+    """The miss workload against one of our deployments; CPU of ``roots`` (and of the
+    distributed stack's servers, apart) is accounted."""
+    meter, stack_meter = lab.CpuMeter(roots), lab.CpuMeter(stack or [])
+    origin = ctx.nginx.origin
+    stack_meter.start()
+    result = asyncio.run(run_http(lambda s: ours_call(s, base, origin, tag),
+                                  warmup_jobs(ctx.miss_sources), ctx.jobs, meter))  # fmt: skip
+    if stack:
+        result["stack_cpu_s"] = stack_meter.stop()
+    return result
+
+
+def miss_thumbor(ctx: Context) -> dict:
+    thumbor = ctx.thumbor()
+    meter = lab.CpuMeter([thumbor.pid])
+    base, origin = thumbor.base, ctx.nginx.origin
+    return asyncio.run(run_http(lambda s: thumbor_call(s, base, origin),
+                                warmup_jobs(ctx.miss_sources), ctx.jobs, meter))  # fmt: skip
+
+
+def miss_bare(ctx: Context, library: str) -> dict:
+    paths = [str(ctx.paths[n]) for n in ctx.miss_sources]
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(CPUS, mp_context=spawn, initializer=floor.init,
+                             initargs=(library, paths, 1)) as pool:  # fmt: skip
+        for f in [pool.submit(floor.warm) for _ in range(CPUS * 2)]:
+            f.result()
+        pids = list(pool._processes)
+
+        async def go() -> dict:
+            loop = asyncio.get_running_loop()
+
+            async def call(name: str, width: int) -> bytes:
+                return await loop.run_in_executor(pool, floor.resize, name, width, QUALITY)
+
+            await drive(call, warmup_jobs(ctx.miss_sources), CONCURRENCY)
+            meter = lab.CpuMeter(pids)
+            meter.start()
+            result = await drive(call, ctx.jobs, CONCURRENCY)
+            result["cpu_s"] = meter.stop()
+            return result
+
+        return asyncio.run(go())
+
+
+PROFILE_RATE = 200  # py-spy samples per second
+
+
+def profile_miss(ctx: Context, base: str, tag: str, targets: dict[str, int]) -> dict:
+    """The miss workload again (not timed) under py-spy, for each process in ``targets`` and
+    its image processes. A service process is sampled when it runs (its CPU); an image
+    process all the time (``--idle``): its pixels are computed in libvips' own threads, which
+    py-spy cannot see, while its Python thread waits in the pyvips call that started them."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    recorders: list[tuple[str, Path, subprocess.Popen]] = []
+    for label, pid in targets.items():
+        kinds = [(label, pid, [])]
+        kinds += [(f"{label}: image processes", p, ["--idle"]) for p in lab.worker_pids(pid)]
+        for kind, p, flags in kinds:
+            out = RESULTS / f"profile-{label.replace(' ', '-')}-{p}.txt"
+            command = [spy, "record", "--pid", str(p), "--nonblocking", *flags, "--rate",
+                       str(PROFILE_RATE), "--format", "raw", "--output", str(out)]  # fmt: skip
+            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            recorders.append((kind, out, proc))
+    time.sleep(1.0)
+    origin = ctx.nginx.origin
+    start = time.perf_counter()
+    asyncio.run(run_http(lambda s: ours_call(s, base, origin, tag), [], ctx.jobs))
+    wall = time.perf_counter() - start
+    for _, _, proc in recorders:
+        proc.send_signal(signal.SIGINT)
+    files: dict[str, list[Path]] = {}
+    for kind, out, proc in recorders:
+        proc.wait(60)
+        files.setdefault(kind, []).append(out)
+    return {kind: summarise_profile(paths, wall) for kind, paths in files.items()}
+
+
+def summarise_profile(paths: list[Path], wall: float, top: int = 12) -> dict:
+    """Samples per second of wall time (busy cores, or processes when idle is sampled) and
+    the hottest functions, self and inclusive, as % of the samples."""
+    samples, own, incl = 0, {}, {}
+    for path in paths:
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not count.isdigit():
+                continue
+            stack = re.sub(r'process \d+:"[^"]*"(;|$)', "", stack)  # cmdlines hold ';'
+            funcs = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")
+                     if f and not f.startswith("thread ")]  # fmt: skip
+            n = int(count)
+            samples += n
+            if funcs:
+                own[funcs[-1]] = own.get(funcs[-1], 0) + n
+            for f in set(funcs):
+                incl[f] = incl.get(f, 0) + n
+
+    def best(d: dict) -> list[tuple[str, float]]:
+        ranked = sorted(d.items(), key=lambda kv: -kv[1])[:top]
+        return [(f, round(100 * n / max(1, samples), 1)) for f, n in ranked]
+
+    return {"samples": samples, "per_wall_second": samples / PROFILE_RATE / wall,
+            "self": best(own), "inclusive": best(incl),
+            "files": [str(p.relative_to(REPO)) for p in paths]}  # fmt: skip
+
+
+# -- hit --------------------------------------------------------------------------------------
+
+
+def prime(base: str, origin: str, tag: str) -> str:
+    """Make one result and return its URL (answered from the cache from now on)."""
+    src = quote(f"{origin}/Aqua.jpg?{tag}", safe="")
+    url = f"{base}/graph/passthrough.jpg?input={src}&width=400&quality={QUALITY}"
+
+    async def go() -> None:
+        async with aiohttp.ClientSession() as s:
+            for expected in ("MISS", "HIT"):
+                async with s.get(url, allow_redirects=False) as r:
+                    await r.read()
+                    if (r.status, r.headers.get("X-Cache")) != (301, expected):
+                        raise Failure(f"priming {url}: {r.status} {r.headers.get('X-Cache')}")
+
+    asyncio.run(go())
+    return url
+
+
+def hit_floors(ctx: Context, path: str) -> dict:
+    out = {}
+    bare = lab.Bare301().start()
+    try:
+        url = f"http://127.0.0.1:{bare.port}{path}"
+        out["bare aiohttp 301"] = lab.wrk(url, 32, ctx.hit_seconds)
+    finally:
+        bare.stop()
+    url = f"http://127.0.0.1:{ctx.nginx.moved_port}{path}"
+    out["nginx 301"] = lab.wrk(url, 32, ctx.hit_seconds)
+    return out
+
+
+def hit_embedded(ctx: Context) -> tuple[dict, dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = lab.Service(Path(tmp), {"IMGSERVER_WORKERS": str(CPUS)}).start()
+        try:
+            url = prime(svc.base, ctx.nginx.origin, "v=hit")
+            result = lab.wrk(url, 32, ctx.hit_seconds)
+            budgets = {c: lab.wrk(url, c, ctx.budget_seconds) for c in BUDGETS}
+        finally:
+            svc.stop()
+    return result, budgets
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+def memory(ctx: Context) -> dict:
+    """Peak RSS (VmHWM) of each image worker process while it makes a 800 px passthrough of
+    each big source (one request per worker process at once, peak reset before each)."""
+    env = {"IMGSERVER_WORKERS": str(CPUS), "IMGSERVER_MAX_SOURCE_PIXELS": str(BIG_PIXELS)}
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = lab.Service(Path(tmp), env).start()
+        try:
+            pids = []
+            deadline = time.monotonic() + 30
+            while len(pids) < CPUS and time.monotonic() < deadline:
+                pids = lab.worker_pids(svc.proc.pid)
+                time.sleep(0.1)
+            origin = ctx.nginx.origin
+
+            async def batch(name: str, tag: str) -> None:
+                """One request per worker process, all at once."""
+                width = 300 if name == "Aqua.jpg" else 800
+                async with aiohttp.ClientSession() as s:
+                    calls = [ours_call(s, svc.base, origin, f"{tag}{i}") for i in range(CPUS)]
+                    for data in await asyncio.gather(*(call(name, width) for call in calls)):
+                        check_output(data, width)
+
+            asyncio.run(batch("Aqua.jpg", "m=warm"))
+            out["idle_rss_mb"] = {p: lab.status_kb(p, "VmRSS") / 1024 for p in pids}
+            for name in MEMORY_SOURCES:
+                for pid in pids:
+                    lab.reset_peak(pid)
+                front = svc.proc.pid
+                lab.reset_peak(front)
+                asyncio.run(batch(name, "m=big"))
+                w, h = size_of(ctx.paths[name])
+                out[name] = {
+                    "pixels": w * h, "bytes": ctx.paths[name].stat().st_size,
+                    "workers_peak_mb": [lab.status_kb(p, "VmHWM") / 1024 for p in pids],
+                    "frontend_peak_mb": lab.status_kb(front, "VmHWM") / 1024,
+                }  # fmt: skip
+        finally:
+            svc.stop()
+    return out
+
+
+# -- bytes ------------------------------------------------------------------------------------
+
+
+async def fetch(session: aiohttp.ClientSession, url: str) -> bytes:
+    async with session.get(url) as r:
+        data = await r.read()
+        if r.status != 200:
+            raise Failure(f"{url}: {r.status} {data[:200]!r}")
+        return data
+
+
+def bytes_part(ctx: Context) -> list[dict]:
+    """compress (q75, full size, same format) and passthrough (800 px, q80) of each source, by
+    us and by thumbor: output bytes and SSIM against the source."""
+    names = QUICK_BYTES_SOURCES if ctx.args.quick else BYTES_SOURCES
+    origin = ctx.nginx.origin
+    host = origin.removeprefix("http://")
+    thumbor = None if ctx.args.skip_thumbor else ctx.thumbor()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        svc = lab.Service(Path(tmp), {"IMGSERVER_WORKERS": str(CPUS)}).start()
+        try:
+            for name in names:
+                ext = Path(name).suffix.lstrip(".")
+                src = quote(f"{origin}/{name}?v=bytes", safe="")
+                urls = {
+                    ("compress", "ours"): f"{svc.base}/graph/compress.{ext}?input={src}&quality=75",
+                    ("resize", "ours"): f"{svc.base}/graph/passthrough.jpg?input={src}"
+                                        f"&width=800&quality={QUALITY}",
+                }  # fmt: skip
+                if thumbor:
+                    urls[("compress", "thumbor")] = (
+                        f"{thumbor.base}/unsafe/filters:quality(75)/{host}/{name}"
+                    )
+                    urls[("resize", "thumbor")] = (
+                        f"{thumbor.base}/unsafe/800x0/filters:quality({QUALITY}):format(jpeg)/"
+                        f"{host}/{name}")  # fmt: skip
+
+                async def get_all(urls: dict = urls) -> dict:
+                    async with aiohttp.ClientSession() as s:
+                        return {k: await fetch(s, u) for k, u in urls.items()}
+
+                outputs = asyncio.run(get_all())
+                source = ctx.paths[name].read_bytes()
+                refs: dict = {}
+                for (kind, system), data in outputs.items():
+                    out = ssim.decode(data)
+                    size = (out.width, out.height)
+                    if size not in refs:
+                        refs[size] = ssim.reference(source, *size)
+                    score = ssim.ssim(refs[size], ssim.luma(out))
+                    fmt = Image.open(io.BytesIO(data)).format
+                    rows.append({
+                        "source": name, "source_bytes": len(source), "kind": kind,
+                        "system": system, "bytes": len(data), "ssim": score, "format": fmt,
+                        "width": size[0], "height": size[1], "kept_source": data == source,
+                    })  # fmt: skip
+                log(f"bytes: {name} done")
+        finally:
+            svc.stop()
+    return rows
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+class Context:
+    """What the parts share: options, sources, the origin, thumbor (started on first use)."""
+
+    def __init__(self, args: argparse.Namespace, root: Path) -> None:
+        self.args = args
+        self.root = root
+        self.miss_sources = QUICK_MISS_SOURCES if args.quick else MISS_SOURCES
+        n = args.requests or (2 * len(self.miss_sources) if args.quick else 20 * len(MISS_SOURCES))
+        self.jobs = miss_jobs(self.miss_sources, n)
+        self.hit_seconds = 3 if args.quick else 10
+        self.budget_seconds = 2 if args.quick else 5
+        names = set(self.miss_sources)
+        if "bytes" in args.only:
+            names |= set(QUICK_BYTES_SOURCES if args.quick else BYTES_SOURCES)
+        if "memory" in args.only:
+            names |= set(MEMORY_SOURCES)
+        log("preparing sources (first run: downloads mate-backgrounds, makes the large ones)")
+        self.paths = prepare_sources(sorted(names))
+        self.nginx = lab.Nginx(root / "nginx", SOURCES_DIR).start()
+        self._thumbor: lab.Thumbor | None = None
+
+    def thumbor(self) -> lab.Thumbor:
+        if self._thumbor is None:
+            if not (lab.THUMBOR_VENV / "bin" / "thumbor").exists():
+                raise SystemExit("thumbor is not installed: run `make bench` (or --skip-thumbor)")
+            self._thumbor = lab.Thumbor(self.root / "thumbor", CPUS).start()
+        return self._thumbor
+
+    def stop_thumbor(self) -> None:
+        if self._thumbor is not None:
+            self._thumbor.stop()
+            self._thumbor = None
+
+    def close(self) -> None:
+        self.stop_thumbor()
+        self.nginx.stop()
+
+
+def distributed(ctx: Context, results: dict) -> None:
+    """The distributed mode's measurements, with the stack up only meanwhile."""
+    stack = lab.Stack()
+    log("distributed: starting redis-server, RabbitMQ, moto S3")
+    stack.start()
+    try:
+        distributed_variant(ctx, results, stack, DIST_S3, s3=True)
+        if "miss" in ctx.args.only and not ctx.args.quick:
+            distributed_variant(ctx, results, stack, DIST_LOCAL, s3=False)
+    finally:
+        stack.stop()
+
+
+def distributed_variant(ctx: Context, results: dict, stack: lab.Stack, label: str,
+                        s3: bool) -> None:  # fmt: skip
+    """A frontend and one urgent worker role (``IMGSERVER_WORKERS`` image processes), results
+    in S3 or in a local directory both share."""
+    with tempfile.TemporaryDirectory() as tmp:
+        web = lab.Service(Path(tmp), stack.env(s3) | {"IMGSERVER_WORKERS": str(CPUS)})
+        worker = lab.WorkerProcess("urgent", web.env, Path(tmp))
+        try:
+            web.start()
+            worker.start()
+            roots = [web.proc.pid, worker.proc.pid]
+            tag = "v=" + label.split("(")[1].rstrip(")").replace(" ", "")
+            if "miss" in ctx.args.only:
+                measure = lambda: miss_service(ctx, web.base, tag, roots, stack.pids)  # noqa: E731
+                if r := attempt(results, f"miss: {label}", measure):
+                    results["miss"][label] = r
+                if r and ctx.args.profile and s3:
+                    processes = {"distributed frontend": web.proc.pid,
+                                 "distributed worker": worker.proc.pid}  # fmt: skip
+                    r["profile"] = attempt(results, f"miss: profiling {label}", lambda: (
+                        profile_miss(ctx, web.base, tag + "-profile", processes)))  # fmt: skip
+            if "hit" in ctx.args.only and s3:
+                hit = lambda: lab.wrk(prime(web.base, ctx.nginx.origin, "v=hit"), 32,  # noqa: E731
+                                      ctx.hit_seconds)  # fmt: skip
+                if r := attempt(results, f"hit: {label}", hit):
+                    results["hit"][label] = r
+        finally:
+            worker.stop()
+            web.stop()
+
+
+def attempt(results: dict, what: str, measure: Callable[[], object]) -> Any:
+    """Run one measurement; a failure is logged and recorded, and the run goes on."""
+    log(what)
+    try:
+        return measure()
+    except Exception as exc:
+        traceback.print_exc()
+        results["failed"][what] = repr(exc)
+        return None
+
+
+def run_parts(ctx: Context, results: dict) -> None:
+    """Every part asked for, one measurement at a time."""
+    only, args = ctx.args.only, ctx.args
+    if "miss" in only:
+        systems = [(EMBEDDED, lambda: miss_embedded(ctx))]
+        if not args.skip_thumbor:
+            systems.append((THUMBOR, lambda: miss_thumbor(ctx)))
+        for library, label in BARE.items():
+            systems.append((label, lambda library=library: miss_bare(ctx, library)))
+        for label, measure in systems:
+            if (r := attempt(results, f"miss: {label}", measure)) is not None:
+                results["miss"][label] = r
+    if "bytes" in only and (r := attempt(results, "bytes", lambda: bytes_part(ctx))):
+        results["bytes"] = r
+    ctx.stop_thumbor()
+    if "hit" in only:
+        path = "/graph/passthrough.jpg?width=400"
+        if r := attempt(results, "hit: floors", lambda: hit_floors(ctx, path)):
+            results["hit"] |= r
+        if r := attempt(results, f"hit: {EMBEDDED} and imgflo's budgets",
+                        lambda: hit_embedded(ctx)):  # fmt: skip
+            results["hit"][EMBEDDED], results["budgets"] = r
+    if "memory" in only and (r := attempt(results, "memory", lambda: memory(ctx))):
+        results["memory"] = r
+    if not args.skip_distributed and {"miss", "hit"} & set(only):
+        if lab.stack_available():
+            attempt(results, "distributed", lambda: distributed(ctx, results))
+        else:
+            log("distributed: skipped (redis-server or rabbitmq-server not installed)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help="comma-separated parts: miss,hit,memory,bytes")  # fmt: skip
+    parser.add_argument("--skip-distributed", action="store_true")
+    parser.add_argument("--skip-thumbor", action="store_true")
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile the embedded miss workload with py-spy")  # fmt: skip
+    parser.add_argument("--requests", type=int, default=0, help="miss requests per system")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json",
+                        help="raw figures (JSON); default bench/results/latest.json")  # fmt: skip
+    args = parser.parse_args()
+    args.only = [p.strip() for p in args.only.split(",") if p.strip()]
+    if unknown := set(args.only) - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if "hit" in args.only and not shutil.which("wrk"):
+        parser.error("wrk is not installed: run `make bench`, or leave out the hit part")
+    if not Path(lab.NGINX).exists():
+        parser.error("nginx (the origin of the sources) is not installed: run `make bench`")
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1000 connections, both sides
+
+    started = time.monotonic()
+    machine = machine_info()
+    log(f"load average at start: {machine['loadavg_start']}")
+    results: dict = {"machine": machine, "options": vars(args), "miss": {}, "hit": {}, "failed": {}}
+    with tempfile.TemporaryDirectory(prefix="imgbench-") as root:
+        ctx = Context(args, Path(root))
+        try:
+            results["miss_workload"] = {
+                "sources": {n: list(size_of(ctx.paths[n])) for n in ctx.miss_sources},
+                "requests": len(ctx.jobs), "concurrency": CONCURRENCY, "quality": QUALITY,
+            }  # fmt: skip
+            run_parts(ctx, results)
+        finally:
+            ctx.close()
+    machine["loadavg_end"] = os.getloadavg()
+    if failed := sorted(results["failed"]):
+        log(f"these measurements failed (tracebacks above): {', '.join(failed)}")
+    results["duration_s"] = time.monotonic() - started
+    results["targets"] = report(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=1, default=str))
+    print(f"\nraw figures: {args.output}; the run took {results['duration_s']:.0f} s")
+    return 0
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def table(title: str, headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    print(f"\n{title}")
+    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
+                     for i, (h, w) in enumerate(zip(headers, widths, strict=True)))  # fmt: skip
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))  # fmt: skip
+
+
+def f(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def report(results: dict) -> list[dict]:
+    targets: list[dict] = []
+
+    def target(name: str, value: str, goal: str, ok: bool | None) -> None:
+        targets.append({"target": name, "value": value, "goal": goal, "result": verdict(ok)})
+
+    m = results["machine"]
+    print(
+        f"\nmachine: {m['cpus']} cores ({m['cpu_model']}), {m['ram_gb']:.0f} GB RAM; "
+        f"load average {m['loadavg_start'][0]:.2f} at start, {m['loadavg_end'][0]:.2f} at end"
+    )
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))  # fmt: skip
+
+    miss = results["miss"]
+    if miss:
+        w = results["miss_workload"]
+        print(
+            f"\nmiss workload: {w['requests']} unique requests, {w['concurrency']} in flight, "
+            f"width 300-800, JPEG q{w['quality']}, sources: "
+            + ", ".join(f"{n} ({x}x{y})" for n, (x, y) in w["sources"].items())
+        )
+        thumbor = miss.get(THUMBOR, {}).get("rps")
+        bare = [miss[b]["rps"] for b in BARE.values() if b in miss]
+        best = max(bare) if bare else None
+        rows = []
+        for name, r in miss.items():
+            rows.append([name, f"{r['ok']}/{r['requests']}", f(r["rps"], 2), f(r["p50_ms"]),
+                         f(r["p99_ms"]), f(r["mean_ms"]),
+                         f(1000 * r["cpu_s"] / max(1, r["ok"]), 0) if "cpu_s" in r else "-",
+                         f(ratio(r["rps"], thumbor), 2), f(ratio(r["rps"], best), 2),
+                         ",".join(str(q) for q in r["jpeg_quality"])])  # fmt: skip
+        table("1. miss throughput and latency",
+              ["system", "ok", "req/s", "p50 ms", "p99 ms", "mean ms", "CPU ms/req",
+               "vs thumbor", "vs best bare", "JPEG q"], rows)  # fmt: skip
+        for name, r in miss.items():
+            if r.get("stack_cpu_s") is not None:
+                per = 1000 * r["stack_cpu_s"] / max(1, r["ok"])
+                print(f"  {name}: redis-server, RabbitMQ and moto S3 used {per:.0f} ms CPU/req "
+                      "besides (not in the CPU column)")  # fmt: skip
+            for e in r["first_errors"]:
+                print(f"  {name} error: {e}")
+        for name, r in miss.items():
+            if "profile" in r:
+                print_profile(name, r["profile"])
+        emb = miss.get(EMBEDDED, {}).get("rps")
+        goal = f">= {MISS_VS_THUMBOR}x thumbor"
+        v = ratio(emb, thumbor)
+        target("miss: embedded vs thumbor", times(v), goal, None if v is None else v >= 1.2)
+        v = ratio(emb, best)
+        goal = f">= {MISS_VS_BARE['embedded']}x best bare"
+        target("miss: embedded vs best bare", times(v), goal,
+               None if v is None else v >= MISS_VS_BARE["embedded"])  # fmt: skip
+        v = ratio(miss.get(DIST_S3, {}).get("rps"), best)
+        goal = f">= {MISS_VS_BARE['distributed']}x best bare"
+        target("miss: distributed (S3) vs best bare", times(v), goal,
+               None if v is None else v >= MISS_VS_BARE["distributed"])  # fmt: skip
+        if DIST_LOCAL in miss:
+            v = ratio(miss[DIST_LOCAL]["rps"], best)
+            target("miss: distributed (local storage) vs best bare", times(v), goal,
+                   v >= MISS_VS_BARE["distributed"])  # fmt: skip
+        for name, r in miss.items():
+            if r["errors"]:
+                target(f"miss: {name} answers every request", f"{r['errors']} errors", "0", False)
+
+    hit = results["hit"]
+    if hit:
+        floor_rps = hit.get("bare aiohttp 301", {}).get("rps")
+        rows = [[name, f(r["rps"], 0), f(r["p50_ms"], 2), f(r["p99_ms"], 2), f(r["mean_ms"], 2),
+                 f(ratio(r["rps"], floor_rps), 2), int(r["socket_errors"] + r["bad_responses"])]
+                for name, r in hit.items()]  # fmt: skip
+        table("2. hit path (wrk -t2 -c32, 301 answers)",
+              ["system", "req/s", "p50 ms", "p99 ms", "mean ms", "vs bare aiohttp", "errors"],
+              rows)  # fmt: skip
+        for label, mode in ((EMBEDDED, "embedded"), (DIST_S3, "distributed")):
+            if label not in hit:
+                continue
+            v = ratio(hit[label]["rps"], floor_rps)
+            target(
+                f"hit: {mode} vs bare aiohttp 301",
+                times(v),
+                f">= {HIT_VS_BARE[mode]}x",
+                None if v is None else v >= HIT_VS_BARE[mode],
+            )
+            p99 = hit[label]["p99_ms"]
+            target(f"hit: {mode} p99 at 32 connections", f"{p99:.2f} ms", f"< {HIT_P99_MS} ms",
+                   p99 < HIT_P99_MS)  # fmt: skip
+    if results.get("budgets"):
+        rows = []
+        for c, r in results["budgets"].items():
+            budget = BUDGETS[int(c)]
+            ok = r["mean_ms"] < budget and not r["socket_errors"] and not r["bad_responses"]
+            rows.append([str(c), f(r["rps"], 0), f(r["mean_ms"], 2), f(r["p99_ms"], 2),
+                         f(budget, 0), int(r["socket_errors"] + r["bad_responses"]),
+                         verdict(ok)])  # fmt: skip
+            target(f"hit: imgflo budget at {c} connections", f"mean {r['mean_ms']:.2f} ms",
+                   f"< {budget:.0f} ms", ok)  # fmt: skip
+        table("   imgflo's budgets, ours embedded (mean latency of cached requests)",
+              ["connections", "req/s", "mean ms", "p99 ms", "budget ms", "errors", "result"],
+              rows)  # fmt: skip
+
+    mem = results.get("memory")
+    if mem:
+        rows = []
+        for name in MEMORY_SOURCES:
+            r = mem[name]
+            peak = max(r["workers_peak_mb"])
+            rows.append([name, f"{r['pixels'] / 1e6:.1f} MP", f"{r['bytes'] / 1e6:.1f} MB",
+                         " / ".join(f(x, 0) for x in r["workers_peak_mb"]),
+                         f(r["frontend_peak_mb"], 0), verdict(peak < PEAK_RSS_MB)])  # fmt: skip
+            target(f"memory: peak RSS per worker, {name}", f"{peak:.0f} MB",
+                   f"< {PEAK_RSS_MB:.0f} MB", peak < PEAK_RSS_MB)  # fmt: skip
+        idle = " / ".join(f(x, 0) for x in mem["idle_rss_mb"].values())
+        table(f"3. memory: peak RSS (VmHWM) per image worker process, passthrough to 800 px "
+              f"(RSS after a warm-up job: {idle} MB)",
+              ["source", "pixels", "file", "workers' peaks MB", "frontend peak MB", "< 300 MB"],
+              rows)  # fmt: skip
+
+    rows_in = results.get("bytes")
+    if rows_in:
+        bytes_report(rows_in, target)
+
+    if targets:
+        table(
+            "targets (issue 6)",
+            ["target", "value", "goal", "result"],
+            [[t["target"], t["value"], t["goal"], t["result"]] for t in targets],
+        )
+    return targets
+
+
+def print_profile(name: str, profile: dict) -> None:
+    print(f"\n   profile of {name} (py-spy {PROFILE_RATE} Hz, the miss workload again; % of "
+          "samples: a service process when on CPU, image processes all the time)")  # fmt: skip
+    for kind, p in profile.items():
+        what = "processes sampled" if kind.endswith("image processes") else "cores busy"
+        print(f"   {kind}: {p['per_wall_second']:.2f} {what} ({p['samples']} samples)")
+        for what in ("self", "inclusive"):
+            print(f"     {what}:")
+            for func, share in p[what]:
+                print(f"       {share:5.1f}%  {func}")
+
+
+def bytes_report(rows_in: list[dict], target: Callable[..., None]) -> None:
+    by = {(r["source"], r["kind"], r["system"]): r for r in rows_in}
+    sources = list(dict.fromkeys(r["source"] for r in rows_in))
+    for kind, title in (("compress", "4a. bytes: compress q75, full size, same format"),
+                        ("resize", "4b. bytes: passthrough to 800 px, JPEG q80")):  # fmt: skip
+        rows = []
+        for s in sources:
+            ours, th = by[(s, kind, "ours")], by.get((s, kind, "thumbor"))
+            better = None
+            if th:
+                tolerance = SSIM_TOLERANCE
+                better = ours["bytes"] <= th["bytes"] and ours["ssim"] >= th["ssim"] - tolerance
+            notes = ["source kept"] if ours["kept_source"] else []
+            if th and th["format"] != ours["format"]:
+                notes.append(f"thumbor: {th['format']}")
+            rows.append([
+                s, f"{ours['source_bytes'] / 1e3:.0f}", f"{ours['width']}x{ours['height']}",
+                f"{ours['bytes'] / 1e3:.1f}", f"{th['bytes'] / 1e3:.1f}" if th else "-",
+                f(ratio(ours["bytes"], th["bytes"]) if th else None, 2), f(ours["ssim"], 4),
+                f(th["ssim"], 4) if th else "-", verdict(better), ", ".join(notes),
+            ])  # fmt: skip
+        table(title + " (KB; SSIM of luminance against the source)",
+              ["source", "source KB", "size", "ours KB", "thumbor KB", "ours/thumbor",
+               "ours SSIM", "thumbor SSIM", "<= bytes, >= SSIM", "note"], rows)  # fmt: skip
+    for fmt in ("JPEG", "PNG"):
+        pairs = [(by[(s, "compress", "ours")], by.get((s, "compress", "thumbor")))
+                 for s in sources if by[(s, "compress", "ours")]["format"] == fmt]  # fmt: skip
+        if not pairs:
+            continue
+        if any(th is None for _, th in pairs):
+            target(f"bytes: compress {fmt} vs thumbor", "thumbor skipped", "", None)
+            continue
+        ours_b = sum(o["bytes"] for o, _ in pairs)
+        th_b = sum(t["bytes"] for _, t in pairs)
+        worse = [o["source"] for o, t in pairs if o["ssim"] < t["ssim"] - SSIM_TOLERANCE]
+        larger = [o["source"] for o, t in pairs if o["bytes"] > t["bytes"]]
+        ours_s = statistics.fmean(o["ssim"] for o, _ in pairs)
+        th_s = statistics.fmean(t["ssim"] for _, t in pairs)
+        value = f"{ours_b / th_b:.2f}x bytes, mean SSIM {ours_s:.4f} vs {th_s:.4f}"
+        if larger:
+            value += f"; {len(larger)} larger"
+        if worse:
+            value += f"; {len(worse)} lower SSIM"
+        target(
+            f"bytes: compress {fmt} ({len(pairs)} sources) vs thumbor q75",
+            value,
+            "<= thumbor bytes at >= SSIM",
+            not larger and not worse,
+        )
+
+
+def machine_info() -> dict:
+    import pyvips
+
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())  # fmt: skip
+    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))  # fmt: skip
+
+    def run(*command: str) -> str:
+        """The first line a command prints (some print their version on stderr, exit 1)."""
+        try:
+            out = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        except OSError:
+            return "not installed"
+        lines = (out.stdout + out.stderr).strip().splitlines()
+        return lines[0] if lines else "?"
+
+    thumbor_py = str(lab.THUMBOR_VENV / "bin" / "python")
+    versions = {
+        "python": platform.python_version(),
+        "libvips": f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}",
+        "pyvips": pyvips.__version__,
+        "Pillow": Image.__version__,
+        "thumbor": run(thumbor_py, "-c", "import thumbor; print(thumbor.__version__)"),
+        "thumbor's Pillow": run(thumbor_py, "-c", "import PIL; print(PIL.__version__)"),
+        "aiohttp": aiohttp.__version__,
+        "nginx": run(lab.NGINX, "-v").rsplit("/", 1)[-1],
+        "wrk": run("wrk", "-v").split(" [")[0].removeprefix("wrk "),
+        "redis": run("redis-server", "--version").split(" sha")[0].split("v=")[-1],
+    }
+    return {
+        "cpus": CPUS, "cpu_model": model, "ram_gb": mem_kb / 1024 / 1024,
+        "kernel": platform.release(), "loadavg_start": os.getloadavg(), "versions": versions,
+    }  # fmt: skip
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
