@@ -18,6 +18,7 @@ from .live import Hub
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT
 from .pool import ProcessPool
+from .runtime.execute import init_options
 from .settings import Settings
 from .uploads import MULTIPART_OVERHEAD
 from .web.events import HUB
@@ -74,7 +75,7 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         if backends.embedded:
             pool = ProcessPool(
                 settings.workers, settings.threads_per_worker, settings.job_deadline,
-                memory_limit=settings.worker_memory_limit,
+                memory_limit=settings.worker_memory_limit, init_options=init_options(settings),
             )  # fmt: skip
             await pool.start()
             fetcher = Fetcher(settings)

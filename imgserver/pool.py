@@ -15,6 +15,7 @@ import itertools
 import logging
 import multiprocessing
 import signal
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 READY = "ready"
 START_TIMEOUT = 120.0
 EXECUTE = "imgserver.runtime.execute"  # module with init(threads, memory) and execute(job)
+# init(threads, memory, **init_options): ProcessPool(init_options=...) adds keyword arguments
 
 
 class WorkerCrashed(Exception):
@@ -34,10 +36,12 @@ class JobDeadline(Exception):
     """The job ran past its deadline; its worker process was replaced."""
 
 
-def _child_main(conn: Connection, threads: int, module: str, memory_limit: int) -> None:
+def _child_main(
+    conn: Connection, threads: int, module: str, memory_limit: int, options: dict[str, Any]
+) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when children stop
     execute = importlib.import_module(module)
-    execute.init(threads, memory_limit)
+    execute.init(threads, memory_limit, **options)
     conn.send(READY)
     while True:
         try:
@@ -52,11 +56,14 @@ def _child_main(conn: Connection, threads: int, module: str, memory_limit: int) 
 class _Slot:
     """One child process and its pipe. Its methods block: they run in the pool's threads."""
 
-    def __init__(self, index: int, threads: int, module: str, memory_limit: int) -> None:
+    def __init__(
+        self, index: int, threads: int, module: str, memory_limit: int, options: dict[str, Any]
+    ) -> None:
         self.index = index
         self._threads = threads
         self._module = module
         self._memory_limit = memory_limit
+        self._options = options
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
@@ -66,7 +73,7 @@ class _Slot:
         parent, child = self._ctx.Pipe()
         proc = self._ctx.Process(
             target=_child_main,
-            args=(child, self._threads, self._module, self._memory_limit),
+            args=(child, self._threads, self._module, self._memory_limit, self._options),
             daemon=True,
             name=f"imgserver-worker-{self.index}",
         )
@@ -130,10 +137,14 @@ class ProcessPool:
         deadline: float,
         module: str = EXECUTE,
         memory_limit: int = 0,
+        init_options: Mapping[str, Any] | None = None,
     ) -> None:
         self.size = size
         self.deadline = deadline
-        self._slots = [_Slot(i, threads_per_process, module, memory_limit) for i in range(size)]
+        options = dict(init_options or {})
+        self._slots = [
+            _Slot(i, threads_per_process, module, memory_limit, options) for i in range(size)
+        ]
         self._threads = ThreadPoolExecutor(size, thread_name_prefix="imgserver-pool")
         self._free: list[_Slot] = []
         self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []

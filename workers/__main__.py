@@ -66,6 +66,7 @@ async def run(role: str, concurrency: int, settings: object) -> int:
     from imgserver.fetch import Fetcher
     from imgserver.metrics import CONTENT_TYPE, Metrics
     from imgserver.pool import ProcessPool
+    from imgserver.runtime.execute import init_options
     from imgserver.settings import Settings
     from imgserver.worker import Worker
 
@@ -81,7 +82,7 @@ async def run(role: str, concurrency: int, settings: object) -> int:
     backends = await open_backends(settings)
     pool = ProcessPool(
         settings.workers, settings.threads_per_worker, settings.job_deadline,
-        memory_limit=settings.worker_memory_limit,
+        memory_limit=settings.worker_memory_limit, init_options=init_options(settings),
     )  # fmt: skip
     fetcher = Fetcher(settings)
     runner: web.AppRunner | None = None

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +25,19 @@ LOADERS = (
 PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "AVIF")
 
 
-def init(threads: int, memory_limit: int = 0) -> None:
+def init_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of ``init`` that come from settings (the pool passes them on)."""
+    return {"max_source_pixels": settings.max_source_pixels}
+
+
+def init(threads: int, memory_limit: int = 0, *, max_source_pixels: int = 0) -> None:
     """Set up a worker process for untrusted input. Call before anything imports pyvips.
 
     ``memory_limit`` caps the process's address space (bytes; 0: none): an image that needs
     more fails this job (or kills this process, which the pool replaces), nothing else.
+    ``max_source_pixels`` (0: Pillow's default) becomes Pillow's own bomb check, process-wide:
+    Image.open refuses an image over it (rounded up to an even number: Pillow refuses at twice
+    its MAX_IMAGE_PIXELS).
     """
     if memory_limit:
         import resource
@@ -41,6 +53,11 @@ def init(threads: int, memory_limit: int = 0) -> None:
     for loader in LOADERS:
         pyvips.operation_block_set(loader, False)
     pyvips.concurrency_set(threads)
+    if max_source_pixels:
+        # Pillow warns over MAX_IMAGE_PIXELS and refuses over twice that: refuse over ours.
+        # (The runtime checks each job's own limit exactly; the warning would be noise.)
+        Image.MAX_IMAGE_PIXELS = (max_source_pixels + 1) // 2
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
     # Pillow: only our formats' plugins (no EPS/Ghostscript, no PDF, no exotic decoders)
     Image.init()
     for fmt in list(Image.OPEN):
