@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import UnsupportedFormat, UnsupportedSource
@@ -42,13 +43,31 @@ SOURCE_MIME = {
     "avif": "image/avif",
     "heif": "image/heif",
     "tiff": "image/tiff",
+    # Only with IMGSERVER_ENABLE_SVG. SVG can carry scripts: its bytes are never stored or
+    # served as image/svg+xml (only rasterised results leave the service).
+    "svg": "application/octet-stream",
 }
 _AVIF_BRANDS = {b"avif", b"avis"}
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
+SVG_HEAD = 1000  # the root <svg> element must start within this many bytes (as for libvips)
+# An XML prolog (declaration, comments, processing instructions, a DOCTYPE with its internal
+# subset), then the root element <svg ...> (or <svg:svg ...>).
+# Each part ends at its first terminator and the quantifiers are possessive, so a hostile
+# prolog costs linear time (no backtracking).
+_SVG = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*+"
+    rb"(?:(?:<\?(?:[^?]|\?(?!>))*+\?>|<!--(?:[^-]|-(?!->))*+-->"
+    rb"|<!DOCTYPE\s[^\[>]*+(?:\[[^\]]*+\]\s*+)?>)\s*+)*+"
+    rb"<(?:svg:)?svg[\s/>]"
+)
+_MARKUP = re.compile(rb"(?:\xef\xbb\xbf)?\s*<")
 
 
-def sniff(data: bytes) -> str | None:
-    """The source format from its leading bytes, or None if it is not one we decode."""
+def sniff(data: bytes, *, svg: bool = False) -> str | None:
+    """The source format from its leading bytes, or None if it is not one we decode.
+
+    ``svg``: SVG is enabled (``IMGSERVER_ENABLE_SVG``), so an SVG document is "svg".
+    """
     if data.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
@@ -66,26 +85,35 @@ def sniff(data: bytes) -> str | None:
             return "avif"
         if brands & _HEIF_BRANDS:
             return "heif"
+    if svg and _SVG.match(data[:SVG_HEAD]):
+        return "svg"
     return None
 
 
-def require_source_format(data: bytes) -> str:
+def may_be_svg(head: bytes) -> bool:
+    """Whether a document starting with ``head`` could still turn out to be SVG (markup)."""
+    return _MARKUP.match(head) is not None
+
+
+def require_source_format(data: bytes, *, svg: bool = False) -> str:
     """Sniff the source, raising 415 unsupported_source when it is not an image we decode."""
-    fmt = sniff(data)
+    fmt = sniff(data, svg=svg)
     if fmt is None:
-        hint = "empty body" if not data else describe_non_image(data)
+        hint = "empty body" if not data else describe_non_image(data, svg=svg)
         raise UnsupportedSource(f"the source is not an image we decode ({hint})")
     return fmt
 
 
-def describe_non_image(data: bytes) -> str:
+def describe_non_image(data: bytes, *, svg: bool = False) -> str:
     head = data[:256].lstrip().lower()
     if head.startswith((b"<!doctype html", b"<html")):
         return "it looks like HTML"
     if head.startswith(b"<?xml") or b"<svg" in head:
+        if svg:
+            return f"XML without an <svg> root element in its first {SVG_HEAD} bytes"
         return "SVG/XML is not enabled"
     if head.startswith(b"%pdf"):
-        return "PDF is not enabled"
+        return "PDF is not supported"
     return f"unrecognised leading bytes {data[:8].hex()}"
 
 

@@ -57,6 +57,7 @@ class Settings:
     workers: int = field(default_factory=_cpus)  # image worker processes
     vips_concurrency: int = 0  # libvips threads per worker process; 0: cores / workers
     job_deadline: float = 60.0  # seconds one job may run in a worker process before it is killed
+    enable_svg: bool = False  # decode SVG sources (rasterised by libvips' svgload, librsvg)
 
     # -- access
     keys: str = ""  # API keys "key:secret[:flag...]", comma separated (see keys.py)

@@ -19,7 +19,14 @@ from multidict import MultiDict, MultiMapping
 
 from .catalogue import GRAPH_NAME, Catalogue, Graph
 from .errors import ImgServerError, InvalidParam, NotFound, SourceTooLarge, UnknownGraph
-from .formats import AUTO, OUTPUT_FORMATS, mime_of, output_format, require_source_format
+from .formats import (
+    AUTO,
+    OUTPUT_FORMATS,
+    may_be_svg,
+    mime_of,
+    output_format,
+    require_source_format,
+)
 from .images import IMAGE_ID, Image
 from .jobs import Entry
 from .probe import check_pixels, dimensions
@@ -92,9 +99,10 @@ def parse_page(query: MultiMapping[str]) -> tuple[int, str | None]:
     return limit, cursor
 
 
-async def read_capped(chunks: AsyncIterable[bytes], cap: int) -> bytes:
+async def read_capped(chunks: AsyncIterable[bytes], cap: int, *, svg: bool = False) -> bytes:
     """The whole body, refused with 413 as soon as it passes ``cap`` bytes and with 415 as soon
-    as its first bytes show it is not an image we decode."""
+    as its first bytes show it is not an image we decode. With ``svg`` (SVG enabled), markup
+    is read on: its root element may come after a long prolog, so ``create`` sniffs it."""
     body = bytearray()
     sniffed = False
     async for chunk in chunks:
@@ -102,7 +110,9 @@ async def read_capped(chunks: AsyncIterable[bytes], cap: int) -> bytes:
         if len(body) > cap:
             raise SourceTooLarge(f"the image is larger than {cap} bytes", limit=cap)
         if not sniffed and len(body) >= SNIFF_BYTES:
-            require_source_format(bytes(body[:SNIFF_BYTES]))
+            head = bytes(body[:SNIFF_BYTES])
+            if not (svg and may_be_svg(head)):
+                require_source_format(head)
             sniffed = True
     return bytes(body)
 
@@ -123,7 +133,7 @@ class Uploads:
 
     async def create(self, data: bytes, options: UploadOptions) -> Image:
         """Check the bytes, store the original, create the image and queue its task."""
-        source_format = require_source_format(data)
+        source_format = require_source_format(data, svg=self.settings.enable_svg)
         check_pixels(data, source_format, self.settings.max_source_pixels)
         width, height = dimensions(data, source_format) or (None, None)
         image = Image(new_id(), new_id(), source_format, len(data), width, height)

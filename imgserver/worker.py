@@ -182,7 +182,7 @@ class Worker:
             data = await fetching
         finally:
             fetching.cancel()
-        source_format = require_source_format(data)
+        source_format = require_source_format(data, svg=self.settings.enable_svg)
         check_pixels(data, source_format, self.settings.max_source_pixels)
         await self._task(job, {"timings": {"fetched": time.time()}})
 

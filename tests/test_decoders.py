@@ -76,9 +76,9 @@ async def default_pool() -> AsyncIterator[ProcessPool]:
 
 
 def test_init_options_come_from_settings() -> None:
-    assert init_options(Settings.from_env({})) == {"max_source_pixels": 50_000_000}
-    s = Settings.from_env({"IMGSERVER_MAX_SOURCE_PIXELS": "1000"})
-    assert init_options(s) == {"max_source_pixels": 1000}
+    assert init_options(Settings.from_env({})) == {"svg": False, "max_source_pixels": 50_000_000}
+    s = Settings.from_env({"IMGSERVER_ENABLE_SVG": "1", "IMGSERVER_MAX_SOURCE_PIXELS": "1000"})
+    assert init_options(s) == {"svg": True, "max_source_pixels": 1000}
 
 
 async def test_libvips_loads_only_the_allowed_formats_after_init(
@@ -91,6 +91,16 @@ async def test_libvips_loads_only_the_allowed_formats_after_init(
         assert loaded[name] is not None, (name, loaded)
 
 
+async def test_the_svg_switch_unblocks_svg_and_nothing_else(samples: dict[str, bytes]) -> None:
+    pool = await started(svg=True, max_source_pixels=50_000_000)
+    try:
+        loaded = (await pool.run({"op": "vips", "sources": samples}))["loaded"]
+    finally:
+        await pool.close()
+    assert loaded["jpeg"] is None and loaded["png"] is None and loaded["svg"] is None, loaded
+    assert loaded["matrix"] is not None, loaded
+
+
 async def test_every_untrusted_operation_is_blocked_after_init(
     default_pool: ProcessPool,
 ) -> None:
@@ -100,6 +110,13 @@ async def test_every_untrusted_operation_is_blocked_after_init(
     untrusted = (await default_pool.run({"op": "untrusted"}))["untrusted"]
     assert "VipsForeignLoadSvgSource" in untrusted  # librsvg is flagged untrusted
     assert untrusted and all(untrusted.values()), untrusted
+    pool = await started(svg=True)
+    try:
+        with_svg = (await pool.run({"op": "untrusted"}))["untrusted"]
+    finally:
+        await pool.close()
+    open_ops = sorted(name for name, blocked in with_svg.items() if not blocked)
+    assert open_ops and all(name.startswith("VipsForeignLoadSvg") for name in open_ops), open_ops
 
 
 async def test_pillow_opens_only_the_allowed_formats_after_init(

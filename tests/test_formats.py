@@ -102,7 +102,7 @@ def test_require_source_format_accepts_images(data: bytes, expected: str) -> Non
         (b"\n  <HTML><body>", "looks like HTML"),
         (b'<?xml version="1.0"?><svg/>', "SVG/XML is not enabled"),
         (b"<svg width='1'/>", "SVG/XML is not enabled"),
-        (b"%PDF-1.4", "PDF is not enabled"),
+        (b"%PDF-1.4", "PDF is not supported"),
         (b"BM6\x00\x00\x00\x00\x00\x00\x00", "unrecognised leading bytes 424d360000000000"),
         (ftyp(b"isom"), "unrecognised leading bytes"),
     ],

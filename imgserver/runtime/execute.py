@@ -22,22 +22,27 @@ LOADERS = (
     "VipsForeignLoadJpeg", "VipsForeignLoadPng", "VipsForeignLoadWebp", "VipsForeignLoadNsgif",
     "VipsForeignLoadHeif", "VipsForeignLoadTiff",
 )  # fmt: skip
+# librsvg, with IMGSERVER_ENABLE_SVG only. libvips marks it untrusted, so this unblocks it
+# against block_untrusted too. (The pyvips-binary build has no PDF loader to unblock.)
+SVG_LOADER = "VipsForeignLoadSvg"
 PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "AVIF")
 
 
 def init_options(settings: Settings) -> dict[str, Any]:
     """The keyword arguments of ``init`` that come from settings (the pool passes them on)."""
-    return {"max_source_pixels": settings.max_source_pixels}
+    return {"svg": settings.enable_svg, "max_source_pixels": settings.max_source_pixels}
 
 
-def init(threads: int, memory_limit: int = 0, *, max_source_pixels: int = 0) -> None:
+def init(
+    threads: int, memory_limit: int = 0, *, svg: bool = False, max_source_pixels: int = 0
+) -> None:
     """Set up a worker process for untrusted input. Call before anything imports pyvips.
 
     ``memory_limit`` caps the process's address space (bytes; 0: none): an image that needs
     more fails this job (or kills this process, which the pool replaces), nothing else.
-    ``max_source_pixels`` (0: Pillow's default) becomes Pillow's own bomb check, process-wide:
-    Image.open refuses an image over it (rounded up to an even number: Pillow refuses at twice
-    its MAX_IMAGE_PIXELS).
+    ``svg`` unblocks libvips' SVG loader. ``max_source_pixels`` (0: Pillow's default) becomes
+    Pillow's own bomb check, process-wide: Image.open refuses an image over it (rounded up to
+    an even number: Pillow refuses at twice its MAX_IMAGE_PIXELS).
     """
     if memory_limit:
         import resource
@@ -50,7 +55,7 @@ def init(threads: int, memory_limit: int = 0, *, max_source_pixels: int = 0) -> 
     pyvips.cache_set_max(0)  # results are cached by the service, not libvips
     pyvips.block_untrusted_set(True)  # never run loaders libvips marks as unsafe
     pyvips.operation_block_set("VipsForeignLoad", True)  # and of the rest, only ours:
-    for loader in LOADERS:
+    for loader in LOADERS + ((SVG_LOADER,) if svg else ()):
         pyvips.operation_block_set(loader, False)
     pyvips.concurrency_set(threads)
     if max_source_pixels:

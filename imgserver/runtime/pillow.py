@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import ExifTags, Image, ImageCms, ImageEnhance, ImageFilter, ImageOps, ImageSequence
 
-from ..errors import InvalidParam, TooManyPixels
+from ..errors import InvalidParam, TooManyPixels, UnsupportedSource
 from ..formats import AUTO, OUTPUT_FORMATS
 from .ops import OPS, Limits, Outcome, resolve
 
@@ -40,8 +40,11 @@ def run(
     source_format: str,
     limits: Limits,
 ) -> Outcome:
+    if source_format == "svg":  # Pillow has no SVG decoder; libvips graphs rasterise SVG
+        raise UnsupportedSource("SVG sources are decoded by libvips graphs only, not Pillow ones")
     ctx = Context(limits)
-    # Pillow's own bomb check is a process-wide setting: leave it alone, check the header here
+    # Pillow's own bomb check is process-wide (execute.init sets it from the source limit, not
+    # per job): this job's own limit is checked here, from the header
     im = Image.open(io.BytesIO(data))
     if im.width * im.height > limits.max_source_pixels:
         raise TooManyPixels(

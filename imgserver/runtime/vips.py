@@ -12,7 +12,7 @@ from typing import Any
 
 import pyvips
 
-from ..errors import InvalidParam, TooManyPixels
+from ..errors import InvalidParam, TooManyPixels, UnsupportedSource
 from ..formats import AUTO, OUTPUT_FORMATS
 from .ops import OPS, Limits, Outcome, resolve
 
@@ -56,6 +56,8 @@ def run(
     """Run one graph on ``data``; ``fmt`` is an output format name or AUTO."""
     encode = definition["encode"]
     animate = fmt == AUTO or OUTPUT_FORMATS[fmt].animated
+    if encode.get("copy_source") and source_format == "svg":  # it may carry scripts
+        raise UnsupportedSource("an SVG source is only rasterised, never passed through")
     source = inspect(data, source_format, limits, animate=animate)
     ctx = Context(params, limits, source)
     if encode.get("copy_source"):

@@ -49,19 +49,20 @@ async def show_image(request: web.Request) -> web.Response:
 
 async def read_image(request: web.Request, cap: int) -> bytes:
     """The uploaded bytes: 413 on Content-Length or once over ``cap`` while reading."""
+    svg = request.app[SETTINGS].enable_svg
     multipart = request.content_type.startswith("multipart/")
     declared = request.content_length
     if declared is not None and declared > cap + (MULTIPART_OVERHEAD if multipart else 0):
         raise SourceTooLarge(f"the upload is larger than {cap} bytes", limit=cap)
     if not multipart:
-        return await read_capped(request.content.iter_chunked(CHUNK), cap)
+        return await read_capped(request.content.iter_chunked(CHUNK), cap, svg=svg)
     try:
-        return await _image_field(request, cap)
+        return await _image_field(request, cap, svg)
     except (ValueError, AssertionError) as exc:  # aiohttp's complaints about a malformed body
         raise InvalidInput(f"the multipart body is malformed: {exc}") from None
 
 
-async def _image_field(request: web.Request, cap: int) -> bytes:
+async def _image_field(request: web.Request, cap: int, svg: bool) -> bytes:
     """The ``image`` part; other parts are read past (they count towards the cap too)."""
     reader = await request.multipart()
     image: bytes | None = None
@@ -77,7 +78,7 @@ async def _image_field(request: web.Request, cap: int) -> bytes:
             continue
         if image is not None:
             raise InvalidInput(f"send one '{FIELD}' per request")
-        image = await read_capped(_chunks(part), cap)
+        image = await read_capped(_chunks(part), cap, svg=svg)
     if image is None:
         raise InvalidInput(f"the multipart body has no '{FIELD}' field")
     return image
