@@ -9,8 +9,11 @@ one the service must still answer /healthz and process a good image.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import random
+import signal
 import struct
 import time
 import uuid
@@ -26,8 +29,9 @@ import pyvips
 
 from .conftest import Origin, Service
 from .images import animation, jpeg, solid, texture
-from .procinfo import worker_pids
+from .procinfo import cpu_seconds, worker_pids
 from .test_probe import gif_header, jpeg_header, png_header, webp_header
+from .test_uploads import wait_task
 
 # Far below the service's request deadline (25 s): a hang fails the test, it does not stall it.
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -521,3 +525,53 @@ async def test_memory_limit_fails_the_job_not_the_service(
         assert answer.status == 422, answer
         assert len(worker_pids(svc.proc.pid)) == 1  # replaced if it died
         await assert_healthy(session, svc, origin)
+
+
+async def test_prefetch_past_its_deadline_fails_with_timeout(
+    start_service, origin: Origin, session
+) -> None:
+    """POST: nobody waits for the job, so the task says why it stopped."""
+    svc = start_service(IMGSERVER_WORKERS="1", IMGSERVER_JOB_DEADLINE="0.3")
+    before = worker_pids(svc.proc.pid)
+    src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))
+    url = svc.url("/graph/gaussianblur.jpg?" + urlencode(
+        {"input": src, "std-dev-x": 100, "std-dev-y": 100}))  # fmt: skip
+    async with session.post(url, allow_redirects=False) as r:
+        status, body = r.status, await r.json()
+    assert status == 202, body
+    task = await wait_task(svc, body["task"]["id"], wait=15)
+    assert task["status"] == "failed", task
+    assert task["error"]["code"] == "timeout" and "processing stopped" in task["error"]["message"]
+    assert task["result_url"] is None
+    after = worker_pids(svc.proc.pid)
+    assert len(after) == 1 and after != before  # the runaway process was replaced
+    await assert_healthy(session, svc, origin)
+
+
+async def test_worker_process_crash_mid_job(start_service, origin: Origin, session) -> None:
+    """A worker process that dies mid-job (killed as the OOM killer would, or a decoder
+    crash): that request gets a JSON error, the process is replaced, the next one works.
+
+    The service has no way to make its own worker crash on purpose (tests/test_pool.py does
+    it with a test-only worker module), so the test kills the process from outside."""
+    svc = start_service(IMGSERVER_WORKERS="1")
+    (victim,) = worker_pids(svc.proc.pid)
+    src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))  # ~30 s of blur
+    url = svc.url("/graph/gaussianblur.jpg?" + urlencode(
+        {"input": src, "std-dev-x": 100, "std-dev-y": 100}))  # fmt: skip
+    started = time.monotonic()
+    request = asyncio.create_task(session.get(url, allow_redirects=False))
+    idle = cpu_seconds(victim)
+    while cpu_seconds(victim) - idle < 0.3:  # the job is running in the worker process
+        assert time.monotonic() - started < 8 and not request.done(), "the job never started"
+        await asyncio.sleep(0.05)
+    os.kill(victim, signal.SIGKILL)
+    async with await request as r:
+        status, content_type, body = r.status, r.headers["Content-Type"], await r.json()
+    assert time.monotonic() - started < CLIENT_TIMEOUT.total  # type: ignore[operator]
+    assert content_type.startswith("application/json")
+    assert (status, body["error"]["code"]) == (422, "undecodable_source"), body
+    assert "crashed its worker" in body["error"]["message"]
+    after = worker_pids(svc.proc.pid)
+    assert len(after) == 1 and after != [victim]
+    await assert_healthy(session, svc, origin)  # the next request works, in the new process
