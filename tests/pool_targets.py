@@ -25,6 +25,12 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
         except MemoryError:
             return {"memory_error": True}
         return {"allocated": len(block)}
+    if op == "digest":  # what the child received as the job's source
+        import hashlib
+
+        source = job["source"]
+        return {"sha256": hashlib.sha256(source).hexdigest(), "size": len(source),
+                "view": isinstance(source, memoryview)}  # fmt: skip
     if op == "threads":
         import pyvips
 

@@ -27,6 +27,28 @@ async def test_runs_jobs_in_another_process(pool: ProcessPool) -> None:
     assert result["pid"] in pool.pids
 
 
+async def test_sources_reach_the_child_intact_small_or_large(pool: ProcessPool) -> None:
+    """Large sources go through the slot's shared block (grown when one does not fit), small
+    ones through the pipe; the child gets the same bytes either way, and a crash in between
+    does not lose the block."""
+    import hashlib
+    import random
+
+    rng = random.Random(6)
+    sizes = [100, 1_000_000, 20_000_000, 300_000, 9_000_000]
+    for i, size in enumerate(sizes):
+        source = rng.randbytes(size)
+        result = await pool.run({"op": "digest", "source": source})
+        assert result == {"sha256": hashlib.sha256(source).hexdigest(), "size": size,
+                          "view": size >= 64 * 1024}  # fmt: skip
+        if i == 2:
+            with pytest.raises(WorkerCrashed):
+                await pool.run({"op": "crash", "source": source})
+    bytes_view = memoryview(bytearray(b"x" * 100_000))
+    result = await pool.run({"op": "digest", "source": bytes_view})
+    assert result["sha256"] == hashlib.sha256(b"x" * 100_000).hexdigest()
+
+
 async def test_crash_fails_one_job_and_replaces_the_process(pool: ProcessPool) -> None:
     first = (await pool.run({"op": "pid"}))["pid"]
     with pytest.raises(WorkerCrashed, match="exit code 3"):

@@ -53,15 +53,15 @@ OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
 
 @pytest.fixture
 def thumbnail_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """Record every pyvips.Image.thumbnail_buffer call (shrink-on-load) and pass it on."""
+    """Record every pyvips.Image.thumbnail_source call (shrink-on-load) and pass it on."""
     calls: list[dict[str, Any]] = []
-    original = pyvips.Image.thumbnail_buffer
+    original = pyvips.Image.thumbnail_source
 
-    def spy(data: bytes, width: int, **kwargs: Any) -> pyvips.Image:
+    def spy(source: pyvips.Source, width: int, **kwargs: Any) -> pyvips.Image:
         calls.append({"width": width, **kwargs})
-        return original(data, width, **kwargs)
+        return original(source, width, **kwargs)
 
-    monkeypatch.setattr(pyvips.Image, "thumbnail_buffer", staticmethod(spy))
+    monkeypatch.setattr(pyvips.Image, "thumbnail_source", staticmethod(spy))
     return calls
 
 

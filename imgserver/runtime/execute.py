@@ -104,7 +104,7 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": Internal("the graph failed unexpectedly").to_dict()}
     return {
         "ok": True,
-        "data": outcome.data,
+        "data": bytes(outcome.data),  # not a view of the shared source
         "format": outcome.format,
         "width": outcome.width,
         "height": outcome.height,

@@ -81,7 +81,7 @@ def run(
 
 def inspect(data: bytes, source_format: str, limits: Limits, *, animate: bool) -> Source:
     """Read the header only (no pixel decode) and enforce the pixel and frame limits."""
-    header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+    header = pyvips.Image.new_from_source(_memory(data), "", access="sequential", fail_on="error")
     width, height = header.width, page_height(header)
     if width * height > limits.max_source_pixels:
         raise TooManyPixels(
@@ -103,10 +103,16 @@ def inspect(data: bytes, source_format: str, limits: Limits, *, animate: bool) -
                   f"n={pages}" if pages > 1 else "", plain, managed)  # fmt: skip
 
 
+def _memory(data: bytes | memoryview) -> pyvips.Source:
+    """A libvips source over ``data`` in place (bytes, or a view of the pool's shared block:
+    libvips' buffer loaders take only ``bytes``, which would mean one more copy)."""
+    return pyvips.Source.new_from_memory(data)
+
+
 def load(ctx: Context) -> pyvips.Image:
     """Decode the whole source: upright, sRGB (or grey), 8 bits per sample."""
     src = ctx.source
-    image = pyvips.Image.new_from_buffer(src.data, src.load_options, fail_on="error")
+    image = pyvips.Image.new_from_source(_memory(src.data), src.load_options, fail_on="error")
     if src.pages > 1:
         _cut_warning(ctx)
     else:
@@ -181,8 +187,8 @@ def resize(image: pyvips.Image | None, args: dict[str, Any], ctx: Context) -> py
         profile = {"output_profile": "srgb"} if src.managed else {}
 
         def thumb(w: int, **kw: Any) -> pyvips.Image:
-            return pyvips.Image.thumbnail_buffer(
-                src.data, w, option_string=options, **profile, **kw
+            return pyvips.Image.thumbnail_source(
+                _memory(src.data), w, option_string=options, **profile, **kw
             )
 
         after: Callable[[pyvips.Image], pyvips.Image] = lambda im: normalise(im, ctx, icc=False)  # noqa: E731
