@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     from aiohttp import web
+    from aiohttp.log import access_logger
 
     from .app import create_app
     from .catalogue import GraphError
@@ -46,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     use_uvloop()
     try:
         web.run_app(
-            app, host=settings.host, port=settings.port, print=lambda _: print(ready, flush=True)
-        )
+            app, host=settings.host, port=settings.port, print=lambda _: print(ready, flush=True),
+            access_log=access_logger if settings.access_log else None,
+        )  # fmt: skip
     except ImgServerError as exc:  # a backend could not be opened
         print(f"imgserver: {exc.message}", file=sys.stderr)
         return 3

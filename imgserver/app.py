@@ -15,15 +15,15 @@ from .coordinator import Coordinator
 from .fetch import Fetcher
 from .keys import KeyRing
 from .live import Hub
-from .metrics import Metrics
+from .metrics import METRICS, Metrics
 from .names import BACKGROUND, URGENT
 from .pool import ProcessPool
 from .runtime.execute import init_options
 from .settings import Settings
 from .uploads import MULTIPART_OVERHEAD
 from .web.events import HUB
-from .web.handlers import CATALOGUE, KEYS, METRICS, SERVICES, SETTINGS, Services, add_routes
-from .web.middleware import Handler, error_middleware
+from .web.handlers import CATALOGUE, KEYS, SERVICES, SETTINGS, Services, add_routes
+from .web.middleware import error_middleware
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     catalogue = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     # Uploads are read in chunks under max_source_bytes; this only bounds request.post() & co.
     body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
-    app = web.Application(middlewares=[_count_requests, error_middleware], client_max_size=body_cap)
+    app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
     app[SETTINGS] = settings
     app[CATALOGUE] = catalogue
     app[KEYS] = KeyRing.from_settings(settings)
@@ -45,15 +45,6 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.on_shutdown.append(_end_streams)
     add_routes(app)
     return app
-
-
-@web.middleware
-async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    route = request.match_info.route.resource
-    name = route.canonical if route is not None else "unmatched"
-    request.app[METRICS].requests.labels(name, str(response.status)).inc()
-    return response
 
 
 async def _end_streams(app: web.Application) -> None:

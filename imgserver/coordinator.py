@@ -100,7 +100,7 @@ class Coordinator:
                 entry = await self.b.index.get(req.key)
                 if entry is not None:
                     self._recent.put(req.key, entry)
-        self.metrics.cache.labels("hit" if entry else "miss").inc()
+        self.metrics.count(self.metrics.cache, "hit" if entry else "miss")
         return entry
 
     async def compute(self, req: ImageRequest) -> tuple[Entry, bool]:

@@ -1,4 +1,5 @@
-"""A small in-process LRU of cache-index entries in front of the index, for the hit path.
+"""Small in-process LRUs for the hit path: of cache-index entries in front of the index, and of
+parsed requests in front of parsing.
 
 Results are content-addressed and immutable, so an entry can only go stale by a purge (which
 every frontend hears as an event and drops) or by its object vanishing from storage outside the
@@ -7,20 +8,27 @@ service; the time limit bounds how long that can go unnoticed.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
+from typing import Generic, TypeVar
 
 from .jobs import Entry
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-class RecentEntries:
-    def __init__(self, size: int, ttl: float) -> None:
+
+class Recent(Generic[K, V]):
+    """At most ``size`` items (0: none), each trusted for ``ttl`` seconds."""
+
+    def __init__(self, size: int, ttl: float = math.inf) -> None:
         self.size = size
         self.ttl = ttl
-        self._items: OrderedDict[str, tuple[Entry, float]] = OrderedDict()
+        self._items: OrderedDict[K, tuple[V, float]] = OrderedDict()
 
-    def get(self, key: str) -> Entry | None:
+    def get(self, key: K) -> V | None:
         item = self._items.get(key)
         if item is None:
             return None
@@ -30,7 +38,7 @@ class RecentEntries:
         self._items.move_to_end(key)
         return item[0]
 
-    def put(self, key: str, entry: Entry) -> None:
+    def put(self, key: K, entry: V) -> None:
         if self.size <= 0:
             return
         self._items[key] = (entry, time.monotonic() + self.ttl)
@@ -38,9 +46,13 @@ class RecentEntries:
         while len(self._items) > self.size:
             self._items.popitem(last=False)
 
-    def drop(self, keys: Iterable[str]) -> None:
+    def drop(self, keys: Iterable[K]) -> None:
         for key in keys:
             self._items.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+class RecentEntries(Recent[str, Entry]):
+    """Cache-index entries by cache key."""

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from multidict import MultiMapping
@@ -48,9 +49,9 @@ class ImageRequest:
             "params": dict(sorted(self.params.items())),
         }
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """SHA-256 of the canonical request: the cache key."""
+        """SHA-256 of the canonical request: the cache key (computed once per request)."""
         text = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 

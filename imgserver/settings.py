@@ -48,6 +48,7 @@ class Settings:
     result_max_age: int = 31536000  # Cache-Control max-age of stored results
     enable_avif: bool = False  # offer AVIF when negotiating from Accept
     log_level: str = "INFO"
+    access_log: bool = False  # a line per request (at INFO); off: nginx or the CDN logs them
 
     # -- data
     data_dir: Path = Path("data")

@@ -38,3 +38,15 @@ def test_size_zero_keeps_nothing() -> None:
     r = RecentEntries(size=0, ttl=5)
     r.put("a", entry(1))
     assert r.get("a") is None
+
+
+def test_without_a_time_limit_items_stay_until_pushed_out() -> None:
+    from imgserver.recent import Recent
+
+    r: Recent[tuple[str, str], int] = Recent(size=2)
+    r.put(("a", ""), 1)
+    r.put(("b", ""), 2)
+    assert r.get(("a", "")) == 1  # a is now the most recent
+    r.put(("c", ""), 3)
+    assert r.get(("b", "")) is None
+    assert (r.get(("a", "")), r.get(("c", ""))) == (1, 3)

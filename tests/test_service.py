@@ -445,3 +445,24 @@ async def test_transient_source_failures_are_retried(service: Service, origin: O
     status, _, body = await get(await graph_url(service, "passthrough.jpg", src))
     assert status == 502 and b"source_unreachable" in body
     assert origin.hits(path) == tries  # IMGSERVER_JOB_MAX_ATTEMPTS defaults to 4
+
+
+@pytest.mark.parametrize("enabled", [False, True])
+def test_access_log_only_when_enabled(tmp_path, enabled: bool) -> None:
+    """IMGSERVER_ACCESS_LOG=1 logs a line per request; by default nothing is logged per request,
+    even at log level INFO."""
+    import urllib.request
+
+    env = {"IMGSERVER_LOG_LEVEL": "INFO", "IMGSERVER_ACCESS_LOG": "1" if enabled else "0"}
+    svc = Service(tmp_path, env).start()
+    try:
+        marker = uuid.uuid4().hex
+        with urllib.request.urlopen(svc.url(f"/healthz?probe={marker}"), timeout=5) as r:
+            assert r.status == 200
+        deadline = time.monotonic() + 5
+        while enabled and marker not in svc.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        svc.stop()
+    log = svc.log()
+    assert (f"GET /healthz?probe={marker}" in log) is enabled, log

@@ -22,6 +22,7 @@ def test_defaults() -> None:
     assert s.delivery == "redirect"
     assert s.enable_avif is False
     assert s.enable_svg is False
+    assert s.access_log is False
     assert s.allow_private_sources is False
     assert s.graphs_dir == REPO_ROOT / "graphs"
     assert s.workers >= 1
@@ -48,7 +49,7 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "keys_file": "/etc/keys.json", "allowed_sources": "*.example.com",
         "max_queue_urgent": "9",
         "hit_cache_size": "5", "hit_cache_ttl": "2", "max_queue_background": "99",
-        "worker_memory_limit": "1000000", "enable_svg": "1",
+        "worker_memory_limit": "1000000", "enable_svg": "1", "access_log": "1",
     }  # fmt: skip
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))

@@ -19,8 +19,9 @@ from ..errors import InvalidInput, NotFound, QuotaExceeded, SignatureRequired, U
 from ..jobs import Entry
 from ..keys import KeyRing
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ..metrics import Metrics
+from ..metrics import METRICS
 from ..names import result_path
+from ..recent import Recent
 from ..request import ImageRequest, canonical_input, check_source, parse_request
 from ..settings import Settings
 from . import client
@@ -37,9 +38,9 @@ class Services:
 
 SETTINGS = web.AppKey("settings", Settings)
 CATALOGUE = web.AppKey("catalogue", Catalogue)
-METRICS = web.AppKey("metrics", Metrics)
 SERVICES = web.AppKey("services", Services)
 KEYS = web.AppKey("keys", KeyRing)
+PARSED = web.AppKey("parsed", Recent[tuple[str, str, str], ImageRequest])
 
 RESULT_NAME = re.compile(r"^[0-9a-f]{64}$")
 READY_TIMEOUT = 1.0
@@ -58,14 +59,23 @@ def url_for(request: web.Request, path: str) -> str:
 
 
 def _parse(request: web.Request) -> ImageRequest:
-    settings = request.app[SETTINGS]
-    return parse_request(
-        request.match_info["spec"],
-        request.query,
-        accept=request.headers.get("Accept", ""),
-        catalogue=request.app[CATALOGUE],
-        avif_enabled=settings.enable_avif,
-    )
+    """The parsed request, from the app's memory of recent ones when it was seen before: the
+    result depends only on the spec, the raw query and (for a negotiated format) ``Accept``,
+    and the catalogue and settings do not change while the app runs."""
+    spec, query = request.match_info["spec"], request.rel_url.raw_query_string
+    accept = request.headers.get("Accept", "") if "." not in spec else ""
+    memo = request.app[PARSED]
+    req = memo.get((spec, query, accept))
+    if req is None:
+        req = parse_request(
+            spec,
+            request.query,
+            accept=accept,
+            catalogue=request.app[CATALOGUE],
+            avif_enabled=request.app[SETTINGS].enable_avif,
+        )
+        memo.put((spec, query, accept), req)
+    return req
 
 
 async def graph(request: web.Request) -> web.StreamResponse:
@@ -256,6 +266,7 @@ def add_routes(app: web.Application) -> None:
     from . import events, uploads  # (they import this module's app keys)
 
     r = app.router
+    app[PARSED] = Recent(app[SETTINGS].hit_cache_size)
     app[client.BUNDLE] = client.Bundle.load()
     r.add_get("/", client.index)
     r.add_get("/static/{version}/{name}", client.asset)

@@ -1,4 +1,5 @@
-"""The one error middleware: every failure becomes API.md's JSON error body with its status."""
+"""The one middleware: every failure becomes API.md's JSON error body with its status, and
+every answer is counted (one middleware, not two: each layer showed in the hit path's profile)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..errors import ImgServerError, Internal, MethodNotAllowed, NotFound, SourceTooLarge
+from ..metrics import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -17,26 +19,31 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into API.md's JSON error body with its status."""
+    """Turn every failure into API.md's JSON error body with its status; count the answer."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except ImgServerError as exc:
-        return error_response(exc)
+        response = error_response(exc)
     except web.HTTPMethodNotAllowed:
-        return error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
+        response = error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
     except web.HTTPNotFound:
-        return error_response(NotFound(f"no resource at {request.path}"))
+        response = error_response(NotFound(f"no resource at {request.path}"))
     except web.HTTPRequestEntityTooLarge:
-        return error_response(SourceTooLarge("the request body is too large"))
+        response = error_response(SourceTooLarge("the request body is too large"))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = "invalid_input" if exc.status < 500 else "internal"
         body = {"error": {"code": code, "message": exc.reason}}
-        return web.json_response(body, status=exc.status)
+        response = web.json_response(body, status=exc.status)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path_qs)
-        return error_response(Internal())
+        response = error_response(Internal())
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    metrics = request.app[METRICS]
+    metrics.count(metrics.requests, route, str(response.status))
+    return response
 
 
 def error_response(exc: ImgServerError) -> web.Response:
