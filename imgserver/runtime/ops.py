@@ -75,9 +75,10 @@ OPS: MappingProxyType[str, Op] = MappingProxyType(
 ENCODE_ARGS: MappingProxyType[str, Arg] = MappingProxyType(
     {
         "quality": Arg("int", 80),  # 1-100 for JPEG, WebP, AVIF, PNG palette quantisation
-        "progressive": Arg("bool", False),  # progressive JPEG, interlaced PNG/GIF
+        "progressive": Arg("bool", False),  # progressive JPEG, interlaced PNG (not with
+        # optimize: Adam7 makes a PNG larger) and GIF
         "optimize": Arg("bool", False),  # spend CPU for smaller files
-        "palette": Arg("bool", False),  # quantise PNG to a palette
+        "palette": Arg("bool", False),  # quantise PNG to a palette when one holds it unseen
         "keep_source_if_smaller": Arg("bool", False),  # never larger than the source
         "copy_source": Arg("bool", False),  # send the source bytes unchanged (noop)
     }
