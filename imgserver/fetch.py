@@ -6,7 +6,8 @@ import asyncio
 import errno
 import ipaddress
 import socket
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -23,9 +24,9 @@ from .errors import (
 )
 from .security import host_allowed, ipv4_literal, is_public
 from .settings import Settings
+from .shared import Blocks, SharedBytes, Writer
 
 REDIRECTS = {301, 302, 303, 307, 308}
-CHUNK = 256 * 1024
 
 
 class GuardedResolver(AbstractResolver):
@@ -66,18 +67,44 @@ def public_socket(addr_info: tuple[Any, ...]) -> socket.socket:
     return socket.socket(family=family, type=kind, proto=proto)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, refused once it passes ``cap``. The chunks are joined once at the end: growing
-    one buffer chunk by chunk and then copying it to ``bytes`` cost a 40 MB source two fresh
-    allocations and copies (this machine's page faults make each about 25 ms)."""
+T = TypeVar("T")
+Reader = Callable[[aiohttp.ClientResponse, int], Awaitable[T]]
+
+
+def _over(size: int, cap: int) -> None:
+    if size > cap:
+        raise SourceTooLarge(f"the source is over the limit of {cap} bytes", limit=cap)
+
+
+async def _read_bytes(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body as ``bytes``, refused once it passes ``cap``; the chunks are joined once."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in resp.content.iter_chunked(CHUNK):
+    async for chunk in resp.content.iter_any():
         size += len(chunk)
-        if size > cap:
-            raise SourceTooLarge(f"the source is over the limit of {cap} bytes", limit=cap)
+        _over(size, cap)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _read_into(blocks: Blocks) -> Reader[SharedBytes]:
+    """A reader that writes the body into a shared-memory block of ``blocks`` (one that is
+    reused, so its pages are in memory already), refused once it passes ``cap``."""
+
+    async def read(resp: aiohttp.ClientResponse, cap: int) -> SharedBytes:
+        plain = "Content-Encoding" not in resp.headers  # else the length is not the body's
+        expected = resp.content_length if plain and resp.content_length else None
+        writer = Writer(blocks, expected)
+        try:
+            async for chunk in resp.content.iter_any():
+                _over(writer.size + len(chunk), cap)
+                writer.write(chunk)
+        except BaseException:
+            writer.abandon()
+            raise
+        return writer.done()
+
+    return read
 
 
 class Fetcher:
@@ -113,11 +140,30 @@ class Fetcher:
 
     async def fetch(self, url: str) -> bytes:
         """The source's bytes, or the API error that says why not."""
+        return await self._fetch(url, _read_bytes)
+
+    async def fetch_shared(self, url: str, blocks: Blocks) -> SharedBytes:
+        """The source in a shared-memory block of ``blocks`` (the caller releases it)."""
+        read = _read_into(blocks)
+        done: list[SharedBytes] = []
+
+        async def keep(resp: aiohttp.ClientResponse, cap: int) -> SharedBytes:
+            done.append(await read(resp, cap))
+            return done[0]
+
+        try:
+            return await self._fetch(url, keep)
+        except BaseException:  # e.g. cancelled while the response closed: give the block back
+            for source in done:
+                source.release()
+            raise
+
+    async def _fetch(self, url: str, read: Reader[T]) -> T:
         if self._session is None:
             raise RuntimeError("Fetcher.start() was not awaited")
         try:
             async with asyncio.timeout(self._settings.fetch_total_timeout):
-                return await self._follow(self._session, URL(url))
+                return await self._follow(self._session, URL(url), read)
         except ImgServerError:
             raise
         except TimeoutError:
@@ -135,7 +181,7 @@ class Fetcher:
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             raise SourceUnreachable(f"the source could not be fetched: {exc}") from None
 
-    async def _follow(self, session: aiohttp.ClientSession, url: URL) -> bytes:
+    async def _follow(self, session: aiohttp.ClientSession, url: URL, read: Reader[T]) -> T:
         cap = self._settings.max_source_bytes
         for _ in range(self._settings.fetch_max_redirects + 1):
             self._check_url(url)
@@ -153,7 +199,7 @@ class Fetcher:
                         f"the source is {resp.content_length} bytes; the limit is {cap}",
                         limit=cap,
                     )
-                return await _read_capped(resp, cap)
+                return await read(resp, cap)
         raise SourceUnreachable(
             f"more than {self._settings.fetch_max_redirects} redirects", url=str(url)
         )

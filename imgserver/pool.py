@@ -4,10 +4,10 @@ Children are started with ``spawn`` (a pool forked after libvips ran in the pare
 A child that dies (decoder crash, out of memory) or overruns the job deadline is killed and
 replaced; only the job it was running fails. Slots go to urgent jobs before background ones.
 
-A job's ``source`` bytes (up to the source limit: tens of MB) do not go through the pipe: each
-slot has a shared-memory block, reused from job to job, that the parent copies them into and
-the child reads them from in place. (Pickling them through the pipe cost several copies into
-freshly allocated memory on both sides: about 60 ms of CPU for a 40 MB PNG.)
+A job's ``source`` (up to the source limit: tens of MB) does not go through the pipe: it is
+in a shared-memory block (``shared.py``), where the fetcher wrote it or where ``run`` copies
+bytes, and the child reads it there in place. (Pickling it through the pipe cost several
+copies into freshly allocated memory on both sides: about 60 ms of CPU for a 40 MB PNG.)
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import multiprocessing
 import signal
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from typing import Any
+
+from .shared import Blocks, SharedBytes, attach, buffer
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ EXECUTE = "imgserver.runtime.execute"  # module with init(threads, memory) and e
 # init(threads, memory, **init_options): ProcessPool(init_options=...) adds keyword arguments
 SOURCE = "source"  # the job key whose bytes travel through shared memory
 SHARED_MIN = 64 * 1024  # smaller sources go through the pipe
-SHARED_BLOCK = 8 * 1024 * 1024  # blocks grow in steps of this many bytes
+ATTACHED = 16  # blocks a child keeps open
 
 
 class WorkerCrashed(Exception):
@@ -53,7 +54,7 @@ def _child_main(
     execute = importlib.import_module(module)
     execute.init(threads, memory_limit, **options)
     conn.send(READY)
-    shared: SharedMemory | None = None
+    attached: dict[str, SharedMemory] = {}  # the parent's blocks this child has open
     while True:
         try:
             job = conn.recv()
@@ -63,12 +64,12 @@ def _child_main(
             return
         if (ref := job.pop("_shared", None)) is not None:
             name, size = ref
-            if shared is None or shared.name != name:  # the parent made a larger block
-                if shared is not None:
+            if name not in attached:
+                while len(attached) >= ATTACHED:
                     with contextlib.suppress(BufferError):  # a view still held: unmapped at exit
-                        shared.close()
-                shared = _attach(name)
-            job[SOURCE] = view = shared.buf[:size]
+                        attached.pop(next(iter(attached))).close()
+                attached[name] = attach(name)
+            job[SOURCE] = view = buffer(attached[name])[:size]
             try:
                 result = execute.execute(job)
             finally:
@@ -78,13 +79,6 @@ def _child_main(
         else:
             result = execute.execute(job)
         conn.send(result)
-
-
-def _attach(name: str) -> SharedMemory:
-    """Open the parent's block. The parent owns it: the child must not unlink it at exit."""
-    shared = SharedMemory(name)
-    resource_tracker.unregister(shared._name, "shared_memory")  # type: ignore[attr-defined]
-    return shared
 
 
 class _Slot:
@@ -101,7 +95,6 @@ class _Slot:
         self._ctx = multiprocessing.get_context("spawn")
         self._proc: Any = None
         self._conn: Connection | None = None
-        self._shared: SharedMemory | None = None
         self.jobs = 0
 
     def spawn(self) -> None:
@@ -129,10 +122,9 @@ class _Slot:
         assert self._conn is not None
         self.jobs += 1
         source = job.get(SOURCE)
-        if isinstance(source, bytes | bytearray | memoryview) and len(source) >= SHARED_MIN:
-            job = dict(job)
-            job["_shared"] = (self._share(source), len(source))
-            del job[SOURCE]
+        if isinstance(source, SharedBytes):  # the child reads it from the block, by name
+            job = {k: v for k, v in job.items() if k != SOURCE}
+            job["_shared"] = (source.name, source.size)
         try:
             self._conn.send(job)
             if not self._conn.poll(deadline):
@@ -147,22 +139,6 @@ class _Slot:
                 code = self._proc.exitcode
             self._replace()
             raise WorkerCrashed(f"the worker process died (exit code {code})") from None
-
-    def _share(self, data: bytes | bytearray | memoryview) -> str:
-        """Copy ``data`` into this slot's block (made larger first if need be); its name."""
-        size = len(data)
-        if self._shared is None or self._shared.size < size:
-            self._free_shared()
-            blocks = -(-size // SHARED_BLOCK)
-            self._shared = SharedMemory(create=True, size=blocks * SHARED_BLOCK)
-        self._shared.buf[:size] = data
-        return self._shared.name
-
-    def _free_shared(self) -> None:
-        if self._shared is not None:
-            self._shared.close()
-            self._shared.unlink()
-            self._shared = None
 
     def _replace(self) -> None:
         self.stop(graceful=False)
@@ -181,10 +157,6 @@ class _Slot:
             if proc.is_alive():
                 proc.kill()
                 proc.join(5.0)
-
-    def close(self) -> None:
-        self.stop()
-        self._free_shared()
 
 
 class ProcessPool:
@@ -209,6 +181,8 @@ class ProcessPool:
         self._free: list[_Slot] = []
         self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []
         self._seq = itertools.count()
+        # sources in flight: the fetchers' (up to two per process, see app.py) and the running jobs'
+        self.blocks = Blocks(keep=2 * size + 2)
 
     @property
     def busy(self) -> int:
@@ -225,14 +199,33 @@ class ProcessPool:
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(None, s.close) for s in self._slots))
+        await asyncio.gather(*(loop.run_in_executor(None, s.stop) for s in self._slots))
+        self.blocks.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     async def run(self, job: dict[str, Any], priority: int = 0) -> dict[str, Any]:
-        slot = await self._acquire(priority)
+        """Run ``job`` in a child. A ``SharedBytes`` source is the pool's from now on: it is
+        released when the job ends (or is never started), whatever happens to the caller."""
+        source = job.get(SOURCE)
+        if isinstance(source, bytes | bytearray | memoryview) and len(source) >= SHARED_MIN:
+            source = self.blocks.copy(source)
+            job = {**job, SOURCE: source}
+        shared = source if isinstance(source, SharedBytes) else None
+        try:
+            slot = await self._acquire(priority)
+        except BaseException:
+            if shared is not None:
+                shared.release()
+            raise
         loop = asyncio.get_running_loop()
         fut = loop.run_in_executor(self._threads, slot.call, job, self.deadline)
-        fut.add_done_callback(lambda _: self._release(slot))
+
+        def done(_: object) -> None:
+            self._release(slot)
+            if shared is not None:
+                shared.release()
+
+        fut.add_done_callback(done)
         # The child keeps running if our caller is cancelled: the slot comes back when it ends.
         return await asyncio.shield(fut)
 

@@ -14,7 +14,7 @@ from .errors import TooManyPixels
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def dimensions(data: bytes, fmt: str) -> tuple[int, int] | None:
+def dimensions(data: bytes | memoryview, fmt: str) -> tuple[int, int] | None:
     """(width, height) declared by the header, or None when not found here."""
     try:
         if fmt == "png" and data[12:16] == b"IHDR":
@@ -32,7 +32,7 @@ def dimensions(data: bytes, fmt: str) -> tuple[int, int] | None:
     return None
 
 
-def _jpeg(data: bytes) -> tuple[int, int] | None:
+def _jpeg(data: bytes | memoryview) -> tuple[int, int] | None:
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
@@ -54,7 +54,7 @@ def _jpeg(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def _webp(data: bytes) -> tuple[int, int] | None:
+def _webp(data: bytes | memoryview) -> tuple[int, int] | None:
     chunk = data[12:16]
     if chunk == b"VP8X":
         w = int.from_bytes(data[24:27], "little") + 1
@@ -69,7 +69,7 @@ def _webp(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def check_pixels(data: bytes, fmt: str, limit: int) -> None:
+def check_pixels(data: bytes | memoryview, fmt: str, limit: int) -> None:
     """Raise 422 too_many_pixels when the header declares more than ``limit`` pixels."""
     dims = dimensions(data, fmt)
     if dims is not None and dims[0] * dims[1] > limit:

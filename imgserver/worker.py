@@ -8,6 +8,7 @@ process pool) and in ``python -m workers urgent|background``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable
@@ -35,10 +36,12 @@ from .pool import JobDeadline, ProcessPool, WorkerCrashed
 from .probe import check_pixels
 from .request import UPLOAD_PREFIX
 from .settings import Settings
+from .shared import SharedBytes
 from .tasks import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .uploads import follow_task
 
 log = logging.getLogger(__name__)
+SNIFF_BYTES = 4096  # enough for every format's signature (and an SVG's root element)
 
 
 def is_transient(error: ImgServerError) -> bool:
@@ -51,6 +54,17 @@ def is_transient(error: ImgServerError) -> bool:
         and isinstance(status, int)
         and (status >= 500 or status == 429)
     )
+
+
+def _drop(reading: asyncio.Task[bytes | SharedBytes]) -> None:
+    """A source read that is no longer needed: cancel it, or release what it read (a read
+    that failed has nothing to release; its error is the awaiting code's to report)."""
+    if not reading.done():
+        reading.cancel()
+    elif not reading.cancelled() and reading.exception() is None:
+        result = reading.result()
+        if isinstance(result, SharedBytes):
+            result.release()
 
 
 async def _quietly(call: Awaitable[object]) -> None:
@@ -172,6 +186,7 @@ class Worker:
         # Storage is the source of truth: an index that was flushed or expired must not cost a
         # recompute. Ask storage while the source downloads, so the check adds no latency.
         fetching = asyncio.create_task(self.read_source(job.input))
+        source: bytes | SharedBytes | None = None
         try:
             stored = None if job.nocache else await self.b.storage.head(path)
             if stored is not None:
@@ -179,14 +194,28 @@ class Worker:
                 await self.b.index.set(job.key, entry)
                 await self._done(job, entry, [])
                 return entry, True
-            data = await fetching
+            source = await fetching
         finally:
-            fetching.cancel()
-        source_format = require_source_format(data, svg=self.settings.enable_svg)
-        check_pixels(data, source_format, self.settings.max_source_pixels)
-        await self._task(job, {"timings": {"fetched": time.time()}})
-
-        result = await self.run_graph(job, graph.definition, data, source_format)
+            if source is None:
+                _drop(fetching)
+        try:
+            data = source.view() if isinstance(source, SharedBytes) else source
+            try:
+                source_format = require_source_format(
+                    bytes(data[:SNIFF_BYTES]), svg=self.settings.enable_svg
+                )
+                check_pixels(data, source_format, self.settings.max_source_pixels)
+            finally:
+                if isinstance(data, memoryview):
+                    with contextlib.suppress(BufferError):  # a slice still held: collected
+                        data.release()
+            await self._task(job, {"timings": {"fetched": time.time()}})
+        except BaseException:
+            if isinstance(source, SharedBytes):
+                source.release()
+            raise
+        # the pool owns a shared source from here, and releases it when the job ends
+        result = await self.run_graph(job, graph.definition, source, source_format)
         await self._task(job, {"timings": {"processed": time.time()}})
 
         content_type = mime_of(result["format"])
@@ -197,16 +226,17 @@ class Worker:
         await self._done(job, entry, result["warnings"])
         return entry, False
 
-    async def read_source(self, source: str) -> bytes:
+    async def read_source(self, source: str) -> bytes | SharedBytes:
+        """An upload's bytes from storage, or a fetched source in one of the pool's blocks."""
         if source.startswith(UPLOAD_PREFIX):
             stored = await self.b.storage.get(ORIGINALS_PREFIX + source[len(UPLOAD_PREFIX) :])
             if stored is None:
                 raise NotFound(f"no uploaded image {source}")
             return stored.data
-        return await self.fetcher.fetch(source)
+        return await self.fetcher.fetch_shared(source, self.pool.blocks)
 
     async def run_graph(
-        self, job: Job, definition: Any, data: bytes, source_format: str
+        self, job: Job, definition: Any, data: bytes | SharedBytes, source_format: str
     ) -> dict[str, Any]:
         s = self.settings
         payload = {

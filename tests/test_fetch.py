@@ -182,3 +182,78 @@ async def test_every_redirect_hop_is_checked(server, fetcher_factory, monkeypatc
     hop = f"http://127.0.0.2:{server.port}/image"
     with pytest.raises(SourceNotAllowed):
         await f.fetch(str(server.make_url("/to").with_query(url=hop)))
+
+
+# -- into shared-memory blocks ------------------------------------------------------------------
+
+
+@pytest.fixture
+def blocks():
+    from imgserver.shared import Blocks
+
+    b = Blocks(keep=2)
+    yield b
+    b.close()
+
+
+async def test_fetch_shared_gives_the_same_bytes_in_a_reused_block(
+    server, fetcher_factory, blocks
+) -> None:
+    f = await fetcher_factory()
+    first = await f.fetch_shared(str(server.make_url("/image")), blocks)
+    assert bytes(first.view()) == JPEG and len(first) == len(JPEG)
+    name = first.name
+    first.release()
+    first.release()  # idempotent
+    again = await f.fetch_shared(str(server.make_url("/image")), blocks)
+    assert again.name == name and blocks.made == 1  # the same block, no new one
+    again.release()
+
+
+async def test_fetch_shared_without_a_length_and_over_the_cap(
+    server, fetcher_factory, blocks
+) -> None:
+    """A chunked body is written as it comes; past the cap it is refused and the block goes
+    back (nothing is held, nothing leaks)."""
+    f = await fetcher_factory(max_source_bytes=200_000)
+    got = await f.fetch_shared(str(server.make_url("/stream")), blocks)
+    assert bytes(got.view()) == b"\0" * 100_000
+    got.release()
+    small = await fetcher_factory()  # cap 4000
+    for path in ("/stream", "/big"):
+        with pytest.raises(SourceTooLarge):
+            await small.fetch_shared(str(server.make_url(path)), blocks)
+    assert blocks.made == 1  # every refused read gave its block back
+
+
+async def test_fetch_shared_cancelled_gives_the_block_back(server, fetcher_factory, blocks) -> None:
+    f = await fetcher_factory(fetch_read_timeout=5.0)
+    task = asyncio.create_task(f.fetch_shared(str(server.make_url("/slow").with_query(s="3")),
+                                              blocks))  # fmt: skip
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    got = await f.fetch_shared(str(server.make_url("/image")), blocks)
+    assert blocks.made == 1
+    got.release()
+
+
+def test_blocks_grow_and_are_kept_up_to_a_number() -> None:
+    from imgserver.shared import STEP, Blocks, Writer
+
+    b = Blocks(keep=1)
+    try:
+        w = Writer(b, None)
+        for _ in range(3):
+            w.write(b"x" * (STEP // 2))  # past one step: moves to a larger block
+        data = w.done()
+        assert data.size == 3 * (STEP // 2) and bytes(data.view()) == b"x" * data.size
+        assert data.block.size >= data.size
+        small = b.copy(b"abc")
+        assert bytes(small.view()) == b"abc"
+        data.release()
+        small.release()  # two free blocks, keep=1: the smaller one is unlinked
+        assert len(b._free) == 1 and b._free[0].size >= 3 * (STEP // 2)
+    finally:
+        b.close()

@@ -367,6 +367,29 @@ async def test_hostile_source(hostile_service: Service, origin: Origin, session,
     await assert_healthy(session, hostile_service, origin)
 
 
+def shared_blocks(pid: int) -> set[str]:
+    """The shared-memory blocks a process has mapped (sources in flight or kept for reuse)."""
+    with open(f"/proc/{pid}/maps") as maps:
+        return {line.split()[-1] for line in maps if "/dev/shm/" in line}
+
+
+async def test_source_blocks_are_given_back(hostile_service: Service, origin: Origin,
+                                            session) -> None:  # fmt: skip
+    """After the whole corpus (refusals at every step: sniffing, the pixel probe, decoding,
+    limits), the frontend holds no more shared-memory blocks than it keeps for reuse: every
+    fetched source was given back."""
+    assert hostile_service.proc is not None
+    pid = hostile_service.proc.pid
+    keep = 2 * 2 + 2  # Blocks(keep=2 * workers + 2), IMGSERVER_WORKERS=2
+    before = shared_blocks(pid)
+    assert 0 < len(before) <= keep, before
+    for _ in range(3):
+        await assert_healthy(session, hostile_service, origin)
+        bomb = origin.add(unique() + ".png", png_header(100_000, 100_000))
+        await ask(session, hostile_service, "passthrough.png", bomb, width=20)
+    assert len(shared_blocks(pid)) <= keep
+
+
 async def test_svg_with_external_entities_is_refused_unread(
     hostile_service: Service, origin: Origin, session
 ) -> None:
