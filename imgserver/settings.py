@@ -8,6 +8,7 @@ message naming the variable.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -160,7 +161,7 @@ class Settings:
         """Seconds an in-flight marker lives: longer than any job can take."""
         return int(self.fetch_total_timeout + self.job_deadline + 30)
 
-    @property
+    @functools.cached_property
     def source_patterns(self) -> tuple[str, ...]:
         return tuple(p.strip().lower() for p in self.allowed_sources.split(",") if p.strip())
 
