@@ -87,11 +87,12 @@ async def _read_bytes(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     return b"".join(chunks)
 
 
-def _read_into(blocks: Blocks) -> Reader[SharedBytes]:
+def _read_into(blocks: Blocks) -> Reader[SharedBytes | bytes]:
     """A reader that writes the body into a shared-memory block of ``blocks`` (one that is
-    reused, so its pages are in memory already), refused once it passes ``cap``."""
+    reused, so its pages are in memory already; ``bytes`` when /dev/shm has no room), refused
+    once it passes ``cap``."""
 
-    async def read(resp: aiohttp.ClientResponse, cap: int) -> SharedBytes:
+    async def read(resp: aiohttp.ClientResponse, cap: int) -> SharedBytes | bytes:
         plain = "Content-Encoding" not in resp.headers  # else the length is not the body's
         expected = resp.content_length if plain and resp.content_length else None
         writer = Writer(blocks, expected)
@@ -142,12 +143,13 @@ class Fetcher:
         """The source's bytes, or the API error that says why not."""
         return await self._fetch(url, _read_bytes)
 
-    async def fetch_shared(self, url: str, blocks: Blocks) -> SharedBytes:
-        """The source in a shared-memory block of ``blocks`` (the caller releases it)."""
+    async def fetch_shared(self, url: str, blocks: Blocks) -> SharedBytes | bytes:
+        """The source in a shared-memory block of ``blocks`` (the caller releases it), or as
+        ``bytes`` when /dev/shm has no room."""
         read = _read_into(blocks)
-        done: list[SharedBytes] = []
+        done: list[SharedBytes | bytes] = []
 
-        async def keep(resp: aiohttp.ClientResponse, cap: int) -> SharedBytes:
+        async def keep(resp: aiohttp.ClientResponse, cap: int) -> SharedBytes | bytes:
             done.append(await read(resp, cap))
             return done[0]
 
@@ -155,7 +157,8 @@ class Fetcher:
             return await self._fetch(url, keep)
         except BaseException:  # e.g. cancelled while the response closed: give the block back
             for source in done:
-                source.release()
+                if isinstance(source, SharedBytes):
+                    source.release()
             raise
 
     async def _fetch(self, url: str, read: Reader[T]) -> T:

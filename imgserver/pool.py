@@ -208,8 +208,10 @@ class ProcessPool:
         released when the job ends (or is never started), whatever happens to the caller."""
         source = job.get(SOURCE)
         if isinstance(source, bytes | bytearray | memoryview) and len(source) >= SHARED_MIN:
-            source = self.blocks.copy(source)
-            job = {**job, SOURCE: source}
+            copied = self.blocks.copy(source)  # None: no room in /dev/shm, so the pipe it is
+            if copied is not None:
+                source = copied
+                job = {**job, SOURCE: source}
         shared = source if isinstance(source, SharedBytes) else None
         try:
             slot = await self._acquire(priority)

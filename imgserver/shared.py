@@ -9,16 +9,33 @@ already). Blocks are kept and reused, so their pages are faulted in once.
 A process owns its ``Blocks`` (the one running the pool: the embedded server, or a worker
 role); the worker processes only attach to them. ``SharedBytes`` is one source in a block:
 whoever holds it must ``release()`` it once no process reads it any more.
+
+Blocks live in /dev/shm. Writing past the end of a full tmpfs kills the writer with SIGBUS
+(Docker gives a container 64 MB there unless ``--shm-size`` says more), so a block is only
+used when the filesystem has room for it; otherwise sources stay plain ``bytes`` and go
+through the pipe, slower but safe.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 
 STEP = 8 * 1024 * 1024  # block sizes are multiples of this
+SHM_DIR = "/dev/shm"
+HEADROOM = 16 * 1024 * 1024  # left free in SHM_DIR for others
+
+
+def room(size: int, directory: str = SHM_DIR) -> bool:
+    """Whether ``directory`` (the shared-memory filesystem) has room for ``size`` more bytes."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize >= size + HEADROOM
 
 
 @dataclass(eq=False)
@@ -51,13 +68,18 @@ class SharedBytes:
 class Blocks:
     """Free blocks kept for reuse, at most ``keep`` of them; more are unlinked when given back."""
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, directory: str = SHM_DIR) -> None:
         self.keep = keep
+        self.directory = directory  # where SharedMemory puts blocks (for the room check)
         self._free: list[SharedMemory] = []
         self._made = 0
 
-    def take(self, size: int) -> SharedMemory:
-        """A block of at least ``size`` bytes: the smallest free one that fits, else a new one."""
+    def take(self, size: int) -> SharedMemory | None:
+        """A block of at least ``size`` bytes: the smallest free one that fits, else a new one;
+        None when /dev/shm has no room for that many bytes (pages of a block are allocated as
+        they are first written, so a free block needs the room too)."""
+        if not room(size, self.directory):
+            return None
         fits = [b for b in self._free if b.size >= size]
         if fits:
             block = min(fits, key=lambda b: b.size)
@@ -73,9 +95,11 @@ class Blocks:
             self._free.remove(smallest)
             _unlink(smallest)
 
-    def copy(self, data: bytes | bytearray | memoryview) -> SharedBytes:
-        """``data`` copied into a block."""
+    def copy(self, data: bytes | bytearray | memoryview) -> SharedBytes | None:
+        """``data`` copied into a block; None when there is no room for one."""
         block = self.take(len(data))
+        if block is None:
+            return None
         buffer(block)[: len(data)] = data
         return SharedBytes(block, len(data), self)
 
@@ -92,25 +116,35 @@ class Blocks:
 
 
 class Writer:
-    """Fills a block with bytes as they arrive, moving to a larger block when one is full."""
+    """Fills a block with bytes as they arrive, moving to a larger block when one is full; in
+    plain memory instead when /dev/shm has no room (then ``done`` gives ``bytes``)."""
 
     def __init__(self, blocks: Blocks, expected: int | None) -> None:
         self.blocks = blocks
-        self.block: SharedMemory | None = blocks.take(expected or STEP)
+        self.block = blocks.take(expected or STEP)
+        self.chunks: list[bytes] | None = None if self.block is not None else []
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
-        assert self.block is not None
         end = self.size + len(chunk)
-        if end > self.block.size:
+        if self.block is not None and end > self.block.size:
             bigger = self.blocks.take(max(end, 2 * self.block.size))
-            buffer(bigger)[: self.size] = buffer(self.block)[: self.size]
+            if bigger is None:  # no room: go on in plain memory
+                self.chunks = [bytes(buffer(self.block)[: self.size])]
+            else:
+                buffer(bigger)[: self.size] = buffer(self.block)[: self.size]
             self.blocks.give(self.block)
             self.block = bigger
-        buffer(self.block)[self.size : end] = chunk
+        if self.chunks is not None:
+            self.chunks.append(chunk)
+        else:
+            assert self.block is not None
+            buffer(self.block)[self.size : end] = chunk
         self.size = end
 
-    def done(self) -> SharedBytes:
+    def done(self) -> SharedBytes | bytes:
+        if self.chunks is not None:
+            return b"".join(self.chunks)
         assert self.block is not None
         block, self.block = self.block, None
         return SharedBytes(block, self.size, self.blocks)

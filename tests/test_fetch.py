@@ -257,3 +257,31 @@ def test_blocks_grow_and_are_kept_up_to_a_number() -> None:
         assert len(b._free) == 1 and b._free[0].size >= 3 * (STEP // 2)
     finally:
         b.close()
+
+
+async def test_no_room_in_dev_shm_means_plain_bytes(server, fetcher_factory, monkeypatch) -> None:
+    """A full /dev/shm (Docker's 64 MB) must not kill the process with SIGBUS: with no room
+    for a block the source is read into plain memory, at the start or midway."""
+    from imgserver import shared
+
+    blocks = shared.Blocks(keep=2)
+    f = await fetcher_factory(max_source_bytes=200_000)
+    monkeypatch.setattr(shared, "room", lambda size, directory=shared.SHM_DIR: False)
+    got = await f.fetch_shared(str(server.make_url("/stream")), blocks)
+    assert got == b"\0" * 100_000 and blocks.made == 0
+    assert blocks.copy(b"x" * 100) is None
+
+    calls = []
+
+    def room_once(size: int, directory: str = shared.SHM_DIR) -> bool:
+        calls.append(size)
+        return len(calls) == 1  # the first block, then none
+
+    monkeypatch.setattr(shared, "room", room_once)
+    writer = shared.Writer(blocks, 10)  # one block (of one step), then no room to grow
+    parts = [bytes([i]) * (shared.STEP // 2) for i in range(3)]
+    for part in parts:
+        writer.write(part)
+    assert writer.done() == b"".join(parts)
+    assert len(blocks._free) == 1  # the block it started in was given back
+    blocks.close()

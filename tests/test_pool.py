@@ -108,3 +108,17 @@ async def test_memory_limit_fails_the_allocation_not_the_pool() -> None:
         assert await p.run({"op": "allocate", "bytes": 10_000_000}) == {"allocated": 10_000_000}
     finally:
         await p.close()
+
+
+async def test_no_room_for_a_block_sends_the_source_through_the_pipe(
+    pool: ProcessPool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from imgserver import shared
+
+    monkeypatch.setattr(shared, "room", lambda size, directory=shared.SHM_DIR: False)
+    source = b"y" * 200_000
+    result = await pool.run({"op": "digest", "source": source})
+    assert result == {"sha256": hashlib.sha256(source).hexdigest(), "size": len(source),
+                      "view": False}  # fmt: skip
