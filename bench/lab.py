@@ -28,6 +28,7 @@ from tests.servers import (  # noqa: E402
     Service,
     WorkerProcess,
     free_port,
+    nginx_conf,
 )
 
 __all__ = ["RabbitServer", "RedisServer", "S3Server", "Service", "WorkerProcess", "worker_pids"]
@@ -73,41 +74,31 @@ class Nginx:
     def __init__(self, root: Path, sources: Path) -> None:
         self.root = root
         self.origin_port, self.moved_port = free_port(), free_port()
-        (root / "tmp").mkdir(parents=True, exist_ok=True)
-        user = "user root;" if os.geteuid() == 0 else ""  # else workers cannot read our dirs
-        t = root / "tmp"
-        (root / "nginx.conf").write_text(f"""
-            {user}
-            worker_processes 1;
-            daemon off;
-            pid {root}/nginx.pid;
-            error_log {root}/error.log warn;
-            events {{ worker_connections 4096; }}
-            http {{
-                access_log off;
-                sendfile on;
-                tcp_nopush on;
-                keepalive_requests 1000000;
-                client_body_temp_path {t}/body;
-                proxy_temp_path {t}/proxy;
-                fastcgi_temp_path {t}/fastcgi;
-                uwsgi_temp_path {t}/uwsgi;
-                scgi_temp_path {t}/scgi;
-                types {{ image/jpeg jpg; image/png png; }}
-                server {{
-                    listen 127.0.0.1:{self.origin_port};
-                    root {sources};
-                }}
-                server {{
-                    listen 127.0.0.1:{self.moved_port};
-                    location / {{
-                        add_header X-Cache HIT;
-                        add_header Cache-Control "public, max-age=3600";
-                        return 301 {RESULT_LOCATION};
-                    }}
+        (root / "nginx.conf").write_text(
+            nginx_conf(
+                root,
+                f"""
+            access_log off;
+            sendfile on;
+            tcp_nopush on;
+            keepalive_requests 1000000;
+            types {{ image/jpeg jpg; image/png png; }}
+            server {{
+                listen 127.0.0.1:{self.origin_port};
+                root {sources};
+            }}
+            server {{
+                listen 127.0.0.1:{self.moved_port};
+                location / {{
+                    add_header X-Cache HIT;
+                    add_header Cache-Control "public, max-age=3600";
+                    return 301 {RESULT_LOCATION};
                 }}
             }}
-        """)
+        """,
+                connections=4096,
+            )
+        )
         self.proc: subprocess.Popen | None = None
 
     @property

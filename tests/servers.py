@@ -49,6 +49,28 @@ def _require(binary: str) -> None:
         pytest.fail(f"{binary} is not installed: run `make test` (it installs the test services)")
 
 
+def nginx_conf(root: Path, http: str, connections: int = 256) -> str:
+    """A private nginx's main config: everything under ``root`` (pid, logs, temp paths), one
+    worker process in the foreground, and ``http`` inside the ``http {}`` block."""
+    root.joinpath("tmp").mkdir(parents=True, exist_ok=True)
+    # As root, nginx's workers would run as nobody, who cannot read our private directories.
+    user = "user root;" if os.geteuid() == 0 else ""
+    temp = "\n".join(f"{kind}_temp_path {root}/tmp/{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+    return f"""
+        {user}
+        worker_processes 1;
+        daemon off;
+        pid {root}/nginx.pid;
+        error_log {root}/error.log warn;
+        events {{ worker_connections {connections}; }}
+        http {{
+            {temp}
+            {http}
+        }}
+    """
+
+
 class RedisServer:
     def __init__(self) -> None:
         _require("redis-server")

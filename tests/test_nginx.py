@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import re
 import shutil
 import socket
@@ -29,6 +28,7 @@ from imgserver.uploads import MULTIPART_OVERHEAD
 
 from .conftest import REPO, Service, free_port
 from .images import jpeg, marked, png, texture
+from .servers import nginx_conf
 from .sse import FINAL, events, task_statuses
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -51,26 +51,15 @@ class Nginx:
         for upstream in upstreams:
             render += ["--upstream", upstream]
         subprocess.run(render, check=True, capture_output=True, text=True)
-        # As root, nginx's workers would run as nobody, who cannot use a private tmp dir.
-        user = "user root;" if os.geteuid() == 0 else ""
-        t = root / "tmp"
-        (root / "nginx.conf").write_text(f"""
-            {user}
-            worker_processes 1;
-            daemon off;
-            pid {root}/nginx.pid;
-            error_log {root}/error.log warn;
-            events {{ worker_connections 256; }}
-            http {{
-                access_log {root}/access.log;
-                client_body_temp_path {t}/body;
-                proxy_temp_path {t}/proxy;
-                fastcgi_temp_path {t}/fastcgi;
-                uwsgi_temp_path {t}/uwsgi;
-                scgi_temp_path {t}/scgi;
-                include {root}/imgserver.conf;
-            }}
-        """)
+        (root / "nginx.conf").write_text(
+            nginx_conf(
+                root,
+                f"""
+            access_log {root}/access.log;
+            include {root}/imgserver.conf;
+        """,
+            )
+        )
         self.command = [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"),
                         "-e", str(root / "error.log")]  # fmt: skip
         self.proc: subprocess.Popen[bytes] | None = None
