@@ -397,29 +397,28 @@ def prime(base: str, origin: str, tag: str) -> str:
     return url
 
 
-def hit_floors(ctx: Context, path: str) -> dict:
-    out = {}
-    bare = lab.Bare301().start()
-    try:
-        url = f"http://127.0.0.1:{bare.port}{path}"
-        out["bare aiohttp 301"] = lab.wrk(url, 32, ctx.hit_seconds)
-    finally:
-        bare.stop()
-    url = f"http://127.0.0.1:{ctx.nginx.moved_port}{path}"
-    out["nginx 301"] = lab.wrk(url, 32, ctx.hit_seconds)
-    return out
-
-
-def hit_embedded(ctx: Context) -> tuple[dict, dict]:
+def hit_part(ctx: Context, path: str) -> tuple[dict, dict]:
+    """wrk at 32 connections on the two 301 floors and on a cached URL of ours, in rounds,
+    interleaved (each system's median round is kept: one wrk run on a 2-core machine that
+    also runs wrk varies by ±15%); then imgflo's budgets on ours."""
     with tempfile.TemporaryDirectory() as tmp:
+        bare = lab.Bare301().start()
         svc = lab.Service(Path(tmp), {"IMGSERVER_WORKERS": str(CPUS)}).start()
         try:
-            url = prime(svc.base, ctx.nginx.origin, "v=hit")
-            result = lab.wrk(url, 32, ctx.hit_seconds)
-            budgets = {c: lab.wrk(url, c, ctx.budget_seconds) for c in BUDGETS}
+            urls = {
+                "bare aiohttp 301": f"http://127.0.0.1:{bare.port}{path}",
+                "nginx 301": f"http://127.0.0.1:{ctx.nginx.moved_port}{path}",
+                EMBEDDED: prime(svc.base, ctx.nginx.origin, "v=hit"),
+            }
+            runs: dict[str, list[dict]] = {name: [] for name in urls}
+            for _ in range(ctx.args.rounds):
+                for name, url in urls.items():
+                    runs[name].append(lab.wrk(url, 32, ctx.hit_seconds))
+            budgets = {c: lab.wrk(urls[EMBEDDED], c, ctx.budget_seconds) for c in BUDGETS}
         finally:
             svc.stop()
-    return result, budgets
+            bare.stop()
+    return {name: median_round(r) for name, r in runs.items()}, budgets
 
 
 # -- memory -----------------------------------------------------------------------------------
@@ -661,11 +660,10 @@ def run_parts(ctx: Context, results: dict) -> None:
     ctx.stop_thumbor()
     if "hit" in only:
         path = "/graph/passthrough.jpg?width=400"
-        if r := attempt(results, "hit: floors", lambda: hit_floors(ctx, path)):
-            results["hit"] |= r
-        if r := attempt(results, f"hit: {EMBEDDED} and imgflo's budgets",
-                        lambda: hit_embedded(ctx)):  # fmt: skip
-            results["hit"][EMBEDDED], results["budgets"] = r
+        if r := attempt(results, f"hit: the floors, {EMBEDDED}, imgflo's budgets",
+                        lambda: hit_part(ctx, path)):  # fmt: skip
+            results["hit"] |= r[0]
+            results["budgets"] = r[1]
     if "memory" in only and (r := attempt(results, "memory", lambda: memory(ctx))):
         results["memory"] = r
     if not args.skip_distributed and {"miss", "hit"} & set(only):
@@ -730,6 +728,19 @@ def main() -> int:
 # -- the report -------------------------------------------------------------------------------
 
 
+def print_rounds(systems: dict[str, dict], digits: int) -> None:
+    """Under a table of median rounds: every round's req/s."""
+    several = {name: r["rounds_rps"] for name, r in systems.items()
+               if len(r.get("rounds_rps", [])) > 1}  # fmt: skip
+    if several:
+        print(
+            "  each row is the median of its rounds; req/s of every round: "
+            + "; ".join(
+                f"{name} {' / '.join(f(x, digits) for x in rps)}" for name, rps in several.items()
+            )
+        )
+
+
 def table(title: str, headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     print(f"\n{title}")
@@ -792,10 +803,7 @@ def report(results: dict) -> list[dict]:
         table("1. miss throughput and latency",
               ["system", "ok", "req/s", "p50 ms", "p99 ms", "mean ms", "CPU ms/req",
                "vs thumbor", "vs best bare", "JPEG q"], rows)  # fmt: skip
-        if any(len(r.get("rounds_rps", [])) > 1 for r in miss.values()):
-            print("  each row is the median of its rounds; req/s of every round: " + "; ".join(
-                f"{name} {' / '.join(f(x, 2) for x in r['rounds_rps'])}"
-                for name, r in miss.items() if len(r.get("rounds_rps", [])) > 1))  # fmt: skip
+        print_rounds(miss, 2)
         for name, r in miss.items():
             if r.get("stack_cpu_s") is not None:
                 per = 1000 * r["stack_cpu_s"] / max(1, r["ok"])
@@ -835,6 +843,7 @@ def report(results: dict) -> list[dict]:
         table("2. hit path (wrk -t2 -c32, 301 answers)",
               ["system", "req/s", "p50 ms", "p99 ms", "mean ms", "vs bare aiohttp", "errors"],
               rows)  # fmt: skip
+        print_rounds(hit, 0)
         for label, mode in ((EMBEDDED, "embedded"), (DIST_S3, "distributed")):
             if label not in hit:
                 continue
