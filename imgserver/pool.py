@@ -36,7 +36,9 @@ EXECUTE = "imgserver.runtime.execute"  # module with init(threads, memory) and e
 # init(threads, memory, **init_options): ProcessPool(init_options=...) adds keyword arguments
 SOURCE = "source"  # the job key whose bytes travel through shared memory
 SHARED_MIN = 64 * 1024  # smaller sources go through the pipe
-ATTACHED = 16  # blocks a child keeps open
+# Blocks a child keeps mapped, least recently used dropped first. A block its parent unlinked
+# (replaced by a larger one) lives on while mapped: this bounds that, and the address space.
+ATTACHED = 8
 
 
 class WorkerCrashed(Exception):
@@ -64,12 +66,12 @@ def _child_main(
             return
         if (ref := job.pop("_shared", None)) is not None:
             name, size = ref
-            if name not in attached:
-                while len(attached) >= ATTACHED:
-                    with contextlib.suppress(BufferError):  # a view still held: unmapped at exit
-                        attached.pop(next(iter(attached))).close()
-                attached[name] = attach(name)
-            job[SOURCE] = view = buffer(attached[name])[:size]
+            block = attached.pop(name, None) or attach(name)
+            attached[name] = block  # the most recently used last
+            while len(attached) > ATTACHED:  # the least recently used: maybe unlinked since
+                with contextlib.suppress(BufferError):  # a view still held: unmapped at exit
+                    attached.pop(next(iter(attached))).close()
+            job[SOURCE] = view = buffer(block)[:size]
             try:
                 result = execute.execute(job)
             finally:
