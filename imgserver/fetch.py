@@ -76,21 +76,10 @@ def _over(size: int, cap: int) -> None:
         raise SourceTooLarge(f"the source is over the limit of {cap} bytes", limit=cap)
 
 
-async def _read_bytes(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body as ``bytes``, refused once it passes ``cap``; the chunks are joined once."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        _over(size, cap)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _read_into(blocks: Blocks) -> Reader[SharedBytes | bytes]:
+def _read_into(blocks: Blocks | None) -> Reader[SharedBytes | bytes]:
     """A reader that writes the body into a shared-memory block of ``blocks`` (one that is
-    reused, so its pages are in memory already; ``bytes`` when /dev/shm has no room), refused
-    once it passes ``cap``."""
+    reused, so its pages are in memory already; ``bytes`` without blocks, or when /dev/shm has
+    no room), refused once it passes ``cap``."""
 
     async def read(resp: aiohttp.ClientResponse, cap: int) -> SharedBytes | bytes:
         plain = "Content-Encoding" not in resp.headers  # else the length is not the body's
@@ -141,7 +130,9 @@ class Fetcher:
 
     async def fetch(self, url: str) -> bytes:
         """The source's bytes, or the API error that says why not."""
-        return await self._fetch(url, _read_bytes)
+        data = await self._fetch(url, _read_into(None))
+        assert isinstance(data, bytes)  # no blocks: plain memory
+        return data
 
     async def fetch_shared(self, url: str, blocks: Blocks) -> SharedBytes | bytes:
         """The source in a shared-memory block of ``blocks`` (the caller releases it), or as

@@ -117,17 +117,19 @@ class Blocks:
 
 class Writer:
     """Fills a block with bytes as they arrive, moving to a larger block when one is full; in
-    plain memory instead when /dev/shm has no room (then ``done`` gives ``bytes``)."""
+    plain memory instead when there are no ``blocks`` or /dev/shm has no room (then ``done``
+    gives ``bytes``)."""
 
-    def __init__(self, blocks: Blocks, expected: int | None) -> None:
+    def __init__(self, blocks: Blocks | None, expected: int | None) -> None:
         self.blocks = blocks
-        self.block = blocks.take(expected or STEP)
+        self.block = blocks.take(expected or STEP) if blocks is not None else None
         self.chunks: list[bytes] | None = None if self.block is not None else []
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
         end = self.size + len(chunk)
         if self.block is not None and end > self.block.size:
+            assert self.blocks is not None  # a block comes from blocks
             bigger = self.blocks.take(max(end, 2 * self.block.size))
             if bigger is None:  # no room: go on in plain memory
                 self.chunks = [bytes(buffer(self.block)[: self.size])]
@@ -145,12 +147,12 @@ class Writer:
     def done(self) -> SharedBytes | bytes:
         if self.chunks is not None:
             return b"".join(self.chunks)
-        assert self.block is not None
+        assert self.block is not None and self.blocks is not None
         block, self.block = self.block, None
         return SharedBytes(block, self.size, self.blocks)
 
     def abandon(self) -> None:
-        if self.block is not None:
+        if self.block is not None and self.blocks is not None:
             self.blocks.give(self.block)
             self.block = None
 
