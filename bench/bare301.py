@@ -20,9 +20,14 @@ LOCATION = "http://127.0.0.1/results/" + "0" * 64
 
 
 async def moved(request: web.Request) -> web.Response:
-    return web.Response(status=301, headers={
-        "X-Cache": "HIT", "Location": LOCATION, "Cache-Control": "public, max-age=3600",
-    })  # fmt: skip
+    return web.Response(
+        status=301,
+        headers={
+            "X-Cache": "HIT",
+            "Location": LOCATION,
+            "Cache-Control": "public, max-age=3600",
+        },
+    )
 
 
 def main() -> None:

@@ -55,8 +55,10 @@ def line(name: str, ms: list[float]) -> str:
 
 
 async def measure(base: str, src: str, n: int) -> tuple[list[float], list[float]]:
-    urls = [f"{base}/graph/passthrough.webp?input={quote(src, safe='')}&width={400 + i}"
-            for i in range(n)]  # fmt: skip
+    urls = [
+        f"{base}/graph/passthrough.webp?input={quote(src, safe='')}&width={400 + i}"
+        for i in range(n)
+    ]
     async with aiohttp.ClientSession() as s:
         await timed(s, urls[:2], "MISS")  # warm up the worker processes
         misses = await timed(s, urls[2:], "MISS")
@@ -94,22 +96,30 @@ async def main() -> None:
         s3.start()
         os.environ.update({"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"})
         bucket = s3.new_bucket()
-        env = {**common, **s3.env(bucket), "IMGSERVER_REDIS_URL": redis_server.url,
-               "IMGSERVER_AMQP_URL": rabbit.url, "IMGSERVER_S3_ACL": "public-read",
-               "IMGSERVER_S3_PUBLIC_URL": f"{s3.endpoint}/{bucket}"}  # fmt: skip
+        env = {
+            **common,
+            **s3.env(bucket),
+            "IMGSERVER_REDIS_URL": redis_server.url,
+            "IMGSERVER_AMQP_URL": rabbit.url,
+            "IMGSERVER_S3_ACL": "public-read",
+            "IMGSERVER_S3_PUBLIC_URL": f"{s3.endpoint}/{bucket}",
+        }
         try:
             for mode, mode_env in (
                 ("distributed", env),
-                ("distributed, local storage", {k: v for k, v in env.items()
-                                                if not k.startswith("IMGSERVER_S3")}),
-            ):  # fmt: skip
+                (
+                    "distributed, local storage",
+                    {k: v for k, v in env.items() if not k.startswith("IMGSERVER_S3")},
+                ),
+            ):
                 web_svc = Service(Path(tmp) / mode.replace(" ", ""), mode_env)
                 worker = WorkerProcess("urgent", {**os.environ, **web_svc.env}, Path(tmp))
                 try:
                     web_svc.start()
                     worker.start()
-                    results[mode] = await measure(web_svc.base, f"{src}?{len(results)}",
-                                                  args.requests)  # fmt: skip
+                    results[mode] = await measure(
+                        web_svc.base, f"{src}?{len(results)}", args.requests
+                    )
                 finally:
                     worker.stop()
                     web_svc.stop()
@@ -120,8 +130,10 @@ async def main() -> None:
             s3.stop()
     await runner.cleanup()
 
-    print(f"photo {args.photo} ({len(body)} bytes) -> passthrough.webp width ~400, "
-          f"{args.requests - 2} sequential misses then hits")  # fmt: skip
+    print(
+        f"photo {args.photo} ({len(body)} bytes) -> passthrough.webp width ~400, "
+        f"{args.requests - 2} sequential misses then hits"
+    )
     for mode, (misses, hits) in results.items():
         print(line(f"{mode} miss", misses))
         print(line(f"{mode} hit", hits))

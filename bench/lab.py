@@ -106,10 +106,18 @@ class Nginx:
         return f"http://127.0.0.1:{self.origin_port}"
 
     def start(self) -> Nginx:
-        command = [NGINX, "-p", str(self.root), "-c", str(self.root / "nginx.conf"),
-                   "-e", str(self.root / "error.log")]  # fmt: skip
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)  # fmt: skip
+        command = [
+            NGINX,
+            "-p",
+            str(self.root),
+            "-c",
+            str(self.root / "nginx.conf"),
+            "-e",
+            str(self.root / "error.log"),
+        ]
+        self.proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         wait_port(self.origin_port, 10, self.proc)
         wait_port(self.moved_port, 10, self.proc)
         return self
@@ -150,12 +158,23 @@ class Thumbor:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Thumbor:
-        command = [str(THUMBOR_VENV / "bin" / "thumbor"), "-p", str(self.port), "-i", "127.0.0.1",
-                   "-c", str(self.root / "thumbor.conf"), "-l", "error",
-                   "--processes", str(self.processes)]  # fmt: skip
+        command = [
+            str(THUMBOR_VENV / "bin" / "thumbor"),
+            "-p",
+            str(self.port),
+            "-i",
+            "127.0.0.1",
+            "-c",
+            str(self.root / "thumbor.conf"),
+            "-l",
+            "error",
+            "--processes",
+            str(self.processes),
+        ]
         log = (self.root / "thumbor.log").open("ab")
-        self.proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_port(self.port, 60, self.proc)
         return self
 
@@ -177,8 +196,11 @@ class Bare301:
 
     def start(self) -> Bare301:
         script = str(REPO / "bench" / "bare301.py")
-        self.proc = subprocess.Popen([sys.executable, script, str(self.port)],
-                                     stdout=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, script, str(self.port)],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         wait_port(self.port, 30, self.proc)
         return self
 
@@ -335,8 +357,16 @@ def parse_wrk(out: str) -> dict[str, float]:
 
 def wrk(url: str, connections: int, seconds: float, threads: int = 2) -> dict[str, float]:
     threads = max(1, min(threads, connections))
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-               "--timeout", "30s", url]  # fmt: skip
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--latency",
+        "--timeout",
+        "30s",
+        url,
+    ]
     out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     result = parse_wrk(out)
     result["connections"] = connections

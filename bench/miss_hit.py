@@ -36,8 +36,10 @@ def free_port() -> int:
 
 def summary(name: str, ms: list[float]) -> str:
     ms = sorted(ms)
-    return (f"{name}: n={len(ms)} p50={statistics.median(ms):.1f} ms "
-            f"mean={statistics.fmean(ms):.1f} ms max={ms[-1]:.1f} ms")  # fmt: skip
+    return (
+        f"{name}: n={len(ms)} p50={statistics.median(ms):.1f} ms "
+        f"mean={statistics.fmean(ms):.1f} ms max={ms[-1]:.1f} ms"
+    )
 
 
 async def main() -> None:
@@ -56,9 +58,14 @@ async def main() -> None:
 
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
-        env = {**os.environ, "IMGSERVER_PORT": str(port), "IMGSERVER_HOST": "127.0.0.1",
-               "IMGSERVER_DATA_DIR": data, "IMGSERVER_ALLOW_PRIVATE_SOURCES": "1",
-               "IMGSERVER_LOG_LEVEL": "WARNING"}  # fmt: skip
+        env = {
+            **os.environ,
+            "IMGSERVER_PORT": str(port),
+            "IMGSERVER_HOST": "127.0.0.1",
+            "IMGSERVER_DATA_DIR": data,
+            "IMGSERVER_ALLOW_PRIVATE_SOURCES": "1",
+            "IMGSERVER_LOG_LEVEL": "WARNING",
+        }
         proc = subprocess.Popen([sys.executable, "-m", "imgserver", "serve"], cwd=REPO, env=env)  # noqa: ASYNC220
         try:
             base = f"http://127.0.0.1:{port}"
@@ -70,8 +77,10 @@ async def main() -> None:
                                 break
                     await asyncio.sleep(0.1)
                 src = quote(f"http://127.0.0.1:{origin_port}/photo.jpg", safe="")
-                urls = [f"{base}/graph/passthrough.webp?input={src}&width={400 + i}"
-                        for i in range(args.requests)]  # fmt: skip
+                urls = [
+                    f"{base}/graph/passthrough.webp?input={src}&width={400 + i}"
+                    for i in range(args.requests)
+                ]
                 results: dict[str, list[float]] = {"MISS": [], "HIT": []}
                 for expected in ("MISS", "HIT"):
                     for url in urls:

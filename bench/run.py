@@ -51,8 +51,15 @@ PARTS = ("miss", "hit", "memory", "bytes")
 CPUS = len(os.sched_getaffinity(0))
 
 # name -> where it comes from; the miss workload cycles through all of them
-PACKAGE_JPEGS = ["Aqua.jpg", "Garden.jpg", "LadyBird.jpg", "TwoWings.jpg", "YellowFlower.jpg",
-                 "Elephants_3840x2160.jpg", "Elephants_5640x3172.jpg"]  # fmt: skip
+PACKAGE_JPEGS = [
+    "Aqua.jpg",
+    "Garden.jpg",
+    "LadyBird.jpg",
+    "TwoWings.jpg",
+    "YellowFlower.jpg",
+    "Elephants_3840x2160.jpg",
+    "Elephants_5640x3172.jpg",
+]
 PNGS = ["LadyBird_2560x1600.png", "Elephants_5120x2880.png"]
 MISS_SOURCES = PACKAGE_JPEGS + PNGS
 QUICK_MISS_SOURCES = ["Aqua.jpg", "Elephants_3840x2160.jpg", "LadyBird_2560x1600.png"]
@@ -79,10 +86,72 @@ DIST_LOCAL = "ours distributed (local storage)"
 THUMBOR = "thumbor 7.8"
 BARE = {"pyvips": "bare pyvips", "pillow": "bare Pillow"}
 
-STD_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
-            14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
-            18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-            49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]  # fmt: skip
+STD_LUMA = [
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+]
 
 
 def log(message: str) -> None:
@@ -185,16 +254,19 @@ async def drive(call: Call, jobs: list[tuple[str, int]], concurrency: int) -> di
     await asyncio.gather(*(client() for _ in range(concurrency)))
     wall = time.perf_counter() - start
     return {
-        "requests": len(jobs), "ok": len(latencies), "seconds": wall,
+        "requests": len(jobs),
+        "ok": len(latencies),
+        "seconds": wall,
         "rps": len(latencies) / wall,
         "p50_ms": pct(latencies, 50) if latencies else None,
         "p99_ms": pct(latencies, 99) if latencies else None,
         "mean_ms": statistics.fmean(latencies) if latencies else None,
         "jpeg_quality": sorted(q if q is not None else -1 for q in qualities),
-        "errors": len(errors), "first_errors": errors[:3],
+        "errors": len(errors),
+        "first_errors": errors[:3],
         "client_cpu_s": time.process_time() - cpu,
         "latencies_ms": [round(x, 2) for x in latencies],
-    }  # fmt: skip
+    }
 
 
 def ours_call(session: aiohttp.ClientSession, base: str, origin: str, tag: str) -> Call:
@@ -235,8 +307,12 @@ def thumbor_call(session: aiohttp.ClientSession, base: str, origin: str) -> Call
 Jobs = list[tuple[str, int]]
 
 
-async def run_http(make: Callable[[aiohttp.ClientSession], Call], warmup: Jobs, jobs: Jobs,
-                   meter: lab.CpuMeter | None = None) -> dict:  # fmt: skip
+async def run_http(
+    make: Callable[[aiohttp.ClientSession], Call],
+    warmup: Jobs,
+    jobs: Jobs,
+    meter: lab.CpuMeter | None = None,
+) -> dict:
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         call = make(session)
@@ -261,22 +337,30 @@ def miss_embedded(ctx: Context) -> dict:
             if ctx.args.profile and not ctx.profiled:
                 ctx.profiled = True
                 log("miss: profiling ours embedded")
-                result["profile"] = profile_miss(ctx, svc.base, "v=profile",
-                                                 {"embedded": svc.proc.pid})  # fmt: skip
+                result["profile"] = profile_miss(
+                    ctx, svc.base, "v=profile", {"embedded": svc.proc.pid}
+                )
         finally:
             svc.stop()
     return result
 
 
-def miss_service(ctx: Context, base: str, tag: str, roots: list[int],
-                 stack: list[int] | None = None) -> dict:  # fmt: skip
+def miss_service(
+    ctx: Context, base: str, tag: str, roots: list[int], stack: list[int] | None = None
+) -> dict:
     """The miss workload against one of our deployments; CPU of ``roots`` (and of the
     distributed stack's servers, apart) is accounted."""
     meter, stack_meter = lab.CpuMeter(roots), lab.CpuMeter(stack or [])
     origin = ctx.nginx.origin
     stack_meter.start()
-    result = asyncio.run(run_http(lambda s: ours_call(s, base, origin, tag),
-                                  warmup_jobs(ctx.miss_sources), ctx.jobs, meter))  # fmt: skip
+    result = asyncio.run(
+        run_http(
+            lambda s: ours_call(s, base, origin, tag),
+            warmup_jobs(ctx.miss_sources),
+            ctx.jobs,
+            meter,
+        )
+    )
     if stack:
         result["stack_cpu_s"] = stack_meter.stop()
     return result
@@ -286,15 +370,19 @@ def miss_thumbor(ctx: Context) -> dict:
     thumbor = ctx.thumbor()
     meter = lab.CpuMeter([thumbor.pid])
     base, origin = thumbor.base, ctx.nginx.origin
-    return asyncio.run(run_http(lambda s: thumbor_call(s, base, origin),
-                                warmup_jobs(ctx.miss_sources), ctx.jobs, meter))  # fmt: skip
+    return asyncio.run(
+        run_http(
+            lambda s: thumbor_call(s, base, origin), warmup_jobs(ctx.miss_sources), ctx.jobs, meter
+        )
+    )
 
 
 def miss_bare(ctx: Context, library: str) -> dict:
     paths = [str(ctx.paths[n]) for n in ctx.miss_sources]
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(CPUS, mp_context=spawn, initializer=floor.init,
-                             initargs=(library, paths, 1)) as pool:  # fmt: skip
+    with ProcessPoolExecutor(
+        CPUS, mp_context=spawn, initializer=floor.init, initargs=(library, paths, 1)
+    ) as pool:
         for f in [pool.submit(floor.warm) for _ in range(CPUS * 2)]:
             f.result()
         pids = list(pool._processes)
@@ -331,8 +419,20 @@ def profile_miss(ctx: Context, base: str, tag: str, targets: dict[str, int]) -> 
         kinds += [(f"{label}: image processes", p, ["--idle"]) for p in lab.worker_pids(pid)]
         for kind, p, flags in kinds:
             out = RESULTS / f"profile-{label.replace(' ', '-')}-{p}.txt"
-            command = [spy, "record", "--pid", str(p), "--nonblocking", *flags, "--rate",
-                       str(PROFILE_RATE), "--format", "raw", "--output", str(out)]  # fmt: skip
+            command = [
+                spy,
+                "record",
+                "--pid",
+                str(p),
+                "--nonblocking",
+                *flags,
+                "--rate",
+                str(PROFILE_RATE),
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+            ]
             proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             recorders.append((kind, out, proc))
     time.sleep(1.0)
@@ -359,8 +459,11 @@ def summarise_profile(paths: list[Path], wall: float, top: int = 12) -> dict:
             if not count.isdigit():
                 continue
             stack = re.sub(r'process \d+:"[^"]*"(;|$)', "", stack)  # cmdlines hold ';'
-            funcs = [re.sub(r":\d+\)$", ")", f) for f in stack.split(";")
-                     if f and not f.startswith("thread ")]  # fmt: skip
+            funcs = [
+                re.sub(r":\d+\)$", ")", f)
+                for f in stack.split(";")
+                if f and not f.startswith("thread ")
+            ]
             n = int(count)
             samples += n
             if funcs:
@@ -372,9 +475,13 @@ def summarise_profile(paths: list[Path], wall: float, top: int = 12) -> dict:
         ranked = sorted(d.items(), key=lambda kv: -kv[1])[:top]
         return [(f, round(100 * n / max(1, samples), 1)) for f, n in ranked]
 
-    return {"samples": samples, "per_wall_second": samples / PROFILE_RATE / wall,
-            "self": best(own), "inclusive": best(incl),
-            "files": [str(p.relative_to(REPO)) for p in paths]}  # fmt: skip
+    return {
+        "samples": samples,
+        "per_wall_second": samples / PROFILE_RATE / wall,
+        "self": best(own),
+        "inclusive": best(incl),
+        "files": [str(p.relative_to(REPO)) for p in paths],
+    }
 
 
 # -- hit --------------------------------------------------------------------------------------
@@ -457,10 +564,11 @@ def memory(ctx: Context) -> dict:
                 asyncio.run(batch(name, "m=big"))
                 w, h = size_of(ctx.paths[name])
                 out[name] = {
-                    "pixels": w * h, "bytes": ctx.paths[name].stat().st_size,
+                    "pixels": w * h,
+                    "bytes": ctx.paths[name].stat().st_size,
                     "workers_peak_mb": [lab.status_kb(p, "VmHWM") / 1024 for p in pids],
                     "frontend_peak_mb": lab.status_kb(front, "VmHWM") / 1024,
-                }  # fmt: skip
+                }
         finally:
             svc.stop()
     return out
@@ -494,15 +602,16 @@ def bytes_part(ctx: Context) -> list[dict]:
                 urls = {
                     ("compress", "ours"): f"{svc.base}/graph/compress.{ext}?input={src}&quality=75",
                     ("resize", "ours"): f"{svc.base}/graph/passthrough.jpg?input={src}"
-                                        f"&width=800&quality={QUALITY}",
-                }  # fmt: skip
+                    f"&width=800&quality={QUALITY}",
+                }
                 if thumbor:
                     urls[("compress", "thumbor")] = (
                         f"{thumbor.base}/unsafe/filters:quality(75)/{host}/{name}"
                     )
                     urls[("resize", "thumbor")] = (
                         f"{thumbor.base}/unsafe/800x0/filters:quality({QUALITY}):format(jpeg)/"
-                        f"{host}/{name}")  # fmt: skip
+                        f"{host}/{name}"
+                    )
 
                 async def get_all(urls: dict = urls) -> dict:
                     async with aiohttp.ClientSession() as s:
@@ -518,11 +627,20 @@ def bytes_part(ctx: Context) -> list[dict]:
                         refs[size] = ssim.reference(source, *size)
                     score = ssim.ssim(refs[size], ssim.luma(out))
                     fmt = Image.open(io.BytesIO(data)).format
-                    rows.append({
-                        "source": name, "source_bytes": len(source), "kind": kind,
-                        "system": system, "bytes": len(data), "ssim": score, "format": fmt,
-                        "width": size[0], "height": size[1], "kept_source": data == source,
-                    })  # fmt: skip
+                    rows.append(
+                        {
+                            "source": name,
+                            "source_bytes": len(source),
+                            "kind": kind,
+                            "system": system,
+                            "bytes": len(data),
+                            "ssim": score,
+                            "format": fmt,
+                            "width": size[0],
+                            "height": size[1],
+                            "kept_source": data == source,
+                        }
+                    )
                 log(f"bytes: {name} done")
         finally:
             svc.stop()
@@ -584,8 +702,9 @@ def distributed(ctx: Context, results: dict) -> None:
         stack.stop()
 
 
-def distributed_variant(ctx: Context, results: dict, stack: lab.Stack, label: str,
-                        s3: bool) -> None:  # fmt: skip
+def distributed_variant(
+    ctx: Context, results: dict, stack: lab.Stack, label: str, s3: bool
+) -> None:
     """A frontend and one urgent worker role (``IMGSERVER_WORKERS`` image processes), results
     in S3 or in a local directory both share."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -601,13 +720,20 @@ def distributed_variant(ctx: Context, results: dict, stack: lab.Stack, label: st
                 if r := attempt(results, f"miss: {label}", measure):
                     results["miss"][label] = r
                 if r and ctx.args.profile and s3:
-                    processes = {"distributed frontend": web.proc.pid,
-                                 "distributed worker": worker.proc.pid}  # fmt: skip
-                    r["profile"] = attempt(results, f"miss: profiling {label}", lambda: (
-                        profile_miss(ctx, web.base, tag + "-profile", processes)))  # fmt: skip
+                    processes = {
+                        "distributed frontend": web.proc.pid,
+                        "distributed worker": worker.proc.pid,
+                    }
+                    r["profile"] = attempt(
+                        results,
+                        f"miss: profiling {label}",
+                        lambda: profile_miss(ctx, web.base, tag + "-profile", processes),
+                    )
             if "hit" in ctx.args.only and s3:
-                hit = lambda: lab.wrk(prime(web.base, ctx.nginx.origin, "v=hit"), 32,  # noqa: E731
-                                      ctx.hit_seconds)  # fmt: skip
+
+                def hit():
+                    return lab.wrk(prime(web.base, ctx.nginx.origin, "v=hit"), 32, ctx.hit_seconds)
+
                 if r := attempt(results, f"hit: {label}", hit):
                     results["hit"][label] = r
         finally:
@@ -660,8 +786,9 @@ def run_parts(ctx: Context, results: dict) -> None:
     ctx.stop_thumbor()
     if "hit" in only:
         path = "/graph/passthrough.jpg?width=400"
-        if r := attempt(results, f"hit: the floors, {EMBEDDED}, imgflo's budgets",
-                        lambda: hit_part(ctx, path)):  # fmt: skip
+        if r := attempt(
+            results, f"hit: the floors, {EMBEDDED}, imgflo's budgets", lambda: hit_part(ctx, path)
+        ):
             results["hit"] |= r[0]
             results["budgets"] = r[1]
     if "memory" in only and (r := attempt(results, "memory", lambda: memory(ctx))):
@@ -676,18 +803,27 @@ def run_parts(ctx: Context, results: dict) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
-    parser.add_argument("--only", default=",".join(PARTS),
-                        help="comma-separated parts: miss,hit,memory,bytes")  # fmt: skip
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help="comma-separated parts: miss,hit,memory,bytes"
+    )
     parser.add_argument("--skip-distributed", action="store_true")
     parser.add_argument("--skip-thumbor", action="store_true")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile the embedded miss workload with py-spy")  # fmt: skip
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile the embedded miss workload with py-spy"
+    )
     parser.add_argument("--requests", type=int, default=0, help="miss requests per system")
-    parser.add_argument("--rounds", type=int, default=0,
-                        help="miss rounds per system, interleaved (median kept); "
-                             "default 3, 1 with --quick")  # fmt: skip
-    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json",
-                        help="raw figures (JSON); default bench/results/latest.json")  # fmt: skip
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="miss rounds per system, interleaved (median kept); default 3, 1 with --quick",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=RESULTS / "latest.json",
+        help="raw figures (JSON); default bench/results/latest.json",
+    )
     args = parser.parse_args()
     args.only = [p.strip() for p in args.only.split(",") if p.strip()]
     args.rounds = args.rounds or (1 if args.quick else 3)
@@ -709,8 +845,10 @@ def main() -> int:
         try:
             results["miss_workload"] = {
                 "sources": {n: list(size_of(ctx.paths[n])) for n in ctx.miss_sources},
-                "requests": len(ctx.jobs), "concurrency": CONCURRENCY, "quality": QUALITY,
-            }  # fmt: skip
+                "requests": len(ctx.jobs),
+                "concurrency": CONCURRENCY,
+                "quality": QUALITY,
+            }
             run_parts(ctx, results)
         finally:
             ctx.close()
@@ -730,8 +868,9 @@ def main() -> int:
 
 def print_rounds(systems: dict[str, dict], digits: int) -> None:
     """Under a table of median rounds: every round's req/s."""
-    several = {name: r["rounds_rps"] for name, r in systems.items()
-               if len(r.get("rounds_rps", [])) > 1}  # fmt: skip
+    several = {
+        name: r["rounds_rps"] for name, r in systems.items() if len(r.get("rounds_rps", [])) > 1
+    }
     if several:
         print(
             "  each row is the median of its rounds; req/s of every round: "
@@ -744,13 +883,19 @@ def print_rounds(systems: dict[str, dict], digits: int) -> None:
 def table(title: str, headers: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
     print(f"\n{title}")
-    line = "  ".join(h.ljust(w) if i == 0 else h.rjust(w)
-                     for i, (h, w) in enumerate(zip(headers, widths, strict=True)))  # fmt: skip
+    line = "  ".join(
+        h.ljust(w) if i == 0 else h.rjust(w)
+        for i, (h, w) in enumerate(zip(headers, widths, strict=True))
+    )
     print(line)
     print("-" * len(line))
     for r in rows:
-        print("  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
-                        for i, (c, w) in enumerate(zip(r, widths, strict=True))))  # fmt: skip
+        print(
+            "  ".join(
+                str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
 
 
 def f(value: float | None, digits: int = 1) -> str:
@@ -780,7 +925,7 @@ def report(results: dict) -> list[dict]:
         f"\nmachine: {m['cpus']} cores ({m['cpu_model']}), {m['ram_gb']:.0f} GB RAM; "
         f"load average {m['loadavg_start'][0]:.2f} at start, {m['loadavg_end'][0]:.2f} at end"
     )
-    print("versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))  # fmt: skip
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
 
     miss = results["miss"]
     if miss:
@@ -795,20 +940,44 @@ def report(results: dict) -> list[dict]:
         best = max(bare) if bare else None
         rows = []
         for name, r in miss.items():
-            rows.append([name, f"{r['ok']}/{r['requests']}", f(r["rps"], 2), f(r["p50_ms"]),
-                         f(r["p99_ms"]), f(r["mean_ms"]),
-                         f(1000 * r["cpu_s"] / max(1, r["ok"]), 0) if "cpu_s" in r else "-",
-                         f(ratio(r["rps"], thumbor), 2), f(ratio(r["rps"], best), 2),
-                         ",".join(str(q) for q in r["jpeg_quality"])])  # fmt: skip
-        table("1. miss throughput and latency",
-              ["system", "ok", "req/s", "p50 ms", "p99 ms", "mean ms", "CPU ms/req",
-               "vs thumbor", "vs best bare", "JPEG q"], rows)  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    f"{r['ok']}/{r['requests']}",
+                    f(r["rps"], 2),
+                    f(r["p50_ms"]),
+                    f(r["p99_ms"]),
+                    f(r["mean_ms"]),
+                    f(1000 * r["cpu_s"] / max(1, r["ok"]), 0) if "cpu_s" in r else "-",
+                    f(ratio(r["rps"], thumbor), 2),
+                    f(ratio(r["rps"], best), 2),
+                    ",".join(str(q) for q in r["jpeg_quality"]),
+                ]
+            )
+        table(
+            "1. miss throughput and latency",
+            [
+                "system",
+                "ok",
+                "req/s",
+                "p50 ms",
+                "p99 ms",
+                "mean ms",
+                "CPU ms/req",
+                "vs thumbor",
+                "vs best bare",
+                "JPEG q",
+            ],
+            rows,
+        )
         print_rounds(miss, 2)
         for name, r in miss.items():
             if r.get("stack_cpu_s") is not None:
                 per = 1000 * r["stack_cpu_s"] / max(1, r["ok"])
-                print(f"  {name}: redis-server, RabbitMQ and moto S3 used {per:.0f} ms CPU/req "
-                      "besides (not in the CPU column)")  # fmt: skip
+                print(
+                    f"  {name}: redis-server, RabbitMQ and moto S3 used {per:.0f} ms CPU/req "
+                    "besides (not in the CPU column)"
+                )
             for e in r["first_errors"]:
                 print(f"  {name} error: {e}")
         for name, r in miss.items():
@@ -820,16 +989,28 @@ def report(results: dict) -> list[dict]:
         target("miss: embedded vs thumbor", times(v), goal, None if v is None else v >= 1.2)
         v = ratio(emb, best)
         goal = f">= {MISS_VS_BARE['embedded']}x best bare"
-        target("miss: embedded vs best bare", times(v), goal,
-               None if v is None else v >= MISS_VS_BARE["embedded"])  # fmt: skip
+        target(
+            "miss: embedded vs best bare",
+            times(v),
+            goal,
+            None if v is None else v >= MISS_VS_BARE["embedded"],
+        )
         v = ratio(miss.get(DIST_S3, {}).get("rps"), best)
         goal = f">= {MISS_VS_BARE['distributed']}x best bare"
-        target("miss: distributed (S3) vs best bare", times(v), goal,
-               None if v is None else v >= MISS_VS_BARE["distributed"])  # fmt: skip
+        target(
+            "miss: distributed (S3) vs best bare",
+            times(v),
+            goal,
+            None if v is None else v >= MISS_VS_BARE["distributed"],
+        )
         if DIST_LOCAL in miss:
             v = ratio(miss[DIST_LOCAL]["rps"], best)
-            target("miss: distributed (local storage) vs best bare", times(v), goal,
-                   v >= MISS_VS_BARE["distributed"])  # fmt: skip
+            target(
+                "miss: distributed (local storage) vs best bare",
+                times(v),
+                goal,
+                v >= MISS_VS_BARE["distributed"],
+            )
         for name, r in miss.items():
             if r["errors"]:
                 target(f"miss: {name} answers every request", f"{r['errors']} errors", "0", False)
@@ -837,12 +1018,23 @@ def report(results: dict) -> list[dict]:
     hit = results["hit"]
     if hit:
         floor_rps = hit.get("bare aiohttp 301", {}).get("rps")
-        rows = [[name, f(r["rps"], 0), f(r["p50_ms"], 2), f(r["p99_ms"], 2), f(r["mean_ms"], 2),
-                 f(ratio(r["rps"], floor_rps), 2), int(r["socket_errors"] + r["bad_responses"])]
-                for name, r in hit.items()]  # fmt: skip
-        table("2. hit path (wrk -t2 -c32, 301 answers)",
-              ["system", "req/s", "p50 ms", "p99 ms", "mean ms", "vs bare aiohttp", "errors"],
-              rows)  # fmt: skip
+        rows = [
+            [
+                name,
+                f(r["rps"], 0),
+                f(r["p50_ms"], 2),
+                f(r["p99_ms"], 2),
+                f(r["mean_ms"], 2),
+                f(ratio(r["rps"], floor_rps), 2),
+                int(r["socket_errors"] + r["bad_responses"]),
+            ]
+            for name, r in hit.items()
+        ]
+        table(
+            "2. hit path (wrk -t2 -c32, 301 answers)",
+            ["system", "req/s", "p50 ms", "p99 ms", "mean ms", "vs bare aiohttp", "errors"],
+            rows,
+        )
         print_rounds(hit, 0)
         for label, mode in ((EMBEDDED, "embedded"), (DIST_S3, "distributed")):
             if label not in hit:
@@ -855,21 +1047,39 @@ def report(results: dict) -> list[dict]:
                 None if v is None else v >= HIT_VS_BARE[mode],
             )
             p99 = hit[label]["p99_ms"]
-            target(f"hit: {mode} p99 at 32 connections", f"{p99:.2f} ms", f"< {HIT_P99_MS} ms",
-                   p99 < HIT_P99_MS)  # fmt: skip
+            target(
+                f"hit: {mode} p99 at 32 connections",
+                f"{p99:.2f} ms",
+                f"< {HIT_P99_MS} ms",
+                p99 < HIT_P99_MS,
+            )
     if results.get("budgets"):
         rows = []
         for c, r in results["budgets"].items():
             budget = BUDGETS[int(c)]
             ok = r["mean_ms"] < budget and not r["socket_errors"] and not r["bad_responses"]
-            rows.append([str(c), f(r["rps"], 0), f(r["mean_ms"], 2), f(r["p99_ms"], 2),
-                         f(budget, 0), int(r["socket_errors"] + r["bad_responses"]),
-                         verdict(ok)])  # fmt: skip
-            target(f"hit: imgflo budget at {c} connections", f"mean {r['mean_ms']:.2f} ms",
-                   f"< {budget:.0f} ms", ok)  # fmt: skip
-        table("   imgflo's budgets, ours embedded (mean latency of cached requests)",
-              ["connections", "req/s", "mean ms", "p99 ms", "budget ms", "errors", "result"],
-              rows)  # fmt: skip
+            rows.append(
+                [
+                    str(c),
+                    f(r["rps"], 0),
+                    f(r["mean_ms"], 2),
+                    f(r["p99_ms"], 2),
+                    f(budget, 0),
+                    int(r["socket_errors"] + r["bad_responses"]),
+                    verdict(ok),
+                ]
+            )
+            target(
+                f"hit: imgflo budget at {c} connections",
+                f"mean {r['mean_ms']:.2f} ms",
+                f"< {budget:.0f} ms",
+                ok,
+            )
+        table(
+            "   imgflo's budgets, ours embedded (mean latency of cached requests)",
+            ["connections", "req/s", "mean ms", "p99 ms", "budget ms", "errors", "result"],
+            rows,
+        )
 
     mem = results.get("memory")
     if mem:
@@ -877,16 +1087,29 @@ def report(results: dict) -> list[dict]:
         for name in MEMORY_SOURCES:
             r = mem[name]
             peak = max(r["workers_peak_mb"])
-            rows.append([name, f"{r['pixels'] / 1e6:.1f} MP", f"{r['bytes'] / 1e6:.1f} MB",
-                         " / ".join(f(x, 0) for x in r["workers_peak_mb"]),
-                         f(r["frontend_peak_mb"], 0), verdict(peak < PEAK_RSS_MB)])  # fmt: skip
-            target(f"memory: peak RSS per worker, {name}", f"{peak:.0f} MB",
-                   f"< {PEAK_RSS_MB:.0f} MB", peak < PEAK_RSS_MB)  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    f"{r['pixels'] / 1e6:.1f} MP",
+                    f"{r['bytes'] / 1e6:.1f} MB",
+                    " / ".join(f(x, 0) for x in r["workers_peak_mb"]),
+                    f(r["frontend_peak_mb"], 0),
+                    verdict(peak < PEAK_RSS_MB),
+                ]
+            )
+            target(
+                f"memory: peak RSS per worker, {name}",
+                f"{peak:.0f} MB",
+                f"< {PEAK_RSS_MB:.0f} MB",
+                peak < PEAK_RSS_MB,
+            )
         idle = " / ".join(f(x, 0) for x in mem["idle_rss_mb"].values())
-        table(f"3. memory: peak RSS (VmHWM) per image worker process, passthrough to 800 px "
-              f"(RSS after a warm-up job: {idle} MB)",
-              ["source", "pixels", "file", "workers' peaks MB", "frontend peak MB", "< 300 MB"],
-              rows)  # fmt: skip
+        table(
+            f"3. memory: peak RSS (VmHWM) per image worker process, passthrough to 800 px "
+            f"(RSS after a warm-up job: {idle} MB)",
+            ["source", "pixels", "file", "workers' peaks MB", "frontend peak MB", "< 300 MB"],
+            rows,
+        )
 
     rows_in = results.get("bytes")
     if rows_in:
@@ -902,8 +1125,10 @@ def report(results: dict) -> list[dict]:
 
 
 def print_profile(name: str, profile: dict) -> None:
-    print(f"\n   profile of {name} (py-spy {PROFILE_RATE} Hz, the miss workload again; % of "
-          "samples: a service process when on CPU, image processes all the time)")  # fmt: skip
+    print(
+        f"\n   profile of {name} (py-spy {PROFILE_RATE} Hz, the miss workload again; % of "
+        "samples: a service process when on CPU, image processes all the time)"
+    )
     for kind, p in profile.items():
         what = "processes sampled" if kind.endswith("image processes") else "cores busy"
         print(f"   {kind}: {p['per_wall_second']:.2f} {what} ({p['samples']} samples)")
@@ -916,8 +1141,10 @@ def print_profile(name: str, profile: dict) -> None:
 def bytes_report(rows_in: list[dict], target: Callable[..., None]) -> None:
     by = {(r["source"], r["kind"], r["system"]): r for r in rows_in}
     sources = list(dict.fromkeys(r["source"] for r in rows_in))
-    for kind, title in (("compress", "4a. bytes: compress q75, full size, same format"),
-                        ("resize", "4b. bytes: passthrough to 800 px, JPEG q80")):  # fmt: skip
+    for kind, title in (
+        ("compress", "4a. bytes: compress q75, full size, same format"),
+        ("resize", "4b. bytes: passthrough to 800 px, JPEG q80"),
+    ):
         rows = []
         for s in sources:
             ours, th = by[(s, kind, "ours")], by.get((s, kind, "thumbor"))
@@ -928,18 +1155,42 @@ def bytes_report(rows_in: list[dict], target: Callable[..., None]) -> None:
             notes = ["source kept"] if ours["kept_source"] else []
             if th and th["format"] != ours["format"]:
                 notes.append(f"thumbor: {th['format']}")
-            rows.append([
-                s, f"{ours['source_bytes'] / 1e3:.0f}", f"{ours['width']}x{ours['height']}",
-                f"{ours['bytes'] / 1e3:.1f}", f"{th['bytes'] / 1e3:.1f}" if th else "-",
-                f(ratio(ours["bytes"], th["bytes"]) if th else None, 2), f(ours["ssim"], 4),
-                f(th["ssim"], 4) if th else "-", verdict(better), ", ".join(notes),
-            ])  # fmt: skip
-        table(title + " (KB; SSIM of luminance against the source)",
-              ["source", "source KB", "size", "ours KB", "thumbor KB", "ours/thumbor",
-               "ours SSIM", "thumbor SSIM", "<= bytes, >= SSIM", "note"], rows)  # fmt: skip
+            rows.append(
+                [
+                    s,
+                    f"{ours['source_bytes'] / 1e3:.0f}",
+                    f"{ours['width']}x{ours['height']}",
+                    f"{ours['bytes'] / 1e3:.1f}",
+                    f"{th['bytes'] / 1e3:.1f}" if th else "-",
+                    f(ratio(ours["bytes"], th["bytes"]) if th else None, 2),
+                    f(ours["ssim"], 4),
+                    f(th["ssim"], 4) if th else "-",
+                    verdict(better),
+                    ", ".join(notes),
+                ]
+            )
+        table(
+            title + " (KB; SSIM of luminance against the source)",
+            [
+                "source",
+                "source KB",
+                "size",
+                "ours KB",
+                "thumbor KB",
+                "ours/thumbor",
+                "ours SSIM",
+                "thumbor SSIM",
+                "<= bytes, >= SSIM",
+                "note",
+            ],
+            rows,
+        )
     for fmt in ("JPEG", "PNG"):
-        pairs = [(by[(s, "compress", "ours")], by.get((s, "compress", "thumbor")))
-                 for s in sources if by[(s, "compress", "ours")]["format"] == fmt]  # fmt: skip
+        pairs = [
+            (by[(s, "compress", "ours")], by.get((s, "compress", "thumbor")))
+            for s in sources
+            if by[(s, "compress", "ours")]["format"] == fmt
+        ]
         if not pairs:
             continue
         if any(th is None for _, th in pairs):
@@ -967,11 +1218,19 @@ def bytes_report(rows_in: list[dict], target: Callable[..., None]) -> None:
 def machine_info() -> dict:
     import pyvips
 
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())  # fmt: skip
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))  # fmt: skip
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
 
     def run(*command: str) -> str:
         """The first line a command prints (some print their version on stderr, exit 1)."""
@@ -996,9 +1255,13 @@ def machine_info() -> dict:
         "redis": run("redis-server", "--version").split(" sha")[0].split("v=")[-1],
     }
     return {
-        "cpus": CPUS, "cpu_model": model, "ram_gb": mem_kb / 1024 / 1024,
-        "kernel": platform.release(), "loadavg_start": os.getloadavg(), "versions": versions,
-    }  # fmt: skip
+        "cpus": CPUS,
+        "cpu_model": model,
+        "ram_gb": mem_kb / 1024 / 1024,
+        "kernel": platform.release(),
+        "loadavg_start": os.getloadavg(),
+        "versions": versions,
+    }
 
 
 if __name__ == "__main__":

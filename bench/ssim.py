@@ -77,8 +77,7 @@ def reference(source: bytes, width: int, height: int) -> np.ndarray:
     Lanczos-3 to exactly that size, never encoded (the ideal a resize is compared with)."""
     image = decode(source)
     if (image.width, image.height) != (width, height):
-        image = image.resize(width / image.width, vscale=height / image.height,
-                             kernel="lanczos3")  # fmt: skip
+        image = image.resize(width / image.width, vscale=height / image.height, kernel="lanczos3")
     return luma(image)
 
 

@@ -47,9 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     use_uvloop()
     try:
         web.run_app(
-            app, host=settings.host, port=settings.port, print=lambda _: print(ready, flush=True),
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=lambda _: print(ready, flush=True),
             access_log=access_logger if settings.access_log else None,
-        )  # fmt: skip
+        )
     except ImgServerError as exc:  # a backend could not be opened
         print(f"imgserver: {exc.message}", file=sys.stderr)
         return 3
@@ -89,8 +92,11 @@ def sign_url(url: str, key_name: str | None) -> int:
     elif len(parts) == 3 and parts[1] == "graph" and parts[2]:
         spec = parts[2]
     else:
-        print("imgserver: expected an unsigned URL like /graph/NAME.EXT?input=... or "
-              "/cache?input=...", file=sys.stderr)  # fmt: skip
+        print(
+            "imgserver: expected an unsigned URL like /graph/NAME.EXT?input=... or "
+            "/cache?input=...",
+            file=sys.stderr,
+        )
         return 2
     signed = ring.signed_path(key.name, spec, parsed.raw_query_string)
     origin = f"{parsed.scheme}://{parsed.raw_authority}" if parsed.is_absolute() else ""

@@ -65,18 +65,28 @@ async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         await app[HUB].start(backends.events)
         if backends.embedded:
             pool = ProcessPool(
-                settings.workers, settings.threads_per_worker, settings.job_deadline,
-                memory_limit=settings.worker_memory_limit, init_options=init_options(settings),
-            )  # fmt: skip
+                settings.workers,
+                settings.threads_per_worker,
+                settings.job_deadline,
+                memory_limit=settings.worker_memory_limit,
+                init_options=init_options(settings),
+            )
             await pool.start()
             fetcher = Fetcher(settings)
             await fetcher.start()
             # Background jobs never hold every process: one is always left for urgent work.
             roles = ((URGENT, 2 * settings.workers), (BACKGROUND, max(1, settings.workers - 1)))
             for role, concurrency in roles:
-                worker = Worker(role, backends=backends, pool=pool, fetcher=fetcher,
-                                catalogue=app[CATALOGUE], settings=settings, metrics=metrics,
-                                concurrency=concurrency)  # fmt: skip
+                worker = Worker(
+                    role,
+                    backends=backends,
+                    pool=pool,
+                    fetcher=fetcher,
+                    catalogue=app[CATALOGUE],
+                    settings=settings,
+                    metrics=metrics,
+                    concurrency=concurrency,
+                )
                 runners.append(asyncio.create_task(worker.run(), name=f"worker-{role}"))
             requeued = await coordinator.requeue_unfinished()
             if requeued:

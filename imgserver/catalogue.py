@@ -248,8 +248,9 @@ def _build(name: str, raw: Any, max_dimension: int) -> Graph:
     }
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return Graph(name, description, runtime, MappingProxyType(params),
-                 MappingProxyType(definition), digest)  # fmt: skip
+    return Graph(
+        name, description, runtime, MappingProxyType(params), MappingProxyType(definition), digest
+    )
 
 
 def _only(obj: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -263,12 +264,20 @@ def _params(raw: Any, max_dimension: int) -> dict[str, Param]:
         raise GraphError("'params' must be an object")
     size_doc = "Fit the result inside this many pixels ({}); the aspect ratio is kept."
     raw = {
-        "width": {"type": "int", "minimum": 1, "maximum": max_dimension,
-                  "description": size_doc.format("width")},
-        "height": {"type": "int", "minimum": 1, "maximum": max_dimension,
-                   "description": size_doc.format("height")},
+        "width": {
+            "type": "int",
+            "minimum": 1,
+            "maximum": max_dimension,
+            "description": size_doc.format("width"),
+        },
+        "height": {
+            "type": "int",
+            "minimum": 1,
+            "maximum": max_dimension,
+            "description": size_doc.format("height"),
+        },
         **raw,
-    }  # fmt: skip
+    }
     params: dict[str, Param] = {}
     for pname, spec in raw.items():
         where = f"param {pname!r}"
@@ -299,16 +308,18 @@ def _params(raw: Any, max_dimension: int) -> dict[str, Param]:
                 raise GraphError(f"{where}: minimum/maximum must be numbers on int/number params")
         if None not in bounds and bounds[0] > bounds[1]:
             raise GraphError(f"{where}: minimum is above maximum")
-        param = Param(pname, ptype, None, bounds[0], bounds[1], values,
-                      str(spec.get("description", "")))  # fmt: skip
+        param = Param(
+            pname, ptype, None, bounds[0], bounds[1], values, str(spec.get("description", ""))
+        )
         default = spec.get("default")
         if default is not None:
             try:
                 default = param.parse(_as_query(default))
             except InvalidParam as exc:
                 raise GraphError(f"{where}: the default is not valid: {exc.message}") from None
-        params[pname] = Param(pname, ptype, default, bounds[0], bounds[1], values,
-                              param.description)  # fmt: skip
+        params[pname] = Param(
+            pname, ptype, default, bounds[0], bounds[1], values, param.description
+        )
     return params
 
 
@@ -362,8 +373,9 @@ def _args(
             if param is None:
                 raise GraphError(f"{where}: arg {aname!r} refers to an unknown param {pname!r}")
             if arg.type not in _FEEDS[param.type]:
-                raise GraphError(f"{where}: arg {aname!r} is {arg.type}, param {pname!r} is "
-                                 f"{param.type}")  # fmt: skip
+                raise GraphError(
+                    f"{where}: arg {aname!r} is {arg.type}, param {pname!r} is {param.type}"
+                )
             if arg.type == "enum" and not set(param.values or ()) <= set(arg.values):
                 raise GraphError(f"{where}: param {pname!r} allows values that {aname!r} does not")
             if param.default is None and not arg.optional:

@@ -154,8 +154,16 @@ class Coordinator:
     ) -> Task:
         """Create a task for ``req`` (with ``task_id`` if given) and queue its job in the
         background."""
-        task = Task(task_id or new_id(), req.graph.name, req.input, dict(req.params), req.format,
-                    req.key, req.graph.digest, image_id=image_id)  # fmt: skip
+        task = Task(
+            task_id or new_id(),
+            req.graph.name,
+            req.input,
+            dict(req.params),
+            req.format,
+            req.key,
+            req.graph.digest,
+            image_id=image_id,
+        )
         async with self._admission(BACKGROUND):
             await self.b.tasks.create(task)
             await self.b.events.publish({"type": "task", "task": task.to_record()})
@@ -215,7 +223,8 @@ class Coordinator:
         """Embedded mode: queue again the jobs of tasks a previous run did not finish."""
         tasks = await self.b.tasks.unfinished()
         for task in tasks:
-            job = Job(task.key, task.graph, task.digest, task.format, task.input, task.params,
-                      task.id)  # fmt: skip
+            job = Job(
+                task.key, task.graph, task.digest, task.format, task.input, task.params, task.id
+            )
             await self.b.broker.publish(BACKGROUND, job)
         return len(tasks)

@@ -164,9 +164,25 @@ class Internal(ImgServerError):
 _BY_CODE: dict[str, type[ImgServerError]] = {
     cls.code: cls
     for cls in (
-        InvalidInput, InvalidParam, SignatureRequired, BadSignature, SourceNotAllowed,
-        QuotaExceeded, UnknownGraph, NotFound, MethodNotAllowed, SourceTooLarge,
-        UnsupportedSource, UnsupportedFormat, UndecodableSource, TooManyPixels, Overloaded,
-        SourceUnreachable, Timeout, Unavailable, SourceTimeout, Internal,
+        InvalidInput,
+        InvalidParam,
+        SignatureRequired,
+        BadSignature,
+        SourceNotAllowed,
+        QuotaExceeded,
+        UnknownGraph,
+        NotFound,
+        MethodNotAllowed,
+        SourceTooLarge,
+        UnsupportedSource,
+        UnsupportedFormat,
+        UndecodableSource,
+        TooManyPixels,
+        Overloaded,
+        SourceUnreachable,
+        Timeout,
+        Unavailable,
+        SourceTimeout,
+        Internal,
     )
-}  # fmt: skip
+}

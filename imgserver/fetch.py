@@ -109,9 +109,12 @@ class Fetcher:
         s = self._settings
         resolver = GuardedResolver(self._resolver or DefaultResolver(), s.allow_private_sources)
         connector = aiohttp.TCPConnector(
-            resolver=resolver, limit=64, limit_per_host=16, ttl_dns_cache=30,
+            resolver=resolver,
+            limit=64,
+            limit_per_host=16,
+            ttl_dns_cache=30,
             socket_factory=None if s.allow_private_sources else public_socket,
-        )  # fmt: skip
+        )
         timeout = aiohttp.ClientTimeout(
             total=None, connect=s.fetch_connect_timeout, sock_read=s.fetch_read_timeout
         )
@@ -202,8 +205,9 @@ class Fetcher:
         if url.scheme not in ("http", "https") or not url.host:
             raise SourceNotAllowed(f"only http and https sources are fetched, not {url.scheme!r}")
         if not host_allowed(url.host, self._settings.source_patterns):
-            raise SourceNotAllowed(f"the source host {url.host} is not on the allow-list",
-                                   host=url.host)  # fmt: skip
+            raise SourceNotAllowed(
+                f"the source host {url.host} is not on the allow-list", host=url.host
+            )
         if self._settings.allow_private_sources:
             return
         host = url.host.strip("[]")

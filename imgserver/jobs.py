@@ -30,8 +30,16 @@ class Job:
 
     @classmethod
     def for_request(cls, req: ImageRequest, task_id: str | None = None) -> Job:
-        return cls(req.key, req.graph.name, req.graph.digest, req.format, req.input,
-                   dict(req.params), task_id, req.nocache)  # fmt: skip
+        return cls(
+            req.key,
+            req.graph.name,
+            req.graph.digest,
+            req.format,
+            req.input,
+            dict(req.params),
+            task_id,
+            req.nocache,
+        )
 
     def to_bytes(self) -> bytes:
         packed: bytes = msgpack.packb(dataclasses.asdict(self), use_bin_type=True)

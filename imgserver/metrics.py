@@ -18,24 +18,32 @@ class Metrics:
             "imgserver_http_requests", "HTTP requests answered", ["route", "status"], registry=r
         )
         self.cache = Counter(
-            "imgserver_cache_lookups", "Result lookups on /graph, by result", ["result"],
+            "imgserver_cache_lookups",
+            "Result lookups on /graph, by result",
+            ["result"],
             registry=r,
-        )  # fmt: skip
+        )
         self.published = Counter(
             "imgserver_jobs_published", "Jobs put on a queue", ["queue"], registry=r
         )
         self.joined = Counter(
-            "imgserver_singleflight_joins", "Requests that joined a job already running",
+            "imgserver_singleflight_joins",
+            "Requests that joined a job already running",
             registry=r,
-        )  # fmt: skip
+        )
         self.jobs = Counter(
-            "imgserver_jobs", "Jobs handled by workers, by outcome", ["role", "outcome"],
+            "imgserver_jobs",
+            "Jobs handled by workers, by outcome",
+            ["role", "outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self.job_seconds = Histogram(
-            "imgserver_job_seconds", "Time from dequeue to stored result", ["role"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r,
-        )  # fmt: skip
+            "imgserver_job_seconds",
+            "Time from dequeue to stored result",
+            ["role"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
+        )
         # labelled children by label values: labels() takes a lock and builds a key each call,
         # which showed in the hit path's profile
         self._children: dict[tuple[int, tuple[str, ...]], MetricWrapperBase] = {}

@@ -76,5 +76,7 @@ def check_pixels(data: bytes | memoryview, fmt: str, limit: int) -> None:
         w, h = dims
         raise TooManyPixels(
             f"the source declares {w}x{h} pixels; the limit is {limit}",
-            width=w, height=h, limit=limit,
-        )  # fmt: skip
+            width=w,
+            height=h,
+            limit=limit,
+        )

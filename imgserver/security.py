@@ -47,9 +47,14 @@ def is_public(address: str | IPAddress) -> bool:
         if hidden:
             return all(is_public(v4) for v4 in hidden)
     return bool(ip.is_global) and not (
-        ip.is_multicast or ip.is_reserved or ip.is_unspecified or ip.is_loopback
-        or ip.is_link_local or ip.is_private or any(ip in net for net in _NOT_GLOBAL)
-    )  # fmt: skip
+        ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_private
+        or any(ip in net for net in _NOT_GLOBAL)
+    )
 
 
 _IPV4_PART = re.compile(r"0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*")

@@ -117,11 +117,21 @@ class Settings:
     def validate(self) -> None:
         """Raise SettingsError naming the first setting that cannot work."""
         positive = (
-            "port", "workers", "request_deadline", "job_deadline", "fetch_connect_timeout",
-            "fetch_read_timeout", "fetch_total_timeout", "max_source_bytes", "max_source_pixels",
-            "max_output_pixels", "max_dimension", "max_frames", "max_queue_urgent",
+            "port",
+            "workers",
+            "request_deadline",
+            "job_deadline",
+            "fetch_connect_timeout",
+            "fetch_read_timeout",
+            "fetch_total_timeout",
+            "max_source_bytes",
+            "max_source_pixels",
+            "max_output_pixels",
+            "max_dimension",
+            "max_frames",
+            "max_queue_urgent",
             "max_queue_background",
-        )  # fmt: skip
+        )
         for name in positive:
             if not getattr(self, name) > 0:  # also refuses NaN
                 raise SettingsError(f"{PREFIX}{name.upper()} must be positive")
@@ -129,8 +139,12 @@ class Settings:
             raise SettingsError(f"{PREFIX}PORT must be a TCP port, not {self.port}")
         if self.delivery not in ("redirect", "proxy"):
             raise SettingsError(f"{PREFIX}DELIVERY must be 'redirect' or 'proxy'")
-        for name in ("vips_concurrency", "fetch_max_redirects", "redirect_max_age",
-                     "result_max_age"):  # fmt: skip
+        for name in (
+            "vips_concurrency",
+            "fetch_max_redirects",
+            "redirect_max_age",
+            "result_max_age",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
         if self.log_level.upper() not in logging.getLevelNamesMapping():
@@ -144,8 +158,15 @@ class Settings:
             )
         if self.job_max_attempts < 1:
             raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
-        for name in ("retry_backoff", "index_ttl", "task_ttl", "worker_metrics_port",
-                     "worker_memory_limit", "hit_cache_size", "hit_cache_ttl"):  # fmt: skip
+        for name in (
+            "retry_backoff",
+            "index_ttl",
+            "task_ttl",
+            "worker_metrics_port",
+            "worker_memory_limit",
+            "hit_cache_size",
+            "hit_cache_ttl",
+        ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
         if not self.graphs_dir.is_dir():

@@ -91,8 +91,12 @@ def parse_page(query: MultiMapping[str]) -> tuple[int, str | None]:
     raw = _single(query, "limit")
     limit = DEFAULT_LIMIT if raw is None else int(raw) if _LIMIT.fullmatch(raw) else 0
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidParam(f"'limit' must be a whole number from 1 to {MAX_LIMIT}",
-                           param="limit", minimum=1, maximum=MAX_LIMIT)  # fmt: skip
+        raise InvalidParam(
+            f"'limit' must be a whole number from 1 to {MAX_LIMIT}",
+            param="limit",
+            minimum=1,
+            maximum=MAX_LIMIT,
+        )
     cursor = _single(query, "cursor")
     if cursor is not None and not IMAGE_ID.match(cursor):
         raise InvalidParam("'cursor' is not one this service gave out", param="cursor")
@@ -137,8 +141,13 @@ class Uploads:
         check_pixels(data, source_format, self.settings.max_source_pixels)
         width, height = dimensions(data, source_format) or (None, None)
         image = Image(new_id(), new_id(), source_format, len(data), width, height)
-        req = ImageRequest(options.graph, options.format or default_format(source_format),
-                           False, UPLOAD_PREFIX + image.id, options.params)  # fmt: skip
+        req = ImageRequest(
+            options.graph,
+            options.format or default_format(source_format),
+            False,
+            UPLOAD_PREFIX + image.id,
+            options.params,
+        )
         await self.b.storage.put(image.original_path, data, mime_of(source_format))
         try:
             # The record exists, and is announced, before the job is queued: the worker always

@@ -153,8 +153,14 @@ class Worker:
 
     async def _retry(self, delivery: Delivery, job: Job, error: ImgServerError) -> None:
         delay = self.settings.retry_backoff * 2**job.attempt
-        log.warning("job %s: %s (%s); retry %d in %.2f s", job.key, error.code, error.message,
-                    job.attempt + 1, delay)  # fmt: skip
+        log.warning(
+            "job %s: %s (%s); retry %d in %.2f s",
+            job.key,
+            error.code,
+            error.message,
+            job.attempt + 1,
+            delay,
+        )
         try:
             await self.b.broker.publish(self.role, replace(job, attempt=job.attempt + 1), delay)
         except ImgServerError:  # the broker itself is down: leave the job where it was
@@ -220,8 +226,15 @@ class Worker:
 
         content_type = mime_of(result["format"])
         await self.b.storage.put(path, result["data"], content_type)
-        entry = Entry(path, content_type, len(result["data"]), result["width"], result["height"],
-                      job.input, time.time())  # fmt: skip
+        entry = Entry(
+            path,
+            content_type,
+            len(result["data"]),
+            result["width"],
+            result["height"],
+            job.input,
+            time.time(),
+        )
         await self.b.index.set(job.key, entry)
         await self._done(job, entry, result["warnings"])
         return entry, False
@@ -246,9 +259,12 @@ class Worker:
             "format": job.format,
             "source": data,
             "source_format": source_format,
-            "limits": {"max_source_pixels": s.max_source_pixels,
-                       "max_output_pixels": s.max_output_pixels, "max_frames": s.max_frames},
-        }  # fmt: skip
+            "limits": {
+                "max_source_pixels": s.max_source_pixels,
+                "max_output_pixels": s.max_output_pixels,
+                "max_frames": s.max_frames,
+            },
+        }
         self.metrics.pool_busy.set(self.pool.busy)
         try:
             result = await self.pool.run(payload, PRIORITY[self.role])
@@ -264,8 +280,16 @@ class Worker:
 
     async def _done(self, job: Job, entry: Entry, warnings: list[str]) -> None:
         status = COMPLETED_WITH_ERRORS if warnings else COMPLETED
-        await self._task(job, {"status": status, "result_path": entry.path, "warnings": warnings,
-                               "timings": {"stored": time.time()}}, entry)  # fmt: skip
+        await self._task(
+            job,
+            {
+                "status": status,
+                "result_path": entry.path,
+                "warnings": warnings,
+                "timings": {"stored": time.time()},
+            },
+            entry,
+        )
 
     async def _task(self, job: Job, changes: dict[str, Any], entry: Entry | None = None) -> None:
         """Update the job's task (if it has one), announce it, and bring an upload's image

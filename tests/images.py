@@ -52,10 +52,18 @@ def pillow_graph(
 ) -> Graph:
     """A Pillow-runtime graph written to ``tmp_path`` and loaded like the catalogue does."""
     path = tmp_path / f"{name}.json"
-    path.write_text(json.dumps({
-        "description": f"test graph {name}", "runtime": "pillow", "params": params or {},
-        "nodes": nodes, "output": output, "encode": encode or {},
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "description": f"test graph {name}",
+                "runtime": "pillow",
+                "params": params or {},
+                "nodes": nodes,
+                "output": output,
+                "encode": encode or {},
+            }
+        )
+    )
     return load_graph(path)
 
 
@@ -79,10 +87,17 @@ def run(
     g = catalogue()[graph] if isinstance(graph, str) else graph
     raw = MultiDict({k: _query_value(v) for k, v in query.items()})
     params, _ = parse_params(g, raw)
-    return execute({
-        "graph": g.name, "definition": dict(g.definition), "params": params, "format": fmt,
-        "source": source, "source_format": sniff(source), "limits": {**LIMITS, **(limits or {})},
-    })  # fmt: skip
+    return execute(
+        {
+            "graph": g.name,
+            "definition": dict(g.definition),
+            "params": params,
+            "format": fmt,
+            "source": source,
+            "source_format": sniff(source),
+            "limits": {**LIMITS, **(limits or {})},
+        }
+    )
 
 
 def ok(result: dict[str, Any]) -> dict[str, Any]:
@@ -132,8 +147,11 @@ def png_colour_type(data: bytes) -> int:
 
 def metadata_fields(data: bytes) -> set[str]:
     image = vload(data)
-    return {f for f in image.get_fields() if f in ("exif-data", "icc-profile-data", "xmp-data",
-                                                   "iptc-data")}  # fmt: skip
+    return {
+        f
+        for f in image.get_fields()
+        if f in ("exif-data", "icc-profile-data", "xmp-data", "iptc-data")
+    }
 
 
 # -- making sources ---------------------------------------------------------------------------
@@ -145,8 +163,9 @@ def solid(width: int, height: int, colour: Colour) -> pyvips.Image:
     return image.copy(interpretation="b-w" if len(colour) <= 2 else "srgb")
 
 
-def marked(width: int, height: int, size: int = 0, base: Colour = BLUE,
-           mark: Colour = RED) -> pyvips.Image:  # fmt: skip
+def marked(
+    width: int, height: int, size: int = 0, base: Colour = BLUE, mark: Colour = RED
+) -> pyvips.Image:
     """A ``base`` image with a ``mark`` square in its top-left corner (shows orientation)."""
     size = size or min(width, height) // 3
     return solid(width, height, base).insert(solid(size, size, mark), 0, 0)
@@ -210,8 +229,14 @@ def with_metadata(image: pyvips.Image) -> bytes:
     exif[0x010F] = "TestMaker"  # Make
     exif[0x0131] = "TestSoftware"  # Software
     out = io.BytesIO()
-    to_pil(image).save(out, "JPEG", quality=90, exif=exif, icc_profile=builtin_profile("srgb"),
-                       xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/">TestXMP</x:xmpmeta>')  # fmt: skip
+    to_pil(image).save(
+        out,
+        "JPEG",
+        quality=90,
+        exif=exif,
+        icc_profile=builtin_profile("srgb"),
+        xmp=b'<x:xmpmeta xmlns:x="adobe:ns:meta/">TestXMP</x:xmpmeta>',
+    )
     return out.getvalue()
 
 
@@ -232,8 +257,9 @@ def cmyk_jpeg(cmyk: Colour, size: int = 64, *, icc: bool) -> bytes:
 @cache
 def builtin_profile(name: str) -> bytes:
     """The bytes of one of libvips' built-in profiles (srgb, p3, cmyk)."""
-    return bytes(solid(1, 1, (0, 0, 0)).icc_transform(name, input_profile="srgb")
-                 .get("icc-profile-data"))  # fmt: skip
+    return bytes(
+        solid(1, 1, (0, 0, 0)).icc_transform(name, input_profile="srgb").get("icc-profile-data")
+    )
 
 
 def p3_tagged(colour: Colour, size: int = 64, saver: str = "png") -> bytes:
@@ -260,8 +286,9 @@ def png16(colour: Colour, size: int = 64) -> bytes:
     return data
 
 
-def animation(colours: Sequence[Colour] = FRAME_COLOURS, width: int = 80, height: int = 60,
-              saver: str = "gif") -> bytes:  # fmt: skip
+def animation(
+    colours: Sequence[Colour] = FRAME_COLOURS, width: int = 80, height: int = 60, saver: str = "gif"
+) -> bytes:
     """An animated GIF or WebP: one frame of each colour."""
     frames = [solid(width, height, c) for c in colours]
     image = pyvips.Image.arrayjoin(frames, across=1).copy()

@@ -29,8 +29,11 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
         import hashlib
 
         source = job["source"]
-        return {"sha256": hashlib.sha256(source).hexdigest(), "size": len(source),
-                "view": isinstance(source, memoryview)}  # fmt: skip
+        return {
+            "sha256": hashlib.sha256(source).hexdigest(),
+            "size": len(source),
+            "view": isinstance(source, memoryview),
+        }
     if op == "threads":
         import pyvips
 

@@ -55,8 +55,10 @@ def nginx_conf(root: Path, http: str, connections: int = 256) -> str:
     root.joinpath("tmp").mkdir(parents=True, exist_ok=True)
     # As root, nginx's workers would run as nobody, who cannot read our private directories.
     user = "user root;" if os.geteuid() == 0 else ""
-    temp = "\n".join(f"{kind}_temp_path {root}/tmp/{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+    temp = "\n".join(
+        f"{kind}_temp_path {root}/tmp/{kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     return f"""
         {user}
         worker_processes 1;
@@ -83,10 +85,24 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         _wait_port(self.port, 10)
 
     def stop(self) -> None:
@@ -100,8 +116,9 @@ class RedisServer:
         self.start()
 
     def flushall(self) -> None:
-        subprocess.run(["redis-cli", "-p", str(self.port), "FLUSHALL"], check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["redis-cli", "-p", str(self.port), "FLUSHALL"], check=True, capture_output=True
+        )
 
 
 class RabbitServer:
@@ -137,8 +154,12 @@ class RabbitServer:
         )
 
     def start(self, timeout: float = 60) -> None:
-        subprocess.run([str(RABBIT_BIN / "rabbitmq-server"), "-detached"], env=self.env,
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [str(RABBIT_BIN / "rabbitmq-server"), "-detached"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.ctl("await_startup", timeout=timeout).returncode == 0:
@@ -180,8 +201,9 @@ class S3Server:
     def start(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         _wait_port(self.port, 30)
 
     def stop(self) -> None:
@@ -193,8 +215,13 @@ class S3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
 
     def new_bucket(self) -> str:
         name = f"imgtest-{uuid.uuid4().hex[:12]}"
@@ -203,9 +230,13 @@ class S3Server:
 
     def env(self, bucket: str) -> dict[str, str]:
         """Settings (as IMGSERVER_/AWS_ variables) that point the service at ``bucket``."""
-        return {"IMGSERVER_S3_BUCKET": bucket, "IMGSERVER_S3_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+        return {
+            "IMGSERVER_S3_BUCKET": bucket,
+            "IMGSERVER_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
 
 
 class Service:
@@ -240,8 +271,11 @@ class Service:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "imgserver", "serve"],
-            cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            cwd=REPO,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -330,8 +364,9 @@ class WorkerProcess:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as r:
             text = r.read().decode()
-        m = re.search(rf'imgserver_jobs_total{{outcome="{outcome}",role="{self.role}"}} (\S+)',
-                      text)  # fmt: skip
+        m = re.search(
+            rf'imgserver_jobs_total{{outcome="{outcome}",role="{self.role}"}} (\S+)', text
+        )
         return float(m.group(1)) if m else 0.0
 
 

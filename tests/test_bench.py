@@ -28,12 +28,25 @@ def test_bench_quick_run(tmp_path: Path) -> None:
     except Exception as exc:  # no apt, no network: nothing to measure with
         pytest.skip(f"the photos (Debian's mate-backgrounds) are not available: {exc}")
     out = tmp_path / "latest.json"
-    command = [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--skip-thumbor",
-               "--skip-distributed", "--only", "miss,bytes", "--output", str(out)]  # fmt: skip
+    command = [
+        sys.executable,
+        str(REPO / "bench" / "run.py"),
+        "--quick",
+        "--skip-thumbor",
+        "--skip-distributed",
+        "--only",
+        "miss,bytes",
+        "--output",
+        str(out),
+    ]
     run = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout + run.stderr
-    for heading in ("1. miss throughput and latency", "4a. bytes: compress",
-                    "4b. bytes: passthrough", "targets (issue 6)"):  # fmt: skip
+    for heading in (
+        "1. miss throughput and latency",
+        "4a. bytes: compress",
+        "4b. bytes: passthrough",
+        "targets (issue 6)",
+    ):
         assert heading in run.stdout, run.stdout
     for system in ("ours embedded", "bare pyvips", "bare Pillow"):
         assert f"\n{system} " in run.stdout, run.stdout

@@ -137,8 +137,9 @@ def test_page_and_assets_are_served_with_types_and_caching(service: Service) -> 
         # revalidation and compression
         status, _, _ = http(service.url(path), headers={"If-None-Match": headers["ETag"]})
         assert status == 304
-        status, zipped_headers, zipped = http(service.url(path),
-                                              headers={"Accept-Encoding": "gzip"})  # fmt: skip
+        status, zipped_headers, zipped = http(
+            service.url(path), headers={"Accept-Encoding": "gzip"}
+        )
         assert zipped_headers["Content-Encoding"] == "gzip" and gzip.decompress(zipped) == body
     # modules import each other: every one they name is served too (under the same version)
     version = assets[0].split("/")[2]
@@ -332,8 +333,9 @@ def test_phone_width_has_no_horizontal_scroll(browser: Browser, service: Service
             .filter(e => !e.labels?.length && !e.getAttribute('aria-label')
                          && !e.textContent.trim()).map(e => e.outerHTML)""")
         assert unlabelled == []
-        assert page.evaluate("() => [...document.querySelectorAll('.card img')]"
-                             ".every(i => i.alt.length > 0)")  # fmt: skip
+        assert page.evaluate(
+            "() => [...document.querySelectorAll('.card img')].every(i => i.alt.length > 0)"
+        )
         # keyboard: Tab reaches the file picker; the form's controls are all tabbable
         for _ in range(10):
             page.keyboard.press("Tab")
@@ -341,7 +343,9 @@ def test_phone_width_has_no_horizontal_scroll(browser: Browser, service: Service
                 break
         else:
             pytest.fail("Tab never reached the file picker")
-        assert page.evaluate("() => [...document.querySelectorAll('#play input, #play select,"
-                             " #play button')].every(e => e.tabIndex >= 0)")  # fmt: skip
+        assert page.evaluate(
+            "() => [...document.querySelectorAll('#play input, #play select,"
+            " #play button')].every(e => e.tabIndex >= 0)"
+        )
     finally:
         page.context.close()

@@ -25,9 +25,15 @@ def catalogue() -> Catalogue:
 
 def test_ships_the_expected_graphs() -> None:
     assert {
-        "autocontrast", "compress", "crop", "desaturate", "gaussianblur", "noop",
-        "passthrough", "resize",
-    } <= set(SHIPPED)  # fmt: skip
+        "autocontrast",
+        "compress",
+        "crop",
+        "desaturate",
+        "gaussianblur",
+        "noop",
+        "passthrough",
+        "resize",
+    } <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)

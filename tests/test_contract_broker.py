@@ -32,19 +32,27 @@ from imgserver.settings import Settings
 from .servers import RabbitServer
 
 URGENT, BACKGROUND = names.URGENT, names.BACKGROUND
-ALL_AMQP_QUEUES = (*names.AMQP_QUEUE.values(), *names.AMQP_RETRY_QUEUE.values(),
-                   names.AMQP_DEAD_QUEUE)  # fmt: skip
+ALL_AMQP_QUEUES = (
+    *names.AMQP_QUEUE.values(),
+    *names.AMQP_RETRY_QUEUE.values(),
+    names.AMQP_DEAD_QUEUE,
+)
 QUIET = 0.3  # seconds we wait to be sure something does NOT arrive
 
 
 def job(n: int, **kw: Any) -> Job:
     fields: dict[str, Any] = {
-        "key": f"key{n:04d}", "graph": "resize", "digest": "d" * 16, "format": "webp",
+        "key": f"key{n:04d}",
+        "graph": "resize",
+        "digest": "d" * 16,
+        "format": "webp",
         "input": f"https://example.com/{n}.jpg",
         "params": {"width": 300 + n, "fit": "cover", "nested": {"q": [1, 2.5, "x"]}},
-        "task_id": f"task{n}", "nocache": n % 2 == 1, "queued_at": 1700000000.25 + n,
+        "task_id": f"task{n}",
+        "nocache": n % 2 == 1,
+        "queued_at": 1700000000.25 + n,
         "attempt": n % 3,
-    }  # fmt: skip
+    }
     fields.update(kw)
     return Job(**fields)
 
@@ -63,8 +71,9 @@ class Harness:
         out = []
         for message in await raw_get_all(self.rabbit.url, names.AMQP_DEAD_QUEUE):
             h = message.headers
-            out.append((h[HEADER_QUEUE], message.body, h[HEADER_ERROR_CODE],
-                        h[HEADER_ERROR_MESSAGE]))  # fmt: skip
+            out.append(
+                (h[HEADER_QUEUE], message.body, h[HEADER_ERROR_CODE], h[HEADER_ERROR_MESSAGE])
+            )
         return out
 
 
@@ -356,8 +365,9 @@ async def test_amqp_not_a_job_goes_to_the_dead_queue_and_consumption_goes_on(rab
 async def test_amqp_open_fails_with_unavailable_when_nothing_listens():
     from .servers import free_port
 
-    broker = AmqpBroker(Settings(amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/"),
-                        connect_timeout=1.0)  # fmt: skip
+    broker = AmqpBroker(
+        Settings(amqp_url=f"amqp://guest:guest@127.0.0.1:{free_port()}/"), connect_timeout=1.0
+    )
     started = time.monotonic()
     with pytest.raises(Unavailable, match="rabbitmq: cannot connect"):
         await broker.open()

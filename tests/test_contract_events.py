@@ -82,8 +82,13 @@ async def test_a_subscriber_that_left_does_not_block(buses: tuple[EventBus, Even
 
 async def test_task_event_round_trip(buses: tuple[EventBus, EventBus]) -> None:
     publisher, bus = buses
-    task = {"id": "t1", "params": {"w": 3, "q": None}, "warnings": [],
-            "timings": {"queued": 1700000000.123456}, "error": None}  # fmt: skip
+    task = {
+        "id": "t1",
+        "params": {"w": 3, "q": None},
+        "warnings": [],
+        "timings": {"queued": 1700000000.123456},
+        "error": None,
+    }
     event: Event = {"type": "task", "task": task}
     async with bus.subscribe() as events:
         await publisher.publish(event)
@@ -136,8 +141,7 @@ async def test_redis_subscription_survives_restarts(
         # And it is an ordinary subscription again: every event, in order.
         for i in range(100, 120):
             await publisher.publish(job_event(i))
-        assert [await receive(events) for _ in range(20)] == [job_event(i) for i in
-                                                              range(100, 120)]  # fmt: skip
+        assert [await receive(events) for _ in range(20)] == [job_event(i) for i in range(100, 120)]
 
 
 class FreezingProxy:

@@ -47,9 +47,15 @@ def image_id(ms: int, suffix: str | None = None) -> str:
 
 
 def make_image(**kw: object) -> Image:
-    fields: dict[str, object] = {"id": new_id(), "task_id": new_id(), "format": "jpeg",
-                                 "size": 12345, "width": 640, "height": 400,
-                                 "created_at": 1_700_000_000.25}  # fmt: skip
+    fields: dict[str, object] = {
+        "id": new_id(),
+        "task_id": new_id(),
+        "format": "jpeg",
+        "size": 12345,
+        "width": 640,
+        "height": 400,
+        "created_at": 1_700_000_000.25,
+    }
     fields.update(kw)
     return Image(**fields)  # type: ignore[arg-type]
 
@@ -113,14 +119,24 @@ async def test_update_applies_changes(store: ImageStore) -> None:
     after = await store.update(image.id, {"status": PROCESSING})
     assert after is not None and after.status == PROCESSING
     assert after.updated_at > image.updated_at
-    after = await store.update(image.id, {"status": COMPLETED_WITH_ERRORS, "warnings": ["cut"],
-                                          "compressed_path": "results/k",
-                                          "compressed_size": 99})  # fmt: skip
+    after = await store.update(
+        image.id,
+        {
+            "status": COMPLETED_WITH_ERRORS,
+            "warnings": ["cut"],
+            "compressed_path": "results/k",
+            "compressed_size": 99,
+        },
+    )
     assert after is not None
     got = await store.get(image.id)
     assert got is not None and got.to_record() == after.to_record()
     assert (got.status, got.warnings, got.compressed_path, got.compressed_size) == (
-        COMPLETED_WITH_ERRORS, ["cut"], "results/k", 99)  # fmt: skip
+        COMPLETED_WITH_ERRORS,
+        ["cut"],
+        "results/k",
+        99,
+    )
     assert (got.created_at, got.width, got.format) == (image.created_at, 640, "jpeg")
 
 
@@ -138,8 +154,13 @@ async def test_final_status_is_never_left(store: ImageStore, final: str) -> None
     await store.create(image)
     done = await store.update(image.id, {"status": final})
     assert done is not None
-    for changes in ({"status": PROCESSING}, {"status": COMPLETED}, {"status": FAILED},
-                    {"compressed_path": "x"}, {"width": 1}):  # fmt: skip
+    for changes in (
+        {"status": PROCESSING},
+        {"status": COMPLETED},
+        {"status": FAILED},
+        {"compressed_path": "x"},
+        {"width": 1},
+    ):
         after = await store.update(image.id, changes)
         assert after is not None and after.to_record() == done.to_record()
     got = await store.get(image.id)
@@ -240,10 +261,14 @@ async def test_redis_down_is_unavailable(redis_env: RedisEnv, redis_server: Redi
     image = make_image()
     await store.create(image)
     with redis_stopped(redis_server):
-        for call in (lambda: store.create(make_image()), lambda: store.get(image.id),
-                     lambda: store.list_page(10), lambda: store.delete(image.id),
-                     lambda: store.update(image.id, {"status": PROCESSING}),
-                     store.ping):  # fmt: skip
+        for call in (
+            lambda: store.create(make_image()),
+            lambda: store.get(image.id),
+            lambda: store.list_page(10),
+            lambda: store.delete(image.id),
+            lambda: store.update(image.id, {"status": PROCESSING}),
+            store.ping,
+        ):
             with within(1.0), pytest.raises(Unavailable, match=r"^redis: "):
                 await call()
     await store.create(image)

@@ -154,9 +154,13 @@ async def test_redis_down_is_unavailable(redis_env: RedisEnv, redis_server: Redi
     index = RedisIndex(redis_env.client(), redis_env.settings())
     await index.set("k1", entry("k1"))  # a pooled connection exists, and goes stale
     with redis_stopped(redis_server):
-        for call in (lambda: index.get("k1"), lambda: index.set("k2", entry("k2")),
-                     lambda: index.delete("k1"), lambda: index.keys_for_input(SOURCE),
-                     index.ping):  # fmt: skip
+        for call in (
+            lambda: index.get("k1"),
+            lambda: index.set("k2", entry("k2")),
+            lambda: index.delete("k1"),
+            lambda: index.keys_for_input(SOURCE),
+            index.ping,
+        ):
             with within(1.0), pytest.raises(Unavailable, match=r"^redis: "):
                 await call()
     # Back up (empty: it keeps nothing on disk): the same client works again at once.

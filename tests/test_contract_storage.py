@@ -164,8 +164,10 @@ async def test_url_serves_the_bytes_over_http(backend: Backend) -> None:
     await backend.storage.put(rpath("u"), PNG, "image/png")
     await backend.storage.put(ORIGINALS_PREFIX + "u2", JPEG, "image/jpeg")
     base = await backend.base()
-    for path, data, mime in ((rpath("u"), PNG, "image/png"),
-                             (ORIGINALS_PREFIX + "u2", JPEG, "image/jpeg")):  # fmt: skip
+    for path, data, mime in (
+        (rpath("u"), PNG, "image/png"),
+        (ORIGINALS_PREFIX + "u2", JPEG, "image/jpeg"),
+    ):
         url = backend.storage.url(path, base)
         assert url.startswith("http")
         status, body, headers = await http_get(url)
@@ -393,8 +395,11 @@ async def test_error_answers_are_unavailable_with_limited_retries(failing_s3) ->
     storage = S3Storage(Settings.from_env({}, s3_bucket="b", s3_endpoint_url=endpoint))
     try:
         await storage.open()
-        for call in (lambda: storage.get(rpath("e")), lambda: storage.head(rpath("e")),
-                     lambda: storage.put(rpath("e"), PNG, "image/png")):  # fmt: skip
+        for call in (
+            lambda: storage.get(rpath("e")),
+            lambda: storage.head(rpath("e")),
+            lambda: storage.put(rpath("e"), PNG, "image/png"),
+        ):
             hits.clear()
             start = time.monotonic()
             with pytest.raises(Unavailable, match=r"^s3: .*503"):
@@ -462,9 +467,14 @@ async def test_calls_never_run_on_the_event_loop(
 
     loop_thread = threading.current_thread()
     assert {name for name, _ in seen} == {
-        "create client", "HeadBucket", "PutObject", "GetObject", "read body", "HeadObject",
+        "create client",
+        "HeadBucket",
+        "PutObject",
+        "GetObject",
+        "read body",
+        "HeadObject",
         "DeleteObject",
-    }  # fmt: skip
+    }
     on_loop = [name for name, thread in seen if thread is loop_thread]
     assert on_loop == []
     assert all(t.name.startswith("imgserver-s3") for _, t in seen)

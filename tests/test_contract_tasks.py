@@ -36,10 +36,15 @@ __all__ = ["local_db", "redis_env"]  # fixtures
 
 def make_task(created_at: float = 1_700_000_000.5, **kw: object) -> Task:
     fields: dict[str, object] = {
-        "id": new_id(), "graph": "resize", "input": "https://example.com/a.jpg",
-        "params": {"width": 300, "height": None, "fit": "cover"}, "format": "webp",
-        "key": "k" * 64, "digest": "d" * 16, "created_at": created_at,
-    }  # fmt: skip
+        "id": new_id(),
+        "graph": "resize",
+        "input": "https://example.com/a.jpg",
+        "params": {"width": 300, "height": None, "fit": "cover"},
+        "format": "webp",
+        "key": "k" * 64,
+        "digest": "d" * 16,
+        "created_at": created_at,
+    }
     fields.update(kw)
     return Task(**fields)  # type: ignore[arg-type]
 
@@ -76,15 +81,22 @@ async def test_update_applies_changes(store: TaskStore) -> None:
     after = await store.update(task.id, {"status": PROCESSING, "timings": {"started": 2.0}})
     assert after is not None and after.status == PROCESSING
     after = await store.update(task.id, {"timings": {"fetched": 3.0}})
-    assert after is not None and after.timings == {"queued": task.created_at, "started": 2.0,
-                                                    "fetched": 3.0}  # fmt: skip
-    after = await store.update(task.id, {"status": COMPLETED_WITH_ERRORS, "warnings": ["icc"],
-                                         "result_path": "results/k"})  # fmt: skip
+    assert after is not None and after.timings == {
+        "queued": task.created_at,
+        "started": 2.0,
+        "fetched": 3.0,
+    }
+    after = await store.update(
+        task.id, {"status": COMPLETED_WITH_ERRORS, "warnings": ["icc"], "result_path": "results/k"}
+    )
     assert after is not None and after.updated_at > task.updated_at
     got = await store.get(task.id)
     assert got is not None and got.to_record() == after.to_record()
-    assert (got.status, got.warnings, got.result_path) == (COMPLETED_WITH_ERRORS, ["icc"],
-                                                           "results/k")  # fmt: skip
+    assert (got.status, got.warnings, got.result_path) == (
+        COMPLETED_WITH_ERRORS,
+        ["icc"],
+        "results/k",
+    )
 
 
 async def test_status_never_goes_back(store: TaskStore) -> None:
@@ -103,8 +115,13 @@ async def test_final_status_is_never_left(store: TaskStore, final: str) -> None:
     await store.create(task)
     done = await store.update(task.id, {"status": final})
     assert done is not None
-    for changes in ({"status": PROCESSING}, {"status": COMPLETED}, {"status": FAILED},
-                    {"result_path": "x"}, {"timings": {"stored": 1.0}}):  # fmt: skip
+    for changes in (
+        {"status": PROCESSING},
+        {"status": COMPLETED},
+        {"status": FAILED},
+        {"result_path": "x"},
+        {"timings": {"stored": 1.0}},
+    ):
         after = await store.update(task.id, changes)
         assert after is not None and after.to_record() == done.to_record()
     got = await store.get(task.id)
@@ -245,9 +262,13 @@ async def test_redis_down_is_unavailable(redis_env: RedisEnv, redis_server: Redi
     task = make_task()
     await store.create(task)
     with redis_stopped(redis_server):
-        for call in (lambda: store.create(make_task()), lambda: store.get(task.id),
-                     lambda: store.update(task.id, {"status": PROCESSING}), store.unfinished,
-                     store.ping):  # fmt: skip
+        for call in (
+            lambda: store.create(make_task()),
+            lambda: store.get(task.id),
+            lambda: store.update(task.id, {"status": PROCESSING}),
+            store.unfinished,
+            store.ping,
+        ):
             with within(1.0), pytest.raises(Unavailable, match=r"^redis: "):
                 await call()
     await store.create(task)

@@ -24,8 +24,10 @@ from .images import jpeg, pillow_twin, png, texture
 
 TARGETS = "tests.decoder_targets"
 
-SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="6">'
-       b'<rect width="8" height="6" fill="red"/></svg>')  # fmt: skip
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="6">'
+    b'<rect width="8" height="6" fill="red"/></svg>'
+)
 MATRIX = b"2 2\n1 2\n3 4\n"  # libvips' matrix text format (matrixload)
 
 
@@ -140,11 +142,18 @@ async def test_pillow_refuses_images_over_the_source_limit_after_init(tmp_path: 
         opened = (await pool.run({"op": "pillow", "sources": {"over": over, "at": at}}))["opened"]
         graph = pillow_twin("passthrough", tmp_path)
         job = {
-            "graph": graph.name, "definition": dict(graph.definition), "params": {},
-            "format": "png", "source": over, "source_format": "png",
-            "limits": {"max_source_pixels": 50_000_000, "max_output_pixels": 25_000_000,
-                       "max_frames": 500},
-        }  # fmt: skip
+            "graph": graph.name,
+            "definition": dict(graph.definition),
+            "params": {},
+            "format": "png",
+            "source": over,
+            "source_format": "png",
+            "limits": {
+                "max_source_pixels": 50_000_000,
+                "max_output_pixels": 25_000_000,
+                "max_frames": 500,
+            },
+        }
         result = await pool.run({"op": "job", "job": job})
     finally:
         await pool.close()

@@ -30,8 +30,9 @@ def photo(width: int = 640, height: int = 400) -> bytes:
 
 
 class Stack:
-    def __init__(self, redis_server: RedisServer, rabbit: RabbitServer, s3: S3Server,
-                 tmp: Path) -> None:  # fmt: skip
+    def __init__(
+        self, redis_server: RedisServer, rabbit: RabbitServer, s3: S3Server, tmp: Path
+    ) -> None:
         self.redis_server, self.rabbit, self.s3 = redis_server, rabbit, s3
         self.tmp = tmp
         self.bucket = s3.new_bucket()
@@ -50,9 +51,10 @@ class Stack:
         self.processes: list[Service | WorkerProcess] = []
 
     def frontend(self, **env: str) -> Service:
-        svc = Service(self.tmp / f"web{len(self.processes)}",
-                      {k: v for k, v in self.env.items() if k.startswith(("IMGSERVER_", "AWS_"))}
-                      | env)  # fmt: skip
+        svc = Service(
+            self.tmp / f"web{len(self.processes)}",
+            {k: v for k, v in self.env.items() if k.startswith(("IMGSERVER_", "AWS_"))} | env,
+        )
         self.processes.append(svc)
         return svc.start()
 
@@ -277,8 +279,11 @@ async def test_background_flood_does_not_hold_up_urgent_work(stack: Stack, origi
     status, headers, _ = await fetch(graph_url(web, "passthrough.jpg", src, width=302))
     latency = time.monotonic() - started
     _, _, body = await fetch(web.url("/metrics"))
-    depth = [line for line in body.decode().splitlines()
-             if line.startswith('imgserver_queue_depth{queue="background"}')]  # fmt: skip
+    depth = [
+        line
+        for line in body.decode().splitlines()
+        if line.startswith('imgserver_queue_depth{queue="background"}')
+    ]
     waiting = float(depth[0].split()[1])
     print(
         f"urgent miss with 200 prefetches queued: {latency * 1000:.0f} ms; "
@@ -331,19 +336,35 @@ async def test_upload_on_one_frontend_watched_live_on_another(stack: Stack) -> N
     "command,env,message",
     [
         (["workers", "urgent"], {}, "IMGSERVER_AMQP_URL is not set"),
-        (["imgserver", "serve"], {"IMGSERVER_AMQP_URL": "amqp://127.0.0.1:1/"},
-         "IMGSERVER_AMQP_URL needs IMGSERVER_REDIS_URL"),
-        (["imgserver", "serve"], {"IMGSERVER_REDIS_URL": "redis://127.0.0.1:1/0"},
-         "redis: unavailable"),
-        (["workers", "background"], {"IMGSERVER_REDIS_URL": "redis://127.0.0.1:1/0",
-                                     "IMGSERVER_AMQP_URL": "amqp://127.0.0.1:1/"},
-         "redis: unavailable"),
+        (
+            ["imgserver", "serve"],
+            {"IMGSERVER_AMQP_URL": "amqp://127.0.0.1:1/"},
+            "IMGSERVER_AMQP_URL needs IMGSERVER_REDIS_URL",
+        ),
+        (
+            ["imgserver", "serve"],
+            {"IMGSERVER_REDIS_URL": "redis://127.0.0.1:1/0"},
+            "redis: unavailable",
+        ),
+        (
+            ["workers", "background"],
+            {
+                "IMGSERVER_REDIS_URL": "redis://127.0.0.1:1/0",
+                "IMGSERVER_AMQP_URL": "amqp://127.0.0.1:1/",
+            },
+            "redis: unavailable",
+        ),
     ],
-)  # fmt: skip
+)
 def test_misconfigured_processes_exit_with_a_clear_message(command, env, message) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("IMGSERVER_")}
-    proc = subprocess.run([sys.executable, "-m", *command], env={**clean, **env},
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", *command],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode in (2, 3)
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -72,9 +72,14 @@ async def fetcher_factory():
     made: list[Fetcher] = []
 
     async def make(resolver: AbstractResolver | None = None, **settings) -> Fetcher:
-        options = {"allow_private_sources": True, "fetch_max_redirects": 3,
-                   "max_source_bytes": 4000, "fetch_read_timeout": 0.5,
-                   "fetch_total_timeout": 5.0, **settings}  # fmt: skip
+        options = {
+            "allow_private_sources": True,
+            "fetch_max_redirects": 3,
+            "max_source_bytes": 4000,
+            "fetch_read_timeout": 0.5,
+            "fetch_total_timeout": 5.0,
+            **settings,
+        }
         f = Fetcher(Settings.from_env({}, **options), resolver=resolver)
         await f.start()
         made.append(f)
@@ -228,8 +233,9 @@ async def test_fetch_shared_without_a_length_and_over_the_cap(
 
 async def test_fetch_shared_cancelled_gives_the_block_back(server, fetcher_factory, blocks) -> None:
     f = await fetcher_factory(fetch_read_timeout=5.0)
-    task = asyncio.create_task(f.fetch_shared(str(server.make_url("/slow").with_query(s="3")),
-                                              blocks))  # fmt: skip
+    task = asyncio.create_task(
+        f.fetch_shared(str(server.make_url("/slow").with_query(s="3")), blocks)
+    )
     await asyncio.sleep(0.2)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -36,11 +36,14 @@ class Reply:
 
 @pytest.fixture(scope="module")
 def flood_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = Service(tmp_path_factory.mktemp("flood"), {
-        "IMGSERVER_WORKERS": "1",
-        "IMGSERVER_MAX_QUEUE_URGENT": str(CAP),
-        "IMGSERVER_MAX_QUEUE_BACKGROUND": str(CAP),
-    })  # fmt: skip
+    svc = Service(
+        tmp_path_factory.mktemp("flood"),
+        {
+            "IMGSERVER_WORKERS": "1",
+            "IMGSERVER_MAX_QUEUE_URGENT": str(CAP),
+            "IMGSERVER_MAX_QUEUE_BACKGROUND": str(CAP),
+        },
+    )
     svc.start()
     yield svc
     svc.stop()
@@ -88,8 +91,10 @@ async def flood(service: Service, method: str, paths: list[str]) -> list[Reply]:
     )
     started = time.monotonic()
     for (_, writer), path in zip(connections, paths, strict=True):
-        writer.write(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{service.port}\r\n"
-                     "Connection: close\r\nContent-Length: 0\r\n\r\n".encode())  # fmt: skip
+        writer.write(
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{service.port}\r\n"
+            "Connection: close\r\nContent-Length: 0\r\n\r\n".encode()
+        )
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Reply:
         try:
@@ -140,8 +145,10 @@ def sources(origin: Origin, delay: float) -> list[str]:
 
 async def test_get_flood(flood_service: Service, origin: Origin) -> None:
     svc = flood_service
-    urls = ["/graph/passthrough.webp?" + urlencode({"input": src, "width": 40})
-            for src in sources(origin, delay=0.3)]  # fmt: skip
+    urls = [
+        "/graph/passthrough.webp?" + urlencode({"input": src, "width": 40})
+        for src in sources(origin, delay=0.3)
+    ]
     before = svc.metrics()
     async with MemoryWatch(svc) as memory:
         replies = await flood(svc, "GET", urls)
@@ -182,8 +189,10 @@ async def test_get_flood(flood_service: Service, origin: Origin) -> None:
 
 async def test_prefetch_flood(flood_service: Service, origin: Origin) -> None:
     svc = flood_service
-    urls = ["/graph/passthrough.webp?" + urlencode({"input": src, "width": 30})
-            for src in sources(origin, delay=0.05)]  # fmt: skip
+    urls = [
+        "/graph/passthrough.webp?" + urlencode({"input": src, "width": 30})
+        for src in sources(origin, delay=0.05)
+    ]
     before = svc.metrics()
     async with MemoryWatch(svc) as memory:
         replies = await flood(svc, "POST", urls)

@@ -74,8 +74,9 @@ SNIFF_TABLE: list[tuple[str, bytes, str | None]] = [
 ]
 
 
-@pytest.mark.parametrize(("data", "expected"), [t[1:] for t in SNIFF_TABLE],
-                         ids=[t[0] for t in SNIFF_TABLE])  # fmt: skip
+@pytest.mark.parametrize(
+    ("data", "expected"), [t[1:] for t in SNIFF_TABLE], ids=[t[0] for t in SNIFF_TABLE]
+)
 def test_sniff(data: bytes, expected: str | None) -> None:
     assert sniff(data) == expected
 
@@ -87,8 +88,11 @@ def test_sniff_random_bytes_are_not_images() -> None:
     assert all(f is None for f in found)
 
 
-@pytest.mark.parametrize(("data", "expected"), [t[1:] for t in SNIFF_TABLE if t[2]],
-                         ids=[t[0] for t in SNIFF_TABLE if t[2]])  # fmt: skip
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [t[1:] for t in SNIFF_TABLE if t[2]],
+    ids=[t[0] for t in SNIFF_TABLE if t[2]],
+)
 def test_require_source_format_accepts_images(data: bytes, expected: str) -> None:
     assert require_source_format(data) == expected
     assert expected in SOURCE_MIME
@@ -136,8 +140,10 @@ def test_output_format(ext: str, fmt: str) -> None:
     assert fmt in OUTPUT_FORMATS
 
 
-@pytest.mark.parametrize("ext", ["", "jpe", "tif", "tiff", "heic", "heif", "bmp", "svg", "auto",
-                                 " jpg", "jpg ", "image/jpeg"])  # fmt: skip
+@pytest.mark.parametrize(
+    "ext",
+    ["", "jpe", "tif", "tiff", "heic", "heif", "bmp", "svg", "auto", " jpg", "jpg ", "image/jpeg"],
+)
 def test_output_format_refused(ext: str) -> None:
     with pytest.raises(UnsupportedFormat) as info:
         output_format(ext)

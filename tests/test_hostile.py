@@ -72,8 +72,9 @@ def decode(data: bytes) -> Decoded:
     image.avg()  # touches every pixel
     pages = image.get("n-pages") if image.get_typeof("n-pages") and animated else 1
     page_height = image.height // pages
-    return Decoded(loader.removesuffix("_buffer").removesuffix("load"), image.width, page_height,
-                   pages)  # fmt: skip
+    return Decoded(
+        loader.removesuffix("_buffer").removesuffix("load"), image.width, page_height, pages
+    )
 
 
 async def ask(
@@ -168,8 +169,20 @@ def valid(kind: str) -> bytes:
     return bytes(image.write_to_buffer(f".{ext}"))
 
 
-KINDS = ("jpeg", "jpeg-progressive", "png", "png-alpha", "gif", "gif-animated", "webp",
-         "webp-lossless", "webp-alpha", "webp-animated", "tiff", "avif")  # fmt: skip
+KINDS = (
+    "jpeg",
+    "jpeg-progressive",
+    "png",
+    "png-alpha",
+    "gif",
+    "gif-animated",
+    "webp",
+    "webp-lossless",
+    "webp-alpha",
+    "webp-animated",
+    "tiff",
+    "avif",
+)
 TRUNCATIONS = ("12", "20", "33", "1/2", "-2")  # byte offsets; "1/2": half; "-2": all but 2
 FLIP_SEEDS = range(8)
 
@@ -208,8 +221,14 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def zero_png(width: int, height: int, depth: int = 8, colour: int = 0, interlace: bool = False,
-             level: int = 9) -> bytes:  # fmt: skip
+def zero_png(
+    width: int,
+    height: int,
+    depth: int = 8,
+    colour: int = 0,
+    interlace: bool = False,
+    level: int = 9,
+) -> bytes:
     """A valid PNG of all-zero pixels, compressed without ever holding the raw rows."""
     channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
     deflate = zlib.compressobj(level)
@@ -225,8 +244,15 @@ def zero_png(width: int, height: int, depth: int = 8, colour: int = 0, interlace
             h -= n
 
     if interlace:  # Adam7: seven reduced images, one after the other
-        for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4),
-                               (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)):  # fmt: skip
+        for x0, y0, dx, dy in (
+            (0, 0, 8, 8),
+            (4, 0, 8, 8),
+            (0, 4, 4, 8),
+            (2, 0, 4, 4),
+            (0, 2, 2, 4),
+            (1, 0, 2, 2),
+            (0, 1, 1, 2),
+        ):
             pw, ph = (width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy
             if pw > 0 and ph > 0:
                 rows(pw, ph)
@@ -234,14 +260,27 @@ def zero_png(width: int, height: int, depth: int = 8, colour: int = 0, interlace
         rows(width, height)
     parts.append(deflate.flush())
     ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, int(interlace))
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", b"".join(parts))
-            + _chunk(b"IEND", b""))  # fmt: skip
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", b"".join(parts))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def tiff_header(width: int, height: int) -> bytes:
     """A well-formed little-endian TIFF declaring width x height 8-bit grey, with 16 bytes."""
-    entries = [(256, 4, width), (257, 4, height), (258, 3, 8), (259, 3, 1), (262, 3, 1),
-               (273, 4, 0), (277, 3, 1), (278, 4, height), (279, 4, 16)]  # fmt: skip
+    entries = [
+        (256, 4, width),
+        (257, 4, height),
+        (258, 3, 8),
+        (259, 3, 1),
+        (262, 3, 1),
+        (273, 4, 0),
+        (277, 3, 1),
+        (278, 4, height),
+        (279, 4, 16),
+    ]
     data_at = 8 + 2 + 12 * len(entries) + 4
     ifd = struct.pack("<H", len(entries)) + b"".join(
         struct.pack("<HHII", tag, kind, 1, data_at if tag == 273 else value)
@@ -292,8 +331,11 @@ def mutations() -> list[Case]:
                 Case(f"truncated-{kind}-at-{at}", lambda k=kind, a=at: truncate(valid(k), a))
             )
         for seed in FLIP_SEEDS:
-            cases.append(Case(f"bitflip-{kind}-{seed}",
-                              lambda k=kind, s=seed: flip_bits(valid(k), f"{k}-{s}")))  # fmt: skip
+            cases.append(
+                Case(
+                    f"bitflip-{kind}-{seed}", lambda k=kind, s=seed: flip_bits(valid(k), f"{k}-{s}")
+                )
+            )
     return cases
 
 
@@ -373,8 +415,9 @@ def shared_blocks(pid: int) -> set[str]:
         return {line.split()[-1] for line in maps if "/dev/shm/" in line}
 
 
-async def test_source_blocks_are_given_back(hostile_service: Service, origin: Origin,
-                                            session) -> None:  # fmt: skip
+async def test_source_blocks_are_given_back(
+    hostile_service: Service, origin: Origin, session
+) -> None:
     """After the whole corpus (refusals at every step: sniffing, the pixel probe, decoding,
     limits), the frontend holds no more shared-memory blocks than it keeps for reuse: every
     fetched source was given back."""
@@ -404,8 +447,9 @@ async def test_svg_with_external_entities_is_refused_unread(
     await assert_healthy(session, hostile_service, origin)
 
 
-@pytest.mark.parametrize("spec", ["passthrough.gif", "passthrough.png", "passthrough",
-                                  "autocontrast.gif"])  # fmt: skip
+@pytest.mark.parametrize(
+    "spec", ["passthrough.gif", "passthrough.png", "passthrough", "autocontrast.gif"]
+)
 async def test_thousands_of_frames(hostile_service: Service, origin: Origin, session, spec) -> None:
     src = origin.add(unique() + ".gif", frames_gif(3000, 4, 4), content_type="image/gif")
     answer = await ask(session, hostile_service, spec, src)
@@ -419,23 +463,33 @@ async def test_thousands_of_frames(hostile_service: Service, origin: Origin, ses
 
 
 UPSCALES = [
-    ("resize.jpg", {"width": 16384, "height": 16384, "upscale": "true", "mode": "fill"},
-     TOO_MANY_PIXELS),
+    (
+        "resize.jpg",
+        {"width": 16384, "height": 16384, "upscale": "true", "mode": "fill"},
+        TOO_MANY_PIXELS,
+    ),
     ("resize.png", {"width": 16384, "height": 16384, "upscale": "true"}, TOO_MANY_PIXELS),
-    ("resize.webp", {"width": 16384, "height": 16384, "upscale": "true", "mode": "crop"},
-     TOO_MANY_PIXELS),
-    ("resize.jpg", {"width": 16384, "height": 16384, "upscale": "true", "mode": "crop",
-                    "gravity": "smart"}, TOO_MANY_PIXELS),
+    (
+        "resize.webp",
+        {"width": 16384, "height": 16384, "upscale": "true", "mode": "crop"},
+        TOO_MANY_PIXELS,
+    ),
+    (
+        "resize.jpg",
+        {"width": 16384, "height": 16384, "upscale": "true", "mode": "crop", "gravity": "smart"},
+        TOO_MANY_PIXELS,
+    ),
     ("resize.jpg", {"width": 16385, "upscale": "true"}, (400, "invalid_param")),
     ("crop.jpg", {"cropwidth": 100000, "cropheight": 100000, "width": 16384}, None),
     ("passthrough.jpg", {"width": 16384, "height": 16384}, None),  # never upscales
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize(
-    "spec,params,expect", UPSCALES,
+    "spec,params,expect",
+    UPSCALES,
     ids=[s + "-" + "-".join(f"{k}={v}" for k, v in p.items()) for s, p, _ in UPSCALES],
-)  # fmt: skip
+)
 async def test_huge_output_requests(
     hostile_service: Service, origin: Origin, session, spec, params, expect
 ) -> None:
@@ -495,8 +549,11 @@ async def test_small_limits(limited_service: Service, origin: Origin, session) -
     anim.set_type(pyvips.GValue.array_int_type, "delay", [50] * 40)
     data = bytes(anim.gifsave_buffer())
     assert len(data) < 300_000
-    for spec, params in (("passthrough.gif", {"width": 100}), ("passthrough.webp", {}),
-                         ("autocontrast.gif", {"width": 100})):  # fmt: skip
+    for spec, params in (
+        ("passthrough.gif", {"width": 100}),
+        ("passthrough.webp", {}),
+        ("autocontrast.gif", {"width": 100}),
+    ):
         src = origin.add(unique() + ".gif", data)
         answer = await ask(session, svc, spec, src, **params)
         if answer.status != 301:
@@ -515,8 +572,9 @@ async def test_job_past_its_deadline_is_stopped(start_service, origin: Origin, s
     before = worker_pids(svc.proc.pid)
     assert len(before) == 1
     src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))
-    url = svc.url("/graph/gaussianblur.jpg?" + urlencode(
-        {"input": src, "std-dev-x": 100, "std-dev-y": 100}))  # fmt: skip
+    url = svc.url(
+        "/graph/gaussianblur.jpg?" + urlencode({"input": src, "std-dev-x": 100, "std-dev-y": 100})
+    )
     started = time.monotonic()
     async with session.get(url, allow_redirects=False) as r:
         status, body = r.status, await r.json()
@@ -539,8 +597,11 @@ async def test_memory_limit_fails_the_job_not_the_service(
     start_service, origin: Origin, session
 ) -> None:
     # one libvips thread: the address space of more threads' stacks and arenas is not the point
-    svc = start_service(IMGSERVER_WORKERS="1", IMGSERVER_WORKER_MEMORY_LIMIT="400000000",
-                        IMGSERVER_VIPS_CONCURRENCY="1")  # fmt: skip
+    svc = start_service(
+        IMGSERVER_WORKERS="1",
+        IMGSERVER_WORKER_MEMORY_LIMIT="400000000",
+        IMGSERVER_VIPS_CONCURRENCY="1",
+    )
     data = deep_interlaced_png()
     for spec in ("passthrough.png", "autocontrast.png"):  # libvips and Pillow
         src = origin.add(unique() + ".png", data, content_type="image/png")
@@ -557,8 +618,9 @@ async def test_prefetch_past_its_deadline_fails_with_timeout(
     svc = start_service(IMGSERVER_WORKERS="1", IMGSERVER_JOB_DEADLINE="0.3")
     before = worker_pids(svc.proc.pid)
     src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))
-    url = svc.url("/graph/gaussianblur.jpg?" + urlencode(
-        {"input": src, "std-dev-x": 100, "std-dev-y": 100}))  # fmt: skip
+    url = svc.url(
+        "/graph/gaussianblur.jpg?" + urlencode({"input": src, "std-dev-x": 100, "std-dev-y": 100})
+    )
     async with session.post(url, allow_redirects=False) as r:
         status, body = r.status, await r.json()
     assert status == 202, body
@@ -580,8 +642,9 @@ async def test_worker_process_crash_mid_job(start_service, origin: Origin, sessi
     svc = start_service(IMGSERVER_WORKERS="1")
     (victim,) = worker_pids(svc.proc.pid)
     src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))  # ~30 s of blur
-    url = svc.url("/graph/gaussianblur.jpg?" + urlencode(
-        {"input": src, "std-dev-x": 100, "std-dev-y": 100}))  # fmt: skip
+    url = svc.url(
+        "/graph/gaussianblur.jpg?" + urlencode({"input": src, "std-dev-x": 100, "std-dev-y": 100})
+    )
     started = time.monotonic()
     request = asyncio.create_task(session.get(url, allow_redirects=False))
     idle = cpu_seconds(victim)

@@ -43,11 +43,20 @@ async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
     await b.close()
 
 
-async def records(b: Backends, graph: str = "compress", params: dict | None = None,
-                  width: int | None = 640) -> tuple[Image, Task]:  # fmt: skip
+async def records(
+    b: Backends, graph: str = "compress", params: dict | None = None, width: int | None = 640
+) -> tuple[Image, Task]:
     image = Image(new_id(), new_id(), "jpeg", 1000, width, 400 if width else None)
-    task = Task(image.task_id, graph, f"upload:{image.id}", params or {}, "jpeg", "k" * 64,
-                "d" * 16, image_id=image.id)  # fmt: skip
+    task = Task(
+        image.task_id,
+        graph,
+        f"upload:{image.id}",
+        params or {},
+        "jpeg",
+        "k" * 64,
+        "d" * 16,
+        image_id=image.id,
+    )
     await b.images.create(image)
     await b.tasks.create(task)
     return image, task
@@ -65,14 +74,18 @@ async def test_image_follows_its_task(backends: Backends) -> None:
         assert after is not None and after.status == PROCESSING
         assert (await anext(events))["image"]["status"] == PROCESSING
 
-        done = await backends.tasks.update(task.id, {"status": COMPLETED,
-                                                     "result_path": "results/r"})  # fmt: skip
+        done = await backends.tasks.update(
+            task.id, {"status": COMPLETED, "result_path": "results/r"}
+        )
         assert done is not None
         entry = Entry("results/r", "image/jpeg", 600, 640, 400)
         after = await follow_task(backends, done, entry)
         assert after is not None
         assert (after.status, after.compressed_path, after.compressed_size) == (
-            COMPLETED, "results/r", 600)  # fmt: skip
+            COMPLETED,
+            "results/r",
+            600,
+        )
         assert (await anext(events))["image"]["compressed_size"] == 600
     assert (await backends.images.get(image.id)) == after
 
@@ -87,11 +100,14 @@ async def test_failed_task_fails_the_image(backends: Backends) -> None:
     assert after.compressed_path is None
 
 
-@pytest.mark.parametrize("graph,params,filled", [
-    ("compress", {}, True),
-    ("compress", {"width": 100}, False),
-    ("resize", {}, False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "graph,params,filled",
+    [
+        ("compress", {}, True),
+        ("compress", {"width": 100}, False),
+        ("resize", {}, False),
+    ],
+)
 async def test_unknown_size_is_taken_from_an_unresized_result(
     backends: Backends, graph: str, params: dict, filled: bool
 ) -> None:
@@ -105,8 +121,18 @@ async def test_unknown_size_is_taken_from_an_unresized_result(
 
 async def test_other_tasks_on_the_upload_leave_the_image_alone(backends: Backends) -> None:
     image, _ = await records(backends)
-    other = Task(new_id(), "desaturate", f"upload:{image.id}", {}, "png", "o" * 64, "d" * 16,
-                 status=COMPLETED, result_path="results/o", image_id=image.id)  # fmt: skip
+    other = Task(
+        new_id(),
+        "desaturate",
+        f"upload:{image.id}",
+        {},
+        "png",
+        "o" * 64,
+        "d" * 16,
+        status=COMPLETED,
+        result_path="results/o",
+        image_id=image.id,
+    )
     await backends.tasks.create(other)
     after = await follow_task(backends, other, Entry("results/o", "image/png", 5, 1, 1))
     assert after is not None and after.to_record() == image.to_record()
@@ -135,15 +161,18 @@ def test_options_default_to_compress() -> None:
     assert options.params["quality"] == 75
 
 
-@pytest.mark.parametrize("query,error", [
-    ({"graph": "nope"}, UnknownGraph),
-    ({"graph": "Bad Name"}, UnknownGraph),
-    ({"format": "tiff"}, UnsupportedFormat),
-    ({"quality": "0"}, InvalidParam),
-    ({"input": "upload:x"}, InvalidParam),
-    ({"_nocache": "1"}, InvalidParam),
-    ({"_other": "1"}, InvalidParam),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "query,error",
+    [
+        ({"graph": "nope"}, UnknownGraph),
+        ({"graph": "Bad Name"}, UnknownGraph),
+        ({"format": "tiff"}, UnsupportedFormat),
+        ({"quality": "0"}, InvalidParam),
+        ({"input": "upload:x"}, InvalidParam),
+        ({"_nocache": "1"}, InvalidParam),
+        ({"_other": "1"}, InvalidParam),
+    ],
+)
 def test_bad_options(query: dict[str, str], error: type[ImgServerError]) -> None:
     with pytest.raises(error):
         parse_options(MultiDict(query), catalogue())
@@ -155,9 +184,18 @@ def test_options_choose_graph_params_and_format() -> None:
     assert parse_options(MultiDict(format="auto"), catalogue()).format == "auto"
 
 
-@pytest.mark.parametrize("source,out", [("jpeg", "jpeg"), ("png", "png"), ("gif", "gif"),
-                                        ("webp", "webp"), ("avif", "avif"), ("tiff", "auto"),
-                                        ("heif", "auto")])  # fmt: skip
+@pytest.mark.parametrize(
+    "source,out",
+    [
+        ("jpeg", "jpeg"),
+        ("png", "png"),
+        ("gif", "gif"),
+        ("webp", "webp"),
+        ("avif", "avif"),
+        ("tiff", "auto"),
+        ("heif", "auto"),
+    ],
+)
 def test_default_format(source: str, out: str) -> None:
     assert default_format(source) == out
 

@@ -54,10 +54,16 @@ def test_bad_key_settings_stop_start_up(text: str, problem: str) -> None:
 
 def test_keys_file(tmp_path) -> None:
     path = tmp_path / "keys.json"
-    path.write_text(json.dumps({"keys": [
-        {"key": "a", "secret": SECRET, "quota": 5},
-        {"key": "b", "secret": OTHER, "legacy": True, "disabled": True},
-    ]}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "keys": [
+                    {"key": "a", "secret": SECRET, "quota": 5},
+                    {"key": "b", "secret": OTHER, "legacy": True, "disabled": True},
+                ]
+            }
+        )
+    )
     a, b = parse_file(path)
     assert (a.quota, b.legacy, b.disabled) == (5, True, True)
     path.write_text(json.dumps({"keys": [{"key": "a", "secret": SECRET, "role": "x"}]}))
@@ -123,8 +129,9 @@ async def status_of(url: str, method: str = "GET") -> tuple[int, dict, dict]:
 def keyed(tmp_path_factory):
     from .servers import Service
 
-    svc = Service(tmp_path_factory.mktemp("keyed"), {"IMGSERVER_KEYS": KEYS,
-                                                     "IMGSERVER_WORKERS": "1"})  # fmt: skip
+    svc = Service(
+        tmp_path_factory.mktemp("keyed"), {"IMGSERVER_KEYS": KEYS, "IMGSERVER_WORKERS": "1"}
+    )
     svc.start()
     yield svc, KeyRing(parse_env(KEYS))
     svc.stop()
@@ -193,8 +200,13 @@ async def test_quota_limits_misses_not_hits(keyed, origin: Origin) -> None:
 
 
 def sign_command(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "imgserver", "sign", *args], cwd=REPO,
-                          env={"IMGSERVER_KEYS": KEYS}, capture_output=True, text=True)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "imgserver", "sign", *args],
+        cwd=REPO,
+        env={"IMGSERVER_KEYS": KEYS},
+        capture_output=True,
+        text=True,
+    )
 
 
 async def test_sign_command_output_is_accepted(keyed, origin: Origin) -> None:

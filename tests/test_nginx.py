@@ -46,8 +46,15 @@ class Nginx:
         self.root = root
         self.port = free_port()
         (root / "tmp").mkdir(parents=True, exist_ok=True)
-        render = [sys.executable, str(RENDER), "--listen", f"127.0.0.1:{self.port}",
-                  "-o", str(root / "imgserver.conf"), *render_args]  # fmt: skip
+        render = [
+            sys.executable,
+            str(RENDER),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            "-o",
+            str(root / "imgserver.conf"),
+            *render_args,
+        ]
         for upstream in upstreams:
             render += ["--upstream", upstream]
         subprocess.run(render, check=True, capture_output=True, text=True)
@@ -60,8 +67,15 @@ class Nginx:
         """,
             )
         )
-        self.command = [NGINX, "-p", str(root), "-c", str(root / "nginx.conf"),
-                        "-e", str(root / "error.log")]  # fmt: skip
+        self.command = [
+            NGINX,
+            "-p",
+            str(root),
+            "-c",
+            str(root / "nginx.conf"),
+            "-e",
+            str(root / "error.log"),
+        ]
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,8 +90,9 @@ class Nginx:
             pytest.fail("nginx is not installed: run `make test` (system-deps.sh installs it)")
         checked = self.check()
         assert checked.returncode == 0, checked.stderr
-        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)  # fmt: skip
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log()
@@ -113,8 +128,16 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory, proxied: Service) -> Iterator[Nginx]:
     root = tmp_path_factory.mktemp("nginx")
-    n = Nginx(root, [f"127.0.0.1:{proxied.port}"], "--cache-dir", str(root / "cache"),
-              "--cache-max-size", "100m", "--max-source-bytes", str(CAP))  # fmt: skip
+    n = Nginx(
+        root,
+        [f"127.0.0.1:{proxied.port}"],
+        "--cache-dir",
+        str(root / "cache"),
+        "--cache-max-size",
+        "100m",
+        "--max-source-bytes",
+        str(CAP),
+    )
     n.start()
     yield n
     n.stop()
@@ -126,8 +149,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def upload(session: aiohttp.ClientSession, url: str, data: bytes, *,
-                 multipart: bool = True) -> tuple[int, Any]:  # fmt: skip
+async def upload(
+    session: aiohttp.ClientSession, url: str, data: bytes, *, multipart: bool = True
+) -> tuple[int, Any]:
     if multipart:
         form = aiohttp.FormData()
         form.add_field("image", data, filename="big.png", content_type="image/png")
@@ -173,8 +197,11 @@ def test_the_template_renders_valid_configs(tmp_path: Path) -> None:
         assert "server 127.0.0.1:8080;\n    server 127.0.0.1:8081;" in config
         # the upload cap is the service's: the image plus the multipart framing it allows
         assert f"client_max_body_size {50_000_000 + MULTIPART_OVERHEAD};" in config
-    bad = subprocess.run([sys.executable, str(RENDER), "--upstream", "x; include /etc/passwd"],
-                         capture_output=True, text=True)  # fmt: skip
+    bad = subprocess.run(
+        [sys.executable, str(RENDER), "--upstream", "x; include /etc/passwd"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "cannot go into the nginx config" in bad.stderr
 
 
@@ -220,7 +247,10 @@ async def test_a_negotiated_format_is_cached_once_per_accept(
     for accept, (content_type, body) in seen.items():
         status, headers, again = await fetch(session, negotiated, accept)
         assert (headers["X-Proxy-Cache"], headers["Content-Type"], again) == (
-            "HIT", content_type, body)  # fmt: skip
+            "HIT",
+            content_type,
+            body,
+        )
     assert graph_requests(proxied) - before == 2
 
     # with an extension the format is fixed: Accept is not part of the key
@@ -292,8 +322,9 @@ async def test_uploads_through_nginx_and_the_cap(
     assert (status, stored == big) == (200, True)
 
     # over nginx's limit: refused by nginx, in the API's JSON error shape
-    status, error = await upload(session, nginx.url("/images"), b"\0" * (CAP + 200_000),
-                                 multipart=False)  # fmt: skip
+    status, error = await upload(
+        session, nginx.url("/images"), b"\0" * (CAP + 200_000), multipart=False
+    )
     assert status == 413
     assert error["error"]["code"] == "source_too_large" and error["error"]["limit"] == CAP
     # within nginx's limit (which allows for multipart framing) but over the image cap: the
@@ -312,7 +343,10 @@ async def test_no_frontend_answering_is_json_503(
     finally:
         n.stop()
     assert (status, headers["Content-Type"], headers["Retry-After"]) == (
-        503, "application/json", "5")  # fmt: skip
+        503,
+        "application/json",
+        "5",
+    )
     assert json.loads(body)["error"]["code"] == "unavailable"
 
 

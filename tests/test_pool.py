@@ -39,8 +39,11 @@ async def test_sources_reach_the_child_intact_small_or_large(pool: ProcessPool) 
     for i, size in enumerate(sizes):
         source = rng.randbytes(size)
         result = await pool.run({"op": "digest", "source": source})
-        assert result == {"sha256": hashlib.sha256(source).hexdigest(), "size": size,
-                          "view": size >= 64 * 1024}  # fmt: skip
+        assert result == {
+            "sha256": hashlib.sha256(source).hexdigest(),
+            "size": size,
+            "view": size >= 64 * 1024,
+        }
         if i == 2:
             with pytest.raises(WorkerCrashed):
                 await pool.run({"op": "crash", "source": source})
@@ -120,5 +123,8 @@ async def test_no_room_for_a_block_sends_the_source_through_the_pipe(
     monkeypatch.setattr(shared, "room", lambda size, directory=shared.SHM_DIR: False)
     source = b"y" * 200_000
     result = await pool.run({"op": "digest", "source": source})
-    assert result == {"sha256": hashlib.sha256(source).hexdigest(), "size": len(source),
-                      "view": False}  # fmt: skip
+    assert result == {
+        "sha256": hashlib.sha256(source).hexdigest(),
+        "size": len(source),
+        "view": False,
+    }

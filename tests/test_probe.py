@@ -20,10 +20,18 @@ def encoded(fmt: str, width: int, height: int, bands: int = 3, **kw) -> bytes:
 
 @pytest.mark.parametrize(
     "fmt,bands,kw",
-    [("png", 3, {}), ("png", 4, {}), ("gif", 3, {}), ("jpg", 3, {}), ("jpg", 1, {}),
-     ("jpg", 3, {"interlace": True}), ("webp", 3, {}), ("webp", 4, {}),
-     ("webp", 3, {"lossless": True})],
-)  # fmt: skip
+    [
+        ("png", 3, {}),
+        ("png", 4, {}),
+        ("gif", 3, {}),
+        ("jpg", 3, {}),
+        ("jpg", 1, {}),
+        ("jpg", 3, {"interlace": True}),
+        ("webp", 3, {}),
+        ("webp", 4, {}),
+        ("webp", 3, {"lossless": True}),
+    ],
+)
 def test_dimensions_of_real_files(fmt, bands, kw) -> None:
     data = encoded(fmt, 123, 45, bands, **kw)
     assert dimensions(data, sniff(data)) == (123, 45)
@@ -68,9 +76,15 @@ def test_pixel_bombs_are_refused_from_the_header(make) -> None:
 
 @pytest.mark.parametrize(
     "data,fmt",
-    [(b"", "png"), (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpeg"),
-     (b"\xff\xd8\xff\xda\x00\x02", "jpeg"), (b"\xff\xd8garbage", "jpeg"), (b"RIFF", "webp"),
-     (b"II*\x00", "tiff")],
-)  # fmt: skip
+    [
+        (b"", "png"),
+        (b"\x89PNG\r\n\x1a\n", "png"),
+        (b"\xff\xd8\xff", "jpeg"),
+        (b"\xff\xd8\xff\xda\x00\x02", "jpeg"),
+        (b"\xff\xd8garbage", "jpeg"),
+        (b"RIFF", "webp"),
+        (b"II*\x00", "tiff"),
+    ],
+)
 def test_truncated_or_unknown_headers_give_none(data, fmt) -> None:
     assert dimensions(data, fmt) is None

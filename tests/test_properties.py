@@ -73,9 +73,19 @@ hosts = st.one_of(
     dns_name,
     st.ip_addresses(v=4).map(str),
     st.ip_addresses(v=6).map(lambda ip: f"[{ip}]"),
-    st.sampled_from(["localhost", "EXAMPLE.com", "example.com.", "xn--bcher-kva.example",
-                     "bücher.example", "127.1", "0x7f000001", "[::ffff:127.0.0.1]"]),
-)  # fmt: skip
+    st.sampled_from(
+        [
+            "localhost",
+            "EXAMPLE.com",
+            "example.com.",
+            "xn--bcher-kva.example",
+            "bücher.example",
+            "127.1",
+            "0x7f000001",
+            "[::ffff:127.0.0.1]",
+        ]
+    ),
+)
 url_text = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
 path_segment = st.one_of(
     st.from_regex(r"[a-zA-Z0-9._~-]{0,12}", fullmatch=True),
@@ -89,15 +99,17 @@ def urls(draw: st.DrawFn) -> str:
     """Absolute http(s) URLs, written the many ways people (and attackers) write them."""
     scheme = draw(st.sampled_from(["http", "https", "HTTP", "hTtPs"]))
     host = draw(hosts)
-    port = draw(st.one_of(st.none(), st.sampled_from([80, 443, 8080]),
-                          st.integers(1, 65535)))  # fmt: skip
+    port = draw(st.one_of(st.none(), st.sampled_from([80, 443, 8080]), st.integers(1, 65535)))
     path = "/".join(draw(st.lists(path_segment, max_size=4)))
     url = f"{scheme}://{host}" + (f":{port}" if port is not None else "")
     if path or draw(st.booleans()):
         url += "/" + path
     if draw(st.booleans()):
-        url += "?" + draw(st.one_of(url_text, st.sampled_from(["a=1&b=2", "b=2&a=1", "x=%20",
-                                                               "q=a+b", "=", "&&"])))  # fmt: skip
+        url += "?" + draw(
+            st.one_of(
+                url_text, st.sampled_from(["a=1&b=2", "b=2&a=1", "x=%20", "q=a+b", "=", "&&"])
+            )
+        )
     if draw(st.booleans()):
         url += "#" + draw(url_text)
     return url
@@ -121,12 +133,16 @@ def spelled(param: Param) -> st.SearchStrategy[str]:
     """Valid query-string spellings of values of ``param``."""
     lo, hi = param.minimum, param.maximum
     if param.type == "int":
-        return st.integers(int(lo if lo is not None else -(10**6)),
-                           int(hi if hi is not None else 10**6)).flatmap(spell_int)  # fmt: skip
+        return st.integers(
+            int(lo if lo is not None else -(10**6)), int(hi if hi is not None else 10**6)
+        ).flatmap(spell_int)
     if param.type == "number":
         floats = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
-        return st.one_of(floats.map(repr), floats.map(lambda f: f"{f:.3f}"),
-                         st.integers(int(lo or 0), int(hi or 0)).map(str))  # fmt: skip
+        return st.one_of(
+            floats.map(repr),
+            floats.map(lambda f: f"{f:.3f}"),
+            st.integers(int(lo or 0), int(hi or 0)).map(str),
+        )
     if param.type == "bool":
         words = st.sampled_from(["1", "0", "true", "false", "yes", "no", "on", "off"])
         return st.tuples(words, st.booleans()).map(lambda t: t[0].upper() if t[1] else t[0])
@@ -149,10 +165,14 @@ def valid_requests(draw: st.DrawFn, names: list[str] = NAMES) -> dict[str, Any]:
     chosen = draw(st.lists(st.sampled_from(sorted(graph.params)), unique=True, max_size=5))
     pairs = [(p, draw(spelled(graph.params[p]))) for p in chosen]
     source = draw(urls().filter(_canonical_ok))
-    accept = draw(st.sampled_from(["", "image/webp", "image/avif,image/webp", "*/*",
-                                   "image/png;q=0.5"]))  # fmt: skip
-    return {"spec": name + (f".{ext}" if ext else ""), "pairs": [("input", source), *pairs],
-            "accept": accept}  # fmt: skip
+    accept = draw(
+        st.sampled_from(["", "image/webp", "image/avif,image/webp", "*/*", "image/png;q=0.5"])
+    )
+    return {
+        "spec": name + (f".{ext}" if ext else ""),
+        "pairs": [("input", source), *pairs],
+        "accept": accept,
+    }
 
 
 def _canonical_ok(raw: str) -> bool:
@@ -164,14 +184,20 @@ def _canonical_ok(raw: str) -> bool:
 
 
 def build(spec: str, pairs: list[tuple[str, str]], accept: str = "") -> ImageRequest:
-    return parse_request(spec, MultiDict(pairs), accept=accept, catalogue=CATALOGUE,
-                         avif_enabled=True)  # fmt: skip
+    return parse_request(
+        spec, MultiDict(pairs), accept=accept, catalogue=CATALOGUE, avif_enabled=True
+    )
 
 
 def typed(req: ImageRequest) -> tuple:
     """What the key must tell apart: graph (and its definition), format, input, typed params."""
-    return (req.graph.name, req.graph.digest, req.format, req.input,
-            tuple(sorted((k, type(v).__name__, v) for k, v in req.params.items())))  # fmt: skip
+    return (
+        req.graph.name,
+        req.graph.digest,
+        req.format,
+        req.input,
+        tuple(sorted((k, type(v).__name__, v) for k, v in req.params.items())),
+    )
 
 
 # -- canonical input --------------------------------------------------------------------------
@@ -208,26 +234,52 @@ def test_spelling_of_scheme_host_and_default_port_does_not_matter(raw: str, tail
 
 # -- parse_request ----------------------------------------------------------------------------
 
-any_key = st.one_of(st.sampled_from(["input", "width", "height", "quality", "mode", "gravity",
-                                     "upscale", "_nocache", "_debug", "std-dev-x", "bg", "count",
-                                     "flag", "ratio", "tint", "label", "level"]),
-                    st.text(max_size=12))  # fmt: skip
-any_value = st.one_of(st.text(max_size=30), st.integers().map(str), st.floats().map(str),
-                      inputs)  # fmt: skip
+any_key = st.one_of(
+    st.sampled_from(
+        [
+            "input",
+            "width",
+            "height",
+            "quality",
+            "mode",
+            "gravity",
+            "upscale",
+            "_nocache",
+            "_debug",
+            "std-dev-x",
+            "bg",
+            "count",
+            "flag",
+            "ratio",
+            "tint",
+            "label",
+            "level",
+        ]
+    ),
+    st.text(max_size=12),
+)
+any_value = st.one_of(st.text(max_size=30), st.integers().map(str), st.floats().map(str), inputs)
 any_spec = st.one_of(
     st.text(max_size=30),
-    st.tuples(st.sampled_from(NAMES), st.sampled_from(["", ".", ".jpg", ".JPG", ".bmp", ".tar.gz",
-                                                       ".webp", ".avif", ".gif"])).map("".join),
-)  # fmt: skip
+    st.tuples(
+        st.sampled_from(NAMES),
+        st.sampled_from(["", ".", ".jpg", ".JPG", ".bmp", ".tar.gz", ".webp", ".avif", ".gif"]),
+    ).map("".join),
+)
 
 
 @settings(DETERMINISTIC, max_examples=400)
-@given(any_spec, st.lists(st.tuples(any_key, any_value), max_size=8), st.text(max_size=40),
-       st.booleans())  # fmt: skip
+@given(
+    any_spec,
+    st.lists(st.tuples(any_key, any_value), max_size=8),
+    st.text(max_size=40),
+    st.booleans(),
+)
 def test_parse_request_raises_only_api_client_errors(spec, pairs, accept, avif) -> None:
     try:
-        req = parse_request(spec, MultiDict(pairs), accept=accept, catalogue=CATALOGUE,
-                            avif_enabled=avif)  # fmt: skip
+        req = parse_request(
+            spec, MultiDict(pairs), accept=accept, catalogue=CATALOGUE, avif_enabled=avif
+        )
     except ImgServerError as exc:
         assert 400 <= exc.status < 500, exc.to_dict()
         json.dumps({"error": exc.to_dict()}, default=str)  # the body can always be written
@@ -257,8 +309,9 @@ def test_query_order_never_changes_the_key(r: dict, rnd) -> None:
 def test_a_param_at_its_default_is_the_same_as_leaving_it_out(r: dict, data) -> None:
     graph: Graph = CATALOGUE[r["spec"].partition(".")[0]]
     given_names = {k for k, _ in r["pairs"]}
-    defaults = sorted(n for n, p in graph.params.items()
-                      if p.default is not None and n not in given_names)  # fmt: skip
+    defaults = sorted(
+        n for n, p in graph.params.items() if p.default is not None and n not in given_names
+    )
     assume(defaults)
     name = data.draw(st.sampled_from(defaults))
     param = graph.params[name]
@@ -269,8 +322,7 @@ def test_a_param_at_its_default_is_the_same_as_leaving_it_out(r: dict, data) -> 
     position = data.draw(st.integers(0, len(r["pairs"])))
     pairs = list(r["pairs"])
     pairs.insert(position, (name, explicit))
-    assert build(r["spec"], pairs, r["accept"]).key == build(r["spec"], r["pairs"],
-                                                               r["accept"]).key  # fmt: skip
+    assert build(r["spec"], pairs, r["accept"]).key == build(r["spec"], r["pairs"], r["accept"]).key
 
 
 def _default_spellings(value: Any) -> list[str]:
@@ -374,8 +426,14 @@ addresses = st.one_of(
 
 
 @DETERMINISTIC
-@given(st.one_of(st.text(max_size=60), addresses.map(str),
-                 addresses.map(lambda a: f"{a}%{a.version}"), st.integers().map(str)))  # fmt: skip
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        addresses.map(str),
+        addresses.map(lambda a: f"{a}%{a.version}"),
+        st.integers().map(str),
+    )
+)
 def test_is_public_never_raises_on_strings(text: str) -> None:
     assert is_public(text) in (True, False)
 
@@ -395,8 +453,16 @@ def test_is_public_never_raises_on_addresses_and_agrees_with_their_text(ip) -> N
 def test_ipv4_literal_reads_every_spelling_of_an_address(n: int) -> None:
     ip = ipaddress.IPv4Address(n)
     a, b, c, d = ip.packed
-    for spelling in (str(ip), str(n), hex(n), f"0{n:o}", f"{a}.{(b << 16) | (c << 8) | d}",
-                     f"{a}.{b}.{(c << 8) | d}", f"{hex(a)}.0{b:o}.{c}.{d}", f"{ip}."):  # fmt: skip
+    for spelling in (
+        str(ip),
+        str(n),
+        hex(n),
+        f"0{n:o}",
+        f"{a}.{(b << 16) | (c << 8) | d}",
+        f"{a}.{b}.{(c << 8) | d}",
+        f"{hex(a)}.0{b:o}.{c}.{d}",
+        f"{ip}.",
+    ):
         assert ipv4_literal(spelling) == ip, spelling
 
 
@@ -461,7 +527,10 @@ def test_sniff_never_raises(data: bytes) -> None:
 @pytest.mark.parametrize("cut", range(0, 34))
 def test_every_truncation_of_a_webp_header_probes(cut: int) -> None:
     """The header shapes Hypothesis found broken, spelled out: every prefix of each WebP kind."""
-    for chunk in (b"VP8L\x05\x00\x00\x00\x2f\x00\x00\x00\x00", b"VP8 \x0a\x00\x00\x00" + bytes(10),
-                  b"VP8X\x0a\x00\x00\x00" + bytes(10)):  # fmt: skip
+    for chunk in (
+        b"VP8L\x05\x00\x00\x00\x2f\x00\x00\x00\x00",
+        b"VP8 \x0a\x00\x00\x00" + bytes(10),
+        b"VP8X\x0a\x00\x00\x00" + bytes(10),
+    ):
         data = (b"RIFF\x00\x00\x00\x00WEBP" + chunk)[:cut]
         dimensions(data, "webp")

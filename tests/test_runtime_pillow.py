@@ -182,8 +182,9 @@ def test_unusable_profile_is_dropped_with_a_warning(g: dict) -> None:
     ids=["rgb16", "grey16"],
 )
 @pytest.mark.parametrize("query", [{}, {"width": 32}])
-def test_16_bit_becomes_8_bit(g: dict, colour: tuple, bands: int, expected: tuple,
-                              query: dict) -> None:  # fmt: skip
+def test_16_bit_becomes_8_bit(
+    g: dict, colour: tuple, bands: int, expected: tuple, query: dict
+) -> None:
     r = ok(run(g["passthrough"], png16(colour), "png", **query))
     assert png_bit_depth(r["data"]) == 8
     out = vload(r["data"])
@@ -268,8 +269,9 @@ def test_metadata_is_stripped(g: dict, fmt: str, query: dict) -> None:
 @pytest.mark.parametrize("saver", ["gif", "webp"])
 @pytest.mark.parametrize("fmt", ["gif", "webp", "auto"])
 @pytest.mark.parametrize(("name", "query", "width", "height"), ANIMATED_CASES)
-def test_animation_keeps_every_frame(g: dict, saver: str, fmt: str, name: str, query: dict,
-                                     width: int, height: int) -> None:  # fmt: skip
+def test_animation_keeps_every_frame(
+    g: dict, saver: str, fmt: str, name: str, query: dict, width: int, height: int
+) -> None:
     r = ok(run(g[name], animation(saver=saver), fmt, **query))
     assert r["format"] == ("gif" if fmt == "auto" else fmt)
     assert (r["width"], r["height"], r["frames"]) == (width, height, 4)
@@ -316,8 +318,11 @@ def test_resize_dimensions_match_libvips(g: dict, query: dict, size: tuple) -> N
     ],
 )
 def test_resize_crop_gravity(g: dict, src: pyvips.Image, gravity: str, expected: tuple) -> None:
-    out = vload(ok(run(g["resize"], png(src), "png", width=100, height=100, mode="crop",
-                       gravity=gravity))["data"])  # fmt: skip
+    out = vload(
+        ok(run(g["resize"], png(src), "png", width=100, height=100, mode="crop", gravity=gravity))[
+            "data"
+        ]
+    )
     assert (out.width, out.height) == (100, 100)
     assert close(mean(out), expected, 2), mean(out)
 

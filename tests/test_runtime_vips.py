@@ -137,8 +137,19 @@ def test_exif_rotation_through_full_decode(orientation: int, thumbnail_calls: li
 @pytest.mark.parametrize("orientation", [6, 8])
 def test_exif_rotation_before_resize_crop(orientation: int) -> None:
     src = with_orientation(marked(200, 100, 40), orientation)
-    out = vload(ok(run("resize", src, "png", width=40, height=40, mode="crop",
-                       gravity="south" if orientation == 8 else "north"))["data"])  # fmt: skip
+    out = vload(
+        ok(
+            run(
+                "resize",
+                src,
+                "png",
+                width=40,
+                height=40,
+                mode="crop",
+                gravity="south" if orientation == 8 else "north",
+            )
+        )["data"]
+    )
     assert (out.width, out.height) == (40, 40)
     mark, _ = UPRIGHT[orientation]
     assert close(corner(out, mark), RED, 40)
@@ -178,8 +189,9 @@ def test_icc_tagged_rgb_is_converted_to_srgb(saver: str, graph: str, query: dict
     ids=["rgb16", "grey16"],
 )
 @pytest.mark.parametrize(("graph", "query"), [("passthrough", {"width": 32}), ("crop", {})])
-def test_16_bit_becomes_8_bit(colour: tuple, bands: int, expected: tuple, graph: str,
-                              query: dict) -> None:  # fmt: skip
+def test_16_bit_becomes_8_bit(
+    colour: tuple, bands: int, expected: tuple, graph: str, query: dict
+) -> None:
     r = ok(run(graph, png16(colour), "png", **query))
     assert png_bit_depth(r["data"]) == 8
     out = vload(r["data"])
@@ -265,8 +277,9 @@ ANIMATED_CASES = [
 @pytest.mark.parametrize("saver", ["gif", "webp"])
 @pytest.mark.parametrize("fmt", ["gif", "webp", "auto"])
 @pytest.mark.parametrize(("graph", "query", "width", "height"), ANIMATED_CASES)
-def test_animation_keeps_every_frame(saver: str, fmt: str, graph: str, query: dict, width: int,
-                                     height: int) -> None:  # fmt: skip
+def test_animation_keeps_every_frame(
+    saver: str, fmt: str, graph: str, query: dict, width: int, height: int
+) -> None:
     r = ok(run(graph, animation(saver=saver), fmt, **query))
     assert r["format"] == ("gif" if fmt == "auto" else fmt)
     assert (r["width"], r["height"], r["frames"]) == (width, height, 4)
@@ -280,9 +293,9 @@ def test_animation_keeps_every_frame(saver: str, fmt: str, graph: str, query: di
 @pytest.mark.parametrize("saver", ["gif", "webp"])
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
 @pytest.mark.parametrize(("graph", "query", "width", "height"), ANIMATED_CASES)
-def test_animation_to_a_still_format_is_the_first_frame(saver: str, fmt: str, graph: str,
-                                                        query: dict, width: int,
-                                                        height: int) -> None:  # fmt: skip
+def test_animation_to_a_still_format_is_the_first_frame(
+    saver: str, fmt: str, graph: str, query: dict, width: int, height: int
+) -> None:
     r = ok(run(graph, animation(saver=saver), fmt, **query))
     assert (r["width"], r["height"], r["frames"]) == (width, height, 1)
     out = vload(r["data"])
@@ -307,8 +320,9 @@ def test_max_frames_cuts_the_animation_with_a_warning(saver: str, graph: str, qu
     image, page_height, n = pages(r["data"])
     assert r["frames"] == n == 2 and image.height == 2 * page_height
     assert [close(frame_colour(image, i, page_height), FRAME_COLOURS[i], 6) for i in (0, 1)] == [
-        True, True,
-    ]  # fmt: skip
+        True,
+        True,
+    ]
     assert any("2 of its 4 frames" in w for w in r["warnings"]), r["warnings"]
 
 
@@ -389,8 +403,9 @@ def test_noop_returns_the_source_bytes(fmt: str, src: bytes) -> None:
         ({"cropwidth": 1000, "cropheight": 1000}, (200, 150), (0, 0)),
     ],
 )
-def test_crop_cuts_the_rectangle(query: dict, size: tuple[int, int],
-                                 origin: tuple[int, int]) -> None:  # fmt: skip
+def test_crop_cuts_the_rectangle(
+    query: dict, size: tuple[int, int], origin: tuple[int, int]
+) -> None:
     r = ok(run("crop", png(coords(200, 150)), "png", **query))
     out = vload(r["data"])
     assert (out.width, out.height) == (r["width"], r["height"]) == size
@@ -400,8 +415,7 @@ def test_crop_cuts_the_rectangle(query: dict, size: tuple[int, int],
 
 
 def test_crop_then_fit() -> None:
-    r = ok(run("crop", png(coords(200, 150)), "png", x=100, cropwidth=100, cropheight=50,
-               width=50))  # fmt: skip
+    r = ok(run("crop", png(coords(200, 150)), "png", x=100, cropwidth=100, cropheight=50, width=50))
     assert (r["width"], r["height"]) == (50, 25)
 
 
@@ -540,15 +554,19 @@ def test_resize_dimensions(query: dict, size: tuple[int, int]) -> None:
     ],
 )
 def test_resize_crop_gravity(src: pyvips.Image, gravity: str, expected: tuple) -> None:
-    out = vload(ok(run("resize", png(src), "png", width=100, height=100, mode="crop",
-                       gravity=gravity))["data"])  # fmt: skip
+    out = vload(
+        ok(run("resize", png(src), "png", width=100, height=100, mode="crop", gravity=gravity))[
+            "data"
+        ]
+    )
     assert (out.width, out.height) == (100, 100)
     assert close(mean(out), expected, 2), mean(out)
 
 
 def test_resize_crop_centre_is_the_middle() -> None:
-    out = vload(ok(run("resize", png(halves(100, 200)), "png", width=100, height=100,
-                       mode="crop"))["data"])  # fmt: skip
+    out = vload(
+        ok(run("resize", png(halves(100, 200)), "png", width=100, height=100, mode="crop"))["data"]
+    )
     assert close(corner(out, "top-left"), RED, 2) and close(corner(out, "bottom-left"), BLUE, 2)
 
 
@@ -557,8 +575,11 @@ def test_resize_crop_centre_is_the_middle() -> None:
 def test_resize_smart_crop_finds_the_interesting_part(gravity: str, saver: str) -> None:
     src = busy_patch()
     src_bytes = png(src) if saver == "png" else jpeg(src, q=95)
-    out = vload(ok(run("resize", src_bytes, "png", width=100, height=100, mode="crop",
-                       gravity=gravity))["data"])  # fmt: skip
+    out = vload(
+        ok(run("resize", src_bytes, "png", width=100, height=100, mode="crop", gravity=gravity))[
+            "data"
+        ]
+    )
     assert (out.width, out.height) == (100, 100)
     assert mean(out)[1] < 100  # it holds the red and black patch, not only grey
     centre = vload(ok(run("resize", src_bytes, "png", width=100, height=100, mode="crop"))["data"])
@@ -654,9 +675,10 @@ def test_compress_is_never_larger_than_the_source(src: bytes) -> None:
 # -- errors -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("graph", "query"),
-                         [("passthrough", {"width": 50}), ("crop", {}), ("resize", {}),
-                          ("compress", {})])  # fmt: skip
+@pytest.mark.parametrize(
+    ("graph", "query"),
+    [("passthrough", {"width": 50}), ("crop", {}), ("resize", {}), ("compress", {})],
+)
 def test_too_many_pixels_from_the_header(graph: str, query: dict, thumbnail_calls: list) -> None:
     r = run(graph, jpeg(texture(300, 200)), "jpeg", limits={"max_source_pixels": 59_999}, **query)
     assert r["ok"] is False and r["error"]["code"] == "too_many_pixels"

@@ -254,15 +254,23 @@ async def test_method_not_allowed_is_json(service: Service) -> None:
 
 
 SOURCE_CASES = [
-    ("html", dict(body=b"<!DOCTYPE html><html>nope</html>", content_type="image/png"),
-     415, "unsupported_source"),
+    (
+        "html",
+        dict(body=b"<!DOCTYPE html><html>nope</html>", content_type="image/png"),
+        415,
+        "unsupported_source",
+    ),
     ("empty", dict(body=b""), 415, "unsupported_source"),
     ("truncated jpeg", dict(body=None), 422, "undecodable_source"),
-    ("huge png header", dict(body=_png_header(100_000, 100_000), content_type="image/png"),
-     422, "too_many_pixels"),
+    (
+        "huge png header",
+        dict(body=_png_header(100_000, 100_000), content_type="image/png"),
+        422,
+        "too_many_pixels",
+    ),
     ("upstream 404", dict(body=b"gone", status=404), 502, "source_unreachable"),
     ("upstream 500", dict(body=b"oops", status=500), 502, "source_unreachable"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("name,route,status,code", SOURCE_CASES, ids=[c[0] for c in SOURCE_CASES])
@@ -429,8 +437,9 @@ async def test_broken_graph_stops_startup(tmp_path) -> None:
 
     graphs = tmp_path / "graphs"
     shutil.copytree(REPO / "graphs", graphs)
-    (graphs / "broken.json").write_text('{"description": "x", "runtime": "vips", "nodes": '
-                                        '{"a": {"op": "sharpen"}}, "output": "a"}')  # fmt: skip
+    (graphs / "broken.json").write_text(
+        '{"description": "x", "runtime": "vips", "nodes": {"a": {"op": "sharpen"}}, "output": "a"}'
+    )
     svc = Service(tmp_path / "data", {"IMGSERVER_GRAPHS_DIR": str(graphs)})
     with pytest.raises(RuntimeError) as err:
         svc.start(timeout=20)
@@ -438,8 +447,9 @@ async def test_broken_graph_stops_startup(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("upstream,tries", [(503, 4), (429, 4), (404, 1), (403, 1)])
-async def test_transient_source_failures_are_retried(service: Service, origin: Origin, upstream,
-                                                     tries) -> None:  # fmt: skip
+async def test_transient_source_failures_are_retried(
+    service: Service, origin: Origin, upstream, tries
+) -> None:
     path = unique()
     src = origin.add(path, b"busy", status=upstream)
     status, _, body = await get(await graph_url(service, "passthrough.jpg", src))

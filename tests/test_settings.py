@@ -33,24 +33,55 @@ def test_defaults() -> None:
 def test_every_field_has_a_variable(tmp_path: Path) -> None:
     """Each field is read from IMGSERVER_<NAME>: a value set for every field is seen."""
     values = {
-        "host": "127.0.0.1", "port": "9000", "public_url": "https://img.example.com",
-        "delivery": "proxy", "request_deadline": "5", "redirect_max_age": "60",
-        "result_max_age": "600", "enable_avif": "true", "log_level": "debug",
-        "data_dir": "/tmp/x", "graphs_dir": str(tmp_path), "workers": "3",
-        "vips_concurrency": "2", "job_deadline": "7.5", "allow_private_sources": "1",
-        "fetch_connect_timeout": "1", "fetch_read_timeout": "2", "fetch_total_timeout": "3",
-        "fetch_max_redirects": "0", "max_source_bytes": "1000", "max_source_pixels": "2000",
-        "max_output_pixels": "3000", "max_dimension": "400", "max_frames": "5",
-        "redis_url": "redis://r:6379/0", "amqp_url": "amqp://q/", "s3_bucket": "b",
-        "s3_endpoint_url": "http://s3:9000", "s3_region": "eu-west-1", "s3_prefix": "img/",
-        "s3_public_url": "https://cdn.example.com", "s3_acl": "public-read",
-        "s3_presign_expiry": "60", "index_ttl": "10", "task_ttl": "20", "job_max_attempts": "2",
-        "retry_backoff": "0.1", "worker_metrics_port": "9100", "keys": "k:0123456789abcdef",
-        "keys_file": "/etc/keys.json", "allowed_sources": "*.example.com",
+        "host": "127.0.0.1",
+        "port": "9000",
+        "public_url": "https://img.example.com",
+        "delivery": "proxy",
+        "request_deadline": "5",
+        "redirect_max_age": "60",
+        "result_max_age": "600",
+        "enable_avif": "true",
+        "log_level": "debug",
+        "data_dir": "/tmp/x",
+        "graphs_dir": str(tmp_path),
+        "workers": "3",
+        "vips_concurrency": "2",
+        "job_deadline": "7.5",
+        "allow_private_sources": "1",
+        "fetch_connect_timeout": "1",
+        "fetch_read_timeout": "2",
+        "fetch_total_timeout": "3",
+        "fetch_max_redirects": "0",
+        "max_source_bytes": "1000",
+        "max_source_pixels": "2000",
+        "max_output_pixels": "3000",
+        "max_dimension": "400",
+        "max_frames": "5",
+        "redis_url": "redis://r:6379/0",
+        "amqp_url": "amqp://q/",
+        "s3_bucket": "b",
+        "s3_endpoint_url": "http://s3:9000",
+        "s3_region": "eu-west-1",
+        "s3_prefix": "img/",
+        "s3_public_url": "https://cdn.example.com",
+        "s3_acl": "public-read",
+        "s3_presign_expiry": "60",
+        "index_ttl": "10",
+        "task_ttl": "20",
+        "job_max_attempts": "2",
+        "retry_backoff": "0.1",
+        "worker_metrics_port": "9100",
+        "keys": "k:0123456789abcdef",
+        "keys_file": "/etc/keys.json",
+        "allowed_sources": "*.example.com",
         "max_queue_urgent": "9",
-        "hit_cache_size": "5", "hit_cache_ttl": "2", "max_queue_background": "99",
-        "worker_memory_limit": "1000000", "enable_svg": "1", "access_log": "1",
-    }  # fmt: skip
+        "hit_cache_size": "5",
+        "hit_cache_ttl": "2",
+        "max_queue_background": "99",
+        "worker_memory_limit": "1000000",
+        "enable_svg": "1",
+        "access_log": "1",
+    }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))
     defaults = Settings()
@@ -180,9 +211,17 @@ def test_validate_rejects(overrides: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     "overrides",
-    [{}, {"port": 1}, {"port": 65535}, {"vips_concurrency": 0}, {"fetch_max_redirects": 0},
-     {"redirect_max_age": 0}, {"delivery": "proxy"}, {"public_url": "http://x"}],
-)  # fmt: skip
+    [
+        {},
+        {"port": 1},
+        {"port": 65535},
+        {"vips_concurrency": 0},
+        {"fetch_max_redirects": 0},
+        {"redirect_max_age": 0},
+        {"delivery": "proxy"},
+        {"public_url": "http://x"},
+    ],
+)
 def test_validate_accepts(overrides: dict[str, Any]) -> None:
     Settings(**overrides).validate()
 

@@ -90,8 +90,11 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture(scope="module")
 def closed_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """The default: private sources refused."""
-    env = {"IMGSERVER_ALLOW_PRIVATE_SOURCES": "0", "IMGSERVER_WORKERS": "1",
-           "IMGSERVER_FETCH_CONNECT_TIMEOUT": "2"}  # fmt: skip
+    env = {
+        "IMGSERVER_ALLOW_PRIVATE_SOURCES": "0",
+        "IMGSERVER_WORKERS": "1",
+        "IMGSERVER_FETCH_CONNECT_TIMEOUT": "2",
+    }
     svc = Service(tmp_path_factory.mktemp("ssrf"), env)
     svc.start()
     yield svc
@@ -141,14 +144,23 @@ async def test_a_public_looking_source_is_still_fetched(
 async def test_allow_list_refuses_other_hosts_before_fetching(
     start_service, origin: Origin, session
 ) -> None:
-    svc = start_service(IMGSERVER_WORKERS="1", IMGSERVER_ALLOW_PRIVATE_SOURCES="1",
-                        IMGSERVER_ALLOWED_SOURCES="allowed.test,*.images.test")  # fmt: skip
+    svc = start_service(
+        IMGSERVER_WORKERS="1",
+        IMGSERVER_ALLOW_PRIVATE_SOURCES="1",
+        IMGSERVER_ALLOWED_SOURCES="allowed.test,*.images.test",
+    )
     path = unique()
     origin.add(path, jpeg(texture(32, 32)))
     before = svc.metrics()
-    for base in ("http://127.0.0.1:PORT", "http://localhost:PORT", "http://images.test:PORT",
-                 "http://evilimages.test:PORT", "http://allowed.test.evil.test:PORT",
-                 "http://allowed.testx:PORT", "http://xallowed.test:PORT"):  # fmt: skip
+    for base in (
+        "http://127.0.0.1:PORT",
+        "http://localhost:PORT",
+        "http://images.test:PORT",
+        "http://evilimages.test:PORT",
+        "http://allowed.test.evil.test:PORT",
+        "http://allowed.testx:PORT",
+        "http://xallowed.test:PORT",
+    ):
         source = base.replace("PORT", str(origin.port)) + path
         for method in ("GET", "POST"):
             url = svc.url("/graph/passthrough.jpg?" + urlencode({"input": source}))
@@ -176,10 +188,16 @@ class MapResolver(AbstractResolver):
         if host not in self.table:
             raise OSError(f"no such name {host}")
         return [
-            {"hostname": host, "host": a, "port": port,
-             "family": socket.AF_INET6 if ":" in a else socket.AF_INET, "proto": 0, "flags": 0}
+            {
+                "hostname": host,
+                "host": a,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in a else socket.AF_INET,
+                "proto": 0,
+                "flags": 0,
+            }
             for a in self.table[host]
-        ]  # fmt: skip
+        ]
 
     async def close(self) -> None:
         pass
@@ -260,8 +278,10 @@ async def test_literal_addresses_are_refused_before_dns(server, fetcher_factory,
 )
 async def test_names_resolving_to_loopback(server, fetcher_factory, host) -> None:
     loopback = ["127.0.0.1", "::1"]
-    resolver = MapResolver({h: loopback for h in ("localhost", "localhost.", "rebind.test")}
-                           | {"metadata.google.internal": ["169.254.169.254"]})  # fmt: skip
+    resolver = MapResolver(
+        {h: loopback for h in ("localhost", "localhost.", "rebind.test")}
+        | {"metadata.google.internal": ["169.254.169.254"]}
+    )
     f = await fetcher_factory(resolver)
     with pytest.raises(SourceNotAllowed):
         await f.fetch(f"http://{host}:{server.port}/image")
@@ -269,12 +289,35 @@ async def test_names_resolving_to_loopback(server, fetcher_factory, host) -> Non
 
 
 def test_ipv4_literal_spellings() -> None:
-    spellings = {"127.0.0.1", "127.1", "127.0.1", "0x7f000001", "0X7F000001", "2130706433",
-                 "0177.0.0.1", "017700000001", "0x7f.1", "0x7f.0.0.0x1", "127.0.0.1."}  # fmt: skip
+    spellings = {
+        "127.0.0.1",
+        "127.1",
+        "127.0.1",
+        "0x7f000001",
+        "0X7F000001",
+        "2130706433",
+        "0177.0.0.1",
+        "017700000001",
+        "0x7f.1",
+        "0x7f.0.0.0x1",
+        "127.0.0.1.",
+    }
     for spelling in spellings:
         assert str(ipv4_literal(spelling)) == "127.0.0.1", spelling
-    for name in ("example.com", "1.2.3.4.5", "256.0.0.1", "08.0.0.1", "4294967296", "", ".",
-                 "1..2", "0x7g", "a.1", "1.2.3.4a", "١٢٧.0.0.1"):  # fmt: skip
+    for name in (
+        "example.com",
+        "1.2.3.4.5",
+        "256.0.0.1",
+        "08.0.0.1",
+        "4294967296",
+        "",
+        ".",
+        "1..2",
+        "0x7g",
+        "a.1",
+        "1.2.3.4a",
+        "١٢٧.0.0.1",
+    ):
         assert ipv4_literal(name) is None, name
 
 
@@ -342,8 +385,9 @@ async def test_connection_check_is_off_when_private_sources_are_allowed(
     server, fetcher_factory, monkeypatch
 ) -> None:
     monkeypatch.setattr(fetch_module, "GuardedResolver", PermissiveGuard)
-    f = await fetcher_factory(MapResolver({"rebind.test": ["127.0.0.1"]}),
-                              allow_private_sources=True)  # fmt: skip
+    f = await fetcher_factory(
+        MapResolver({"rebind.test": ["127.0.0.1"]}), allow_private_sources=True
+    )
     assert await f.fetch(f"http://rebind.test:{server.port}/image") == JPEG
 
 
@@ -370,9 +414,18 @@ ALLOWED = "allowed.test,*.images.test"
 async def test_redirect_off_the_allow_list_is_refused(
     server, fetcher_factory, target, allowed
 ) -> None:
-    everything_here = {h: ["127.0.0.1"] for h in (
-        "allowed.test", "cdn.images.test", "a.b.images.test", "other.test", "images.test",
-        "allowed.test.evil.test", "localhost")}  # fmt: skip
+    everything_here = {
+        h: ["127.0.0.1"]
+        for h in (
+            "allowed.test",
+            "cdn.images.test",
+            "a.b.images.test",
+            "other.test",
+            "images.test",
+            "allowed.test.evil.test",
+            "localhost",
+        )
+    }
     resolver = MapResolver(everything_here)
     f = await fetcher_factory(resolver, allow_private_sources=True, allowed_sources=ALLOWED)
     hop = target.replace("PORT", str(server.port))

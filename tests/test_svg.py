@@ -41,13 +41,18 @@ SVG_DOCUMENTS = [
     ("bare", svg()),
     ("xml-declaration", svg(prolog='<?xml version="1.0" encoding="UTF-8"?>\n')),
     ("bom-and-blanks", b"\xef\xbb\xbf \n\t" + svg()),
-    ("doctype", svg(prolog='<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
-                           '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n')),
+    (
+        "doctype",
+        svg(
+            prolog='<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" '
+            '"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">\n'
+        ),
+    ),
     ("internal-subset", svg(prolog='<!DOCTYPE svg [<!ENTITY a "b"><!ENTITY c "d">]>')),
     ("comments-and-pi", svg(prolog='<!-- made - by hand --><?xml-stylesheet href="a.css"?>\n')),
     ("prefixed-root", b'<svg:svg xmlns:svg="http://www.w3.org/2000/svg" width="4" height="4"/>'),
     ("self-closing", b"<svg/>"),
-]  # fmt: skip
+]
 
 NOT_SVG = [
     ("html-with-svg", b"<!DOCTYPE html><html><body><svg width='1'/></body></html>"),
@@ -127,10 +132,17 @@ async def test_upload_reading_waits_for_the_root_element_only_when_enabled() -> 
 
 def run_svg(graph: Any, data: bytes, fmt: str = "png", **params: Any) -> dict[str, Any]:
     g = catalogue()[graph] if isinstance(graph, str) else graph
-    return execute({
-        "graph": g.name, "definition": dict(g.definition), "params": params, "format": fmt,
-        "source": data, "source_format": "svg", "limits": dict(LIMITS),
-    })  # fmt: skip
+    return execute(
+        {
+            "graph": g.name,
+            "definition": dict(g.definition),
+            "params": params,
+            "format": fmt,
+            "source": data,
+            "source_format": "svg",
+            "limits": dict(LIMITS),
+        }
+    )
 
 
 def test_rasterised_at_the_requested_size() -> None:
@@ -167,9 +179,14 @@ def test_noop_never_passes_svg_through() -> None:
 
 @pytest.fixture(scope="module")
 def svg_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = Service(tmp_path_factory.mktemp("svg"), {
-        "IMGSERVER_ENABLE_SVG": "1", "IMGSERVER_WORKERS": "1", "IMGSERVER_JOB_DEADLINE": "8",
-    })  # fmt: skip
+    svc = Service(
+        tmp_path_factory.mktemp("svg"),
+        {
+            "IMGSERVER_ENABLE_SVG": "1",
+            "IMGSERVER_WORKERS": "1",
+            "IMGSERVER_JOB_DEADLINE": "8",
+        },
+    )
     svc.start()
     yield svc
     svc.stop()
@@ -212,15 +229,19 @@ def referencing(file_url: str, http_url: str) -> list[bytes]:
     entities = f'<!DOCTYPE svg [<!ENTITY f SYSTEM "{file_url}"><!ENTITY h SYSTEM "{http_url}">]>'
     return [
         svg(body="<text y='20'>&f;&h;</text>", prolog='<?xml version="1.0"?>\n' + entities),
-        svg(body=f'<image xlink:href="{file_url}" width="8" height="8"/>'
-                 f'<image href="{http_url}" width="8" height="8"/>'),
+        svg(
+            body=f'<image xlink:href="{file_url}" width="8" height="8"/>'
+            f'<image href="{http_url}" width="8" height="8"/>'
+        ),
         svg(body=f'<use href="{file_url}#a"/><use xlink:href="{http_url}#b"/>'),
         svg(body=f"<style>@import url({http_url}); rect {{ fill: url({file_url}#g) }}</style>"),
-        svg(body=f'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="{file_url}" '
-                 f'parse="text"/><xi:include xmlns:xi="http://www.w3.org/2001/XInclude" '
-                 f'href="{http_url}" parse="text"/>'),
+        svg(
+            body=f'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="{file_url}" '
+            f'parse="text"/><xi:include xmlns:xi="http://www.w3.org/2001/XInclude" '
+            f'href="{http_url}" parse="text"/>'
+        ),
         svg(prolog=f'<?xml version="1.0"?><?xml-stylesheet type="text/css" href="{http_url}"?>'),
-    ]  # fmt: skip
+    ]
 
 
 async def test_svg_is_rasterised(svg_service: Service, origin: Origin, session) -> None:
@@ -228,8 +249,9 @@ async def test_svg_is_rasterised(svg_service: Service, origin: Origin, session) 
     answer = await ask(session, svg_service, "passthrough.png", src, width=32)
     assert answer.image is not None, answer
     assert (answer.image.format, answer.image.width, answer.image.height) == ("png", 32, 24)
-    answer = await ask(session, svg_service, "resize.webp", src, width=128, height=128,
-                       mode="crop", upscale="true")  # fmt: skip
+    answer = await ask(
+        session, svg_service, "resize.webp", src, width=128, height=128, mode="crop", upscale="true"
+    )
     assert answer.image is not None and (answer.image.width, answer.image.height) == (128, 128)
 
 

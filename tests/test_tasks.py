@@ -160,9 +160,20 @@ def test_to_json_shape() -> None:
     task.timings.update({"started": 1700000001.5, "stored": 1700000002.0})
     body = json.loads(json.dumps(task.to_json(lambda p: f"https://cdn.example.com/{p}")))
     assert {
-        "id", "image_id", "graph", "input", "params", "format", "status", "result_url",
-        "error", "warnings", "created_at", "updated_at", "timings",
-    } <= set(body)  # fmt: skip
+        "id",
+        "image_id",
+        "graph",
+        "input",
+        "params",
+        "format",
+        "status",
+        "result_url",
+        "error",
+        "warnings",
+        "created_at",
+        "updated_at",
+        "timings",
+    } <= set(body)
     assert body["id"] == "t1"
     assert body["image_id"] == "img1"
     assert body["graph"] == "resize"
@@ -253,17 +264,21 @@ def test_job_for_request() -> None:
     cat = Catalogue.load(GRAPHS)
     req = parse_request(
         "resize",
-        MultiDict([("input", "https://images.example.com/a.jpg"), ("width", "5"),
-                   ("_nocache", "1")]),
+        MultiDict(
+            [("input", "https://images.example.com/a.jpg"), ("width", "5"), ("_nocache", "1")]
+        ),
         accept="image/webp",
         catalogue=cat,
         avif_enabled=False,
-    )  # fmt: skip
+    )
     job = Job.for_request(req, "t9")
     assert (job.key, job.graph, job.digest) == (req.key, "resize", cat["resize"].digest)
     assert (job.format, job.input, job.task_id, job.nocache) == (
-        "webp", "https://images.example.com/a.jpg", "t9", True,
-    )  # fmt: skip
+        "webp",
+        "https://images.example.com/a.jpg",
+        "t9",
+        True,
+    )
     assert job.params == dict(req.params)
     assert job.attempt == 0
     assert Job.from_bytes(job.to_bytes()) == job

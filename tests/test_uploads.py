@@ -20,8 +20,19 @@ from .conftest import Origin, Service
 from .images import alpha_png, animation, jpeg, pages, texture
 from .sse import FINAL, events, task_statuses
 
-API_FIELDS = {"id", "original_url", "compressed_url", "task_id", "format", "width", "height",
-              "bytes", "compressed_bytes", "created_at", "updated_at"}  # fmt: skip
+API_FIELDS = {
+    "id",
+    "original_url",
+    "compressed_url",
+    "task_id",
+    "format",
+    "width",
+    "height",
+    "bytes",
+    "compressed_bytes",
+    "created_at",
+    "updated_at",
+}
 
 
 def photo(width: int = 640, height: int = 400) -> bytes:
@@ -118,7 +129,11 @@ async def test_multipart_upload_is_compressed(service: Service) -> None:
     task = await wait_task(service, image["task_id"])
     assert task["status"] == "completed", task
     assert (task["image_id"], task["graph"], task["input"], task["format"]) == (
-        image["id"], "compress", f"upload:{image['id']}", "jpeg")  # fmt: skip
+        image["id"],
+        "compress",
+        f"upload:{image['id']}",
+        "jpeg",
+    )
 
     status, done = await get_json(service.url(f"/images/{image['id']}"))
     assert status == 200
@@ -145,8 +160,9 @@ async def test_raw_upload_ignores_content_type(service: Service) -> None:
 
 
 async def test_upload_with_another_graph_params_and_format(service: Service) -> None:
-    status, _, image = await upload(service, photo(400, 200),
-                                    "?graph=resize&width=100&format=webp&quality=60")  # fmt: skip
+    status, _, image = await upload(
+        service, photo(400, 200), "?graph=resize&width=100&format=webp&quality=60"
+    )
     assert status == 201, image
     task = await wait_task(service, image["task_id"])
     assert task["status"] == "completed", task
@@ -231,8 +247,13 @@ async def test_list_newest_first_with_cursor_and_restart(start_service, tmp_path
     svc.stop()  # records survive a restart
     again = start_service(data_dir=data)
     repaged = await all_pages(again)
-    strip = lambda pages, base: [[{k: v.replace(base, "") if isinstance(v, str) else v  # noqa: E731
-                                   for k, v in i.items()} for i in p] for p in pages]  # fmt: skip
+
+    def strip(pages, base):
+        return [
+            [{k: v.replace(base, "") if isinstance(v, str) else v for k, v in i.items()} for i in p]
+            for p in pages
+        ]
+
     assert strip(repaged, again.base) == strip(paged, svc.base)
     assert (await get_bytes(repaged[0][0]["compressed_url"]))[0] == 200
 
@@ -244,8 +265,14 @@ UPLOAD_ERRORS = [
     ("no body", None, "", True, 415, "unsupported_source"),
     ("empty body", b"", "", True, 415, "unsupported_source"),
     ("empty field", b"", "", False, 415, "unsupported_source"),
-    ("html", b"<!DOCTYPE html><html><body>not an image</body></html>" * 3, "", True, 415,
-     "unsupported_source"),
+    (
+        "html",
+        b"<!DOCTYPE html><html><body>not an image</body></html>" * 3,
+        "",
+        True,
+        415,
+        "unsupported_source",
+    ),
     ("html field", b"<html><body>" + b"x" * 100, "", False, 415, "unsupported_source"),
     ("pixel bomb", png_header(100_000, 100_000), "", True, 422, "too_many_pixels"),
     ("unknown graph", b"x", "?graph=nosuchgraph", True, 404, "unknown_graph"),
@@ -257,11 +284,12 @@ UPLOAD_ERRORS = [
     ("input given", b"x", "?input=http://example.com/a.jpg", True, 400, "invalid_param"),
     ("nocache", b"x", "?_nocache=1", True, 400, "invalid_param"),
     ("bad format", b"x", "?format=bmp", True, 415, "unsupported_format"),
-]  # fmt: skip
+]
 
 
-@pytest.mark.parametrize("name,body,query,raw,status,code", UPLOAD_ERRORS,
-                         ids=[c[0] for c in UPLOAD_ERRORS])  # fmt: skip
+@pytest.mark.parametrize(
+    "name,body,query,raw,status,code", UPLOAD_ERRORS, ids=[c[0] for c in UPLOAD_ERRORS]
+)
 async def test_upload_errors(service: Service, name, body, query, raw, status, code) -> None:
     got, _, answer = await upload(service, body, query, raw=raw)
     assert got == status, answer

@@ -19,8 +19,12 @@ GRACE = 30.0
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
     parser.add_argument("role", choices=["urgent", "background"])
-    parser.add_argument("--concurrency", type=int, default=0,
-                        help="jobs in flight at once (default: 2 x worker processes)")  # fmt: skip
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="jobs in flight at once (default: 2 x worker processes)",
+    )
     args = parser.parse_args(argv)
 
     import asyncio
@@ -81,9 +85,12 @@ async def run(role: str, concurrency: int, settings: object) -> int:
 
     backends = await open_backends(settings)
     pool = ProcessPool(
-        settings.workers, settings.threads_per_worker, settings.job_deadline,
-        memory_limit=settings.worker_memory_limit, init_options=init_options(settings),
-    )  # fmt: skip
+        settings.workers,
+        settings.threads_per_worker,
+        settings.job_deadline,
+        memory_limit=settings.worker_memory_limit,
+        init_options=init_options(settings),
+    )
     fetcher = Fetcher(settings)
     runner: web.AppRunner | None = None
     try:
@@ -99,8 +106,16 @@ async def run(role: str, concurrency: int, settings: object) -> int:
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
-        worker = Worker(role, backends=backends, pool=pool, fetcher=fetcher, catalogue=catalogue,
-                        settings=settings, metrics=metrics, concurrency=concurrency)  # fmt: skip
+        worker = Worker(
+            role,
+            backends=backends,
+            pool=pool,
+            fetcher=fetcher,
+            catalogue=catalogue,
+            settings=settings,
+            metrics=metrics,
+            concurrency=concurrency,
+        )
         consuming = asyncio.create_task(worker.run(), name=f"worker-{role}")
         log.info("%s worker: %d processes, %d jobs at once", role, pool.size, concurrency)
         print(f"workers: {role} ready", flush=True)

@@ -66,22 +66,34 @@ def _safe(value: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--upstream", action="append", default=[], metavar="HOST:PORT",
-                        help="a frontend; repeat the option for several")  # fmt: skip
+    parser.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a frontend; repeat the option for several",
+    )
     parser.add_argument("--listen", default="80", help="nginx's listen address (80)")
     parser.add_argument("--server-name", default="_", help="server_name (_: any)")
-    parser.add_argument("--max-source-bytes", type=int,
-                        default=int(os.environ.get("IMGSERVER_MAX_SOURCE_BYTES",
-                                                   DEFAULT_MAX_SOURCE_BYTES)),
-                        help="the service's IMGSERVER_MAX_SOURCE_BYTES")  # fmt: skip
+    parser.add_argument(
+        "--max-source-bytes",
+        type=int,
+        default=int(os.environ.get("IMGSERVER_MAX_SOURCE_BYTES", DEFAULT_MAX_SOURCE_BYTES)),
+        help="the service's IMGSERVER_MAX_SOURCE_BYTES",
+    )
     parser.add_argument("--cache-dir", help="turn the /graph/ cache on, kept in this directory")
     parser.add_argument("--cache-max-size", default="10g", help="the cache's size limit (10g)")
     parser.add_argument("-o", "--output", help="write here instead of standard output")
     args = parser.parse_args(argv)
     try:
-        text = render(args.upstream or ["127.0.0.1:8080"], listen=args.listen,
-                      server_name=args.server_name, max_source_bytes=args.max_source_bytes,
-                      cache_dir=args.cache_dir, cache_max_size=args.cache_max_size)  # fmt: skip
+        text = render(
+            args.upstream or ["127.0.0.1:8080"],
+            listen=args.listen,
+            server_name=args.server_name,
+            max_source_bytes=args.max_source_bytes,
+            cache_dir=args.cache_dir,
+            cache_max_size=args.cache_max_size,
+        )
     except ValueError as exc:
         print(f"render.py: {exc}", file=sys.stderr)
         return 2

@@ -38,8 +38,9 @@ async def open_backends(settings: Settings) -> Backends:
         for close in reversed(closers):
             await close()
         raise
-    return Backends(storage=storage, broker=broker, closers=closers,
-                    embedded=settings.embedded, **state)  # fmt: skip
+    return Backends(
+        storage=storage, broker=broker, closers=closers, embedded=settings.embedded, **state
+    )
 
 
 async def _storage(settings: Settings, closers: list[Closer]) -> Storage:
@@ -72,15 +73,25 @@ async def _state(settings: Settings, closers: list[Closer]) -> dict[str, Any]:
         closers.append(client.aclose)
         index = RedisIndex(client, settings)
         await index.ping()  # a wrong URL or a Redis that is down stops start-up, clearly
-        return {"index": index, "tasks": RedisTaskStore(client, settings),
-                "images": RedisImageStore(client), "events": RedisEventBus(client, settings),
-                "inflight": RedisInFlight(client), "quotas": RedisQuotas(client)}  # fmt: skip
+        return {
+            "index": index,
+            "tasks": RedisTaskStore(client, settings),
+            "images": RedisImageStore(client),
+            "events": RedisEventBus(client, settings),
+            "inflight": RedisInFlight(client),
+            "quotas": RedisQuotas(client),
+        }
     db = SqliteDB(settings.db_path)
     closers.append(db.close)
     await db.open()
-    return {"index": LocalIndex(db), "tasks": LocalTaskStore(db),
-            "images": LocalImageStore(db), "events": LocalEventBus(),
-            "inflight": LocalInFlight(), "quotas": LocalQuotas(db)}  # fmt: skip
+    return {
+        "index": LocalIndex(db),
+        "tasks": LocalTaskStore(db),
+        "images": LocalImageStore(db),
+        "events": LocalEventBus(),
+        "inflight": LocalInFlight(),
+        "quotas": LocalQuotas(db),
+    }
 
 
 async def _broker(settings: Settings, closers: list[Closer]) -> Broker:

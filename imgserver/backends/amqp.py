@@ -103,8 +103,9 @@ async def _settle(message: AbstractIncomingMessage, label: str, requeue: bool | 
             await message.reject(requeue=requeue)
     except _FAILURES as exc:
         what = "ack" if requeue is None else "reject"
-        log.warning("rabbitmq: %s of %s lost (%s); it will be delivered again",
-                    what, label, _why(exc))  # fmt: skip
+        log.warning(
+            "rabbitmq: %s of %s lost (%s); it will be delivered again", what, label, _why(exc)
+        )
 
 
 class AmqpBroker:
@@ -160,14 +161,16 @@ class AmqpBroker:
                 ) from None
             except _FAILURES as exc:
                 if loop.time() >= deadline:
-                    raise Unavailable(f"rabbitmq: cannot connect to {self.where}: "
-                                      f"{_why(exc)}") from None  # fmt: skip
+                    raise Unavailable(
+                        f"rabbitmq: cannot connect to {self.where}: {_why(exc)}"
+                    ) from None
                 log.info("rabbitmq: %s not reachable yet (%s), retrying", self.where, _why(exc))
                 await asyncio.sleep(0.5)
         self._connection = connection
         try:
-            self._publisher = await connection.channel(publisher_confirms=True,
-                                                       on_return_raises=True)  # fmt: skip
+            self._publisher = await connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
             self._control = await connection.channel(publisher_confirms=False)
             await self._declare(self._publisher)
         except _FAILURES as exc:
@@ -178,9 +181,14 @@ class AmqpBroker:
     async def _declare(channel: AbstractRobustChannel) -> None:
         for role, name in AMQP_QUEUE.items():
             await channel.declare_queue(name, durable=True)
-            await channel.declare_queue(AMQP_RETRY_QUEUE[role], durable=True, arguments={
-                "x-dead-letter-exchange": "", "x-dead-letter-routing-key": name,
-            })  # fmt: skip
+            await channel.declare_queue(
+                AMQP_RETRY_QUEUE[role],
+                durable=True,
+                arguments={
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": name,
+                },
+            )
         await channel.declare_queue(AMQP_DEAD_QUEUE, durable=True)
 
     async def close(self) -> None:
@@ -207,8 +215,9 @@ class AmqpBroker:
         await self._publish(message, target, "publish")
 
     async def dead_letter(self, queue: str, job: Job, error: dict[str, Any]) -> None:
-        await self._publish(self._dead_message(queue, job.to_bytes(), error), AMQP_DEAD_QUEUE,
-                            "dead-letter")  # fmt: skip
+        await self._publish(
+            self._dead_message(queue, job.to_bytes(), error), AMQP_DEAD_QUEUE, "dead-letter"
+        )
 
     @staticmethod
     def _dead_message(queue: str, body: bytes, error: dict[str, Any]) -> aio_pika.Message:
@@ -230,8 +239,7 @@ class AmqpBroker:
             async with asyncio.timeout(self.timeout):
                 await channel.default_exchange.publish(message, routing_key=routing_key)
         except _FAILURES as exc:
-            raise Unavailable(f"rabbitmq: {what} to {routing_key} failed: "
-                              f"{_why(exc)}") from None  # fmt: skip
+            raise Unavailable(f"rabbitmq: {what} to {routing_key} failed: {_why(exc)}") from None
 
     async def consume(self, queue: str, prefetch: int) -> AsyncIterator[AmqpDelivery]:
         """Deliveries from the role's queue on a channel of its own, across reconnections;
@@ -284,11 +292,13 @@ class AmqpBroker:
     async def _park(self, queue: str, message: AbstractIncomingMessage, exc: Exception) -> None:
         """Move a message that is not a job to the dead queue (or drop it if that fails)."""
         error = {"code": "invalid_message", "message": f"not a job: {type(exc).__name__} {exc}"}
-        log.error("rabbitmq: moving a message from %s to %s: %s", queue, AMQP_DEAD_QUEUE,
-                  error["message"])  # fmt: skip
+        log.error(
+            "rabbitmq: moving a message from %s to %s: %s", queue, AMQP_DEAD_QUEUE, error["message"]
+        )
         try:
-            await self._publish(self._dead_message(queue, message.body, error), AMQP_DEAD_QUEUE,
-                                "dead-letter")  # fmt: skip
+            await self._publish(
+                self._dead_message(queue, message.body, error), AMQP_DEAD_QUEUE, "dead-letter"
+            )
         except Unavailable:
             await _settle(message, "a message that is not a job", requeue=False)
             return
@@ -302,8 +312,7 @@ class AmqpBroker:
                 underlay = await channel.get_underlay_channel()
                 ok = await underlay.queue_declare(name, passive=True)
         except _FAILURES as exc:
-            raise Unavailable(f"rabbitmq: cannot read the depth of {name}: "
-                              f"{_why(exc)}") from None  # fmt: skip
+            raise Unavailable(f"rabbitmq: cannot read the depth of {name}: {_why(exc)}") from None
         return int(ok.message_count or 0)
 
     async def ping(self) -> None:

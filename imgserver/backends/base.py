@@ -177,5 +177,11 @@ class Backends:
             await close()
 
     def components(self) -> dict[str, Any]:
-        return {"storage": self.storage, "index": self.index, "tasks": self.tasks,
-                "images": self.images, "broker": self.broker, "events": self.events}  # fmt: skip
+        return {
+            "storage": self.storage,
+            "index": self.index,
+            "tasks": self.tasks,
+            "images": self.images,
+            "broker": self.broker,
+            "events": self.events,
+        }

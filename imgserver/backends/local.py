@@ -155,10 +155,12 @@ class LocalIndex:
 
     async def set(self, key: str, entry: Entry) -> None:
         record = json.dumps(entry.to_dict())
-        await self.db.call(lambda c: c.execute(
-            "INSERT OR REPLACE INTO cache (key, entry, input, created_at) VALUES (?, ?, ?, ?)",
-            (key, record, entry.input, time.time()),
-        ))  # fmt: skip
+        await self.db.call(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO cache (key, entry, input, created_at) VALUES (?, ?, ?, ?)",
+                (key, record, entry.input, time.time()),
+            )
+        )
 
     async def delete(self, key: str) -> None:
         await self.db.call(lambda c: c.execute("DELETE FROM cache WHERE key = ?", (key,)))
@@ -206,10 +208,13 @@ class LocalTaskStore:
 
     async def unfinished(self) -> list[Task]:
         final = tuple(FINAL)
-        rows = await self.db.call(lambda c: c.execute(
-            f"SELECT record FROM tasks WHERE status NOT IN ({','.join('?' * len(final))}) "
-            "ORDER BY created_at", final,
-        ).fetchall())  # fmt: skip
+        rows = await self.db.call(
+            lambda c: c.execute(
+                f"SELECT record FROM tasks WHERE status NOT IN ({','.join('?' * len(final))}) "
+                "ORDER BY created_at",
+                final,
+            ).fetchall()
+        )
         return [Task.from_record(json.loads(r[0])) for r in rows]
 
     async def ping(self) -> None:

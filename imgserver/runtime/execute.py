@@ -19,9 +19,13 @@ log = logging.getLogger(__name__)
 
 # The only loaders libvips may use on untrusted bytes: JPEG, PNG, WebP, GIF, AVIF/HEIF, TIFF.
 LOADERS = (
-    "VipsForeignLoadJpeg", "VipsForeignLoadPng", "VipsForeignLoadWebp", "VipsForeignLoadNsgif",
-    "VipsForeignLoadHeif", "VipsForeignLoadTiff",
-)  # fmt: skip
+    "VipsForeignLoadJpeg",
+    "VipsForeignLoadPng",
+    "VipsForeignLoadWebp",
+    "VipsForeignLoadNsgif",
+    "VipsForeignLoadHeif",
+    "VipsForeignLoadTiff",
+)
 # librsvg, with IMGSERVER_ENABLE_SVG only. libvips marks it untrusted, so this unblocks it
 # against block_untrusted too. (The pyvips-binary build has no PDF loader to unblock.)
 SVG_LOADER = "VipsForeignLoadSvg"
@@ -84,9 +88,13 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
     run = vips.run if job["definition"]["runtime"] == "vips" else pillow.run
     try:
         outcome = run(
-            job["definition"], job["params"], job["format"], job["source"],
-            job["source_format"], Limits(**job["limits"]),
-        )  # fmt: skip
+            job["definition"],
+            job["params"],
+            job["format"],
+            job["source"],
+            job["source_format"],
+            Limits(**job["limits"]),
+        )
     except ImgServerError as exc:
         return {"ok": False, "error": exc.to_dict()}
     except pyvips.Error as exc:

@@ -15,10 +15,19 @@ PILLOW = "pillow"
 RUNTIMES = (VIPS, PILLOW)
 
 GRAVITIES = (
-    "centre", "north", "south", "east", "west",
-    "north-east", "north-west", "south-east", "south-west",
-    "smart", "attention", "entropy",
-)  # fmt: skip
+    "centre",
+    "north",
+    "south",
+    "east",
+    "west",
+    "north-east",
+    "north-west",
+    "south-east",
+    "south-west",
+    "smart",
+    "attention",
+    "entropy",
+)
 RESIZE_MODES = ("fit", "fill", "crop")
 
 
@@ -41,8 +50,13 @@ class Op:
     scales: bool = False  # a resize: when it reads the source directly, the loader shrinks on load
 
 
-def _op(name: str, description: str, scales: bool = False, runtimes: tuple[str, ...] = RUNTIMES,
-        **args: Arg) -> Op:  # fmt: skip
+def _op(
+    name: str,
+    description: str,
+    scales: bool = False,
+    runtimes: tuple[str, ...] = RUNTIMES,
+    **args: Arg,
+) -> Op:
     return Op(name, description, MappingProxyType(args), frozenset(runtimes), scales)
 
 
@@ -52,24 +66,54 @@ OPS: MappingProxyType[str, Op] = MappingProxyType(
     {
         op.name: op
         for op in (
-            _op("fit", "Scale to fit inside width x height, keeping the aspect ratio.", True,
-                width=_SIZE, height=_SIZE, upscale=Arg("bool", False)),
-            _op("resize", "Resize: fit inside the box, fill it exactly (stretch), or cover it "
-                "and crop by gravity.", True,
-                width=_SIZE, height=_SIZE, mode=Arg("enum", "fit", values=RESIZE_MODES),
-                gravity=Arg("enum", "centre", values=GRAVITIES), upscale=Arg("bool", False)),
-            _op("crop", "Cut out a rectangle (clamped to the image).",
-                x=Arg("int", 0), y=Arg("int", 0), width=_SIZE, height=_SIZE),
-            _op("gaussblur", "Gaussian blur with separate standard deviations in x and y.",
-                sigma_x=Arg("number", 1.5), sigma_y=Arg("number", 1.5)),
-            _op("desaturate", "Remove colour: 1 is fully grey, 0 leaves the image unchanged.",
-                amount=Arg("number", 1.0)),
-            _op("autocontrast", "Stretch the histogram so the darkest pixel is black and the "
+            _op(
+                "fit",
+                "Scale to fit inside width x height, keeping the aspect ratio.",
+                True,
+                width=_SIZE,
+                height=_SIZE,
+                upscale=Arg("bool", False),
+            ),
+            _op(
+                "resize",
+                "Resize: fit inside the box, fill it exactly (stretch), or cover it "
+                "and crop by gravity.",
+                True,
+                width=_SIZE,
+                height=_SIZE,
+                mode=Arg("enum", "fit", values=RESIZE_MODES),
+                gravity=Arg("enum", "centre", values=GRAVITIES),
+                upscale=Arg("bool", False),
+            ),
+            _op(
+                "crop",
+                "Cut out a rectangle (clamped to the image).",
+                x=Arg("int", 0),
+                y=Arg("int", 0),
+                width=_SIZE,
+                height=_SIZE,
+            ),
+            _op(
+                "gaussblur",
+                "Gaussian blur with separate standard deviations in x and y.",
+                sigma_x=Arg("number", 1.5),
+                sigma_y=Arg("number", 1.5),
+            ),
+            _op(
+                "desaturate",
+                "Remove colour: 1 is fully grey, 0 leaves the image unchanged.",
+                amount=Arg("number", 1.0),
+            ),
+            _op(
+                "autocontrast",
+                "Stretch the histogram so the darkest pixel is black and the "
                 "lightest white, ignoring `cutoff` percent at each end.",
-                runtimes=(PILLOW,), cutoff=Arg("number", 0.0)),
+                runtimes=(PILLOW,),
+                cutoff=Arg("number", 0.0),
+            ),
         )
     }
-)  # fmt: skip
+)
 
 # Options of a graph's "encode" section.
 ENCODE_ARGS: MappingProxyType[str, Arg] = MappingProxyType(

@@ -19,10 +19,15 @@ from .ops import OPS, Limits, Outcome, resolve
 
 BIG = 10_000_000
 _GRAVITY = {
-    "north": (0.5, 0.0), "south": (0.5, 1.0), "east": (1.0, 0.5), "west": (0.0, 0.5),
-    "north-east": (1.0, 0.0), "north-west": (0.0, 0.0), "south-east": (1.0, 1.0),
+    "north": (0.5, 0.0),
+    "south": (0.5, 1.0),
+    "east": (1.0, 0.5),
+    "west": (0.0, 0.5),
+    "north-east": (1.0, 0.0),
+    "north-west": (0.0, 0.0),
+    "south-east": (1.0, 1.0),
     "south-west": (0.0, 1.0),
-}  # fmt: skip
+}
 _SAVE_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF", "gif": "GIF"}
 
 
@@ -49,8 +54,10 @@ def run(
     if im.width * im.height > limits.max_source_pixels:
         raise TooManyPixels(
             f"the source is {im.width}x{im.height} pixels; the limit is {limits.max_source_pixels}",
-            width=im.width, height=im.height, limit=limits.max_source_pixels,
-        )  # fmt: skip
+            width=im.width,
+            height=im.height,
+            limit=limits.max_source_pixels,
+        )
     n_frames = getattr(im, "n_frames", 1)
     if definition["encode"].get("copy_source"):
         return Outcome(data, source_format, im.width, im.height, n_frames)
@@ -113,8 +120,7 @@ def normalise(im: Image.Image, ctx: Context) -> Image.Image:
             mode = "RGBA" if alpha else "RGB"
             if im.mode not in ("RGB", "RGBA", "CMYK", "L") or (alpha and im.mode != "RGBA"):
                 im = im.convert(mode)  # a tRNS chunk becomes alpha before the transform drops it
-            im = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"),
-                                           outputMode=mode)  # fmt: skip
+            im = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode=mode)
         except (ImageCms.PyCMSError, OSError, ValueError):
             ctx.warnings.append("the embedded colour profile is unusable and was ignored")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -170,16 +176,19 @@ def fit(im: Image.Image, args: dict[str, Any], ctx: Context) -> Image.Image:
 def _output_size(w: int, h: int, ctx: Context) -> tuple[int, int]:
     """Refuse a result over the output pixel limit before Pillow allocates it."""
     if w * h > ctx.limits.max_output_pixels:
-        raise TooManyPixels(f"the result would be {w}x{h} pixels",
-                            limit=ctx.limits.max_output_pixels)  # fmt: skip
+        raise TooManyPixels(
+            f"the result would be {w}x{h} pixels", limit=ctx.limits.max_output_pixels
+        )
     return w, h
 
 
 def crop(im: Image.Image, args: dict[str, Any], ctx: Context) -> Image.Image:
     x, y = args.get("x") or 0, args.get("y") or 0
     if x >= im.width or y >= im.height or x < 0 or y < 0:
-        raise InvalidParam(f"the crop origin ({x}, {y}) is outside the {im.width}x{im.height} "
-                           "image", param="x" if not 0 <= x < im.width else "y")  # fmt: skip
+        raise InvalidParam(
+            f"the crop origin ({x}, {y}) is outside the {im.width}x{im.height} image",
+            param="x" if not 0 <= x < im.width else "y",
+        )
     cw = min(args.get("width") or im.width, im.width - x)
     ch = min(args.get("height") or im.height, im.height - y)
     return im.crop((x, y, x + cw, y + ch))
@@ -235,8 +244,10 @@ def _finish(
     if len(frames) > 1 and not OUTPUT_FORMATS[fmt].animated:
         frames = [first]
     if first.width * first.height > ctx.limits.max_output_pixels:
-        raise TooManyPixels(f"the result would be {first.width}x{first.height} pixels",
-                            limit=ctx.limits.max_output_pixels)  # fmt: skip
+        raise TooManyPixels(
+            f"the result would be {first.width}x{first.height} pixels",
+            limit=ctx.limits.max_output_pixels,
+        )
     q = int(enc.get("quality") or 80)
     optimize = bool(enc.get("optimize"))
     opts: dict[str, Any] = {}

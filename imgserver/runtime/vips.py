@@ -87,8 +87,10 @@ def inspect(data: bytes, source_format: str, limits: Limits, *, animate: bool) -
     if width * height > limits.max_source_pixels:
         raise TooManyPixels(
             f"the source is {width}x{height} pixels; the limit is {limits.max_source_pixels}",
-            width=width, height=height, limit=limits.max_source_pixels,
-        )  # fmt: skip
+            width=width,
+            height=height,
+            limit=limits.max_source_pixels,
+        )
     if header.get_typeof("orientation") and header.get("orientation") in (5, 6, 7, 8):
         width, height = height, width
     in_file = header.get("n-pages") if header.get_typeof("n-pages") else 1
@@ -100,8 +102,17 @@ def inspect(data: bytes, source_format: str, limits: Limits, *, animate: bool) -
         pages = min(in_file, limits.max_frames, by_pixels)
     managed = header.interpretation == "cmyk" or bool(header.get_typeof("icc-profile-data"))
     plain = header.interpretation in ("srgb", "b-w") and header.format == "uchar" and not managed
-    return Source(data, source_format, width, height, pages, in_file,
-                  f"n={pages}" if pages > 1 else "", plain, managed)  # fmt: skip
+    return Source(
+        data,
+        source_format,
+        width,
+        height,
+        pages,
+        in_file,
+        f"n={pages}" if pages > 1 else "",
+        plain,
+        managed,
+    )
 
 
 def _memory(data: bytes | memoryview) -> pyvips.Source:
@@ -204,11 +215,18 @@ def resize(image: pyvips.Image | None, args: dict[str, Any], ctx: Context) -> py
         return after(thumb(width, height=height, size="force"))
     if mode == "crop" and width is not None and height is not None:
         # libvips computes a crop eagerly: refuse an over-large result before, not after
-        _check_output(width if size == "both" else min(width, cur_w),
-                      height if size == "both" else min(height, cur_h), ctx)  # fmt: skip
+        _check_output(
+            width if size == "both" else min(width, cur_w),
+            height if size == "both" else min(height, cur_h),
+            ctx,
+        )
         gravity = args.get("gravity", "centre")
-        interesting = {"smart": "attention", "attention": "attention", "entropy": "entropy",
-                       "centre": "centre"}.get(gravity)  # fmt: skip
+        interesting = {
+            "smart": "attention",
+            "attention": "attention",
+            "entropy": "entropy",
+            "centre": "centre",
+        }.get(gravity)
         pages = image.height // cur_h if image is not None else ctx.source.pages
         if interesting and pages == 1:
             return after(thumb(width, height=height, size=size, crop=interesting))
@@ -239,8 +257,10 @@ def crop(image: pyvips.Image, args: dict[str, Any], ctx: Context) -> pyvips.Imag
     if x >= w or y >= h or x < 0 or y < 0:
         raise InvalidParam(
             f"the crop origin ({x}, {y}) is outside the {w}x{h} image",
-            param="x" if not 0 <= x < w else "y", width=w, height=h,
-        )  # fmt: skip
+            param="x" if not 0 <= x < w else "y",
+            width=w,
+            height=h,
+        )
     cw = min(args.get("width") or w, w - x)
     ch = min(args.get("height") or h, h - y)
     return per_page(image, lambda p: p.crop(x, y, cw, ch))
@@ -342,8 +362,9 @@ def _check_output(width: int, height: int, ctx: Context) -> None:
     if width * height > ctx.limits.max_output_pixels:
         raise TooManyPixels(
             f"the result would be {width}x{height} pixels; the limit is "
-            f"{ctx.limits.max_output_pixels}", limit=ctx.limits.max_output_pixels,
-        )  # fmt: skip
+            f"{ctx.limits.max_output_pixels}",
+            limit=ctx.limits.max_output_pixels,
+        )
 
 
 PALETTE_SAMPLE = 256  # px, long side of the sample whose colours are counted
@@ -365,10 +386,16 @@ def _palette_png(image: pyvips.Image, q: int, optimize: bool, interlace: bool) -
         hist = sample[:3].hist_find_ndim(bins=64)
         if (hist > 0).avg() / 255 * 64**3 > PALETTE_COLOURS:
             return None
-    data = bytes(image.pngsave_buffer(
-        compression=9 if optimize else 6, interlace=interlace, palette=True, Q=q,
-        effort=7 if optimize else 4, keep=KEEP_NONE,
-    ))  # fmt: skip
+    data = bytes(
+        image.pngsave_buffer(
+            compression=9 if optimize else 6,
+            interlace=interlace,
+            palette=True,
+            Q=q,
+            effort=7 if optimize else 4,
+            keep=KEEP_NONE,
+        )
+    )
     back = pyvips.Image.new_from_buffer(data, "")
     if back.bands != image.bands:  # the palette PNG decodes as RGB(A)
         back = back.colourspace(image.interpretation) if image.bands < 3 else back
@@ -391,8 +418,11 @@ def encode(image: pyvips.Image, fmt: str, enc: dict[str, Any]) -> bytes:
         # mozjpeg's scan optimisation. Trellis quantisation and mozjpeg's own tables make
         # files a third smaller, but at a lower SSIM than libjpeg at the same quality.
         extra = {"optimize_scans": progressive, "quant_table": 0} if optimize else {}
-        return bytes(image.jpegsave_buffer(Q=q, optimize_coding=True, interlace=progressive,
-                                           keep=KEEP_NONE, **extra))  # fmt: skip
+        return bytes(
+            image.jpegsave_buffer(
+                Q=q, optimize_coding=True, interlace=progressive, keep=KEEP_NONE, **extra
+            )
+        )
     if fmt == "png":
         interlace = progressive and not optimize  # Adam7 costs a PNG 10-20% of its size
         if enc.get("palette"):
@@ -400,19 +430,35 @@ def encode(image: pyvips.Image, fmt: str, enc: dict[str, Any]) -> bytes:
             quantised = _palette_png(image, q, optimize, interlace)
             if quantised is not None:
                 return quantised
-        return bytes(image.pngsave_buffer(
-            compression=9 if optimize else 6, interlace=interlace, keep=KEEP_NONE,
-            filter="all" if optimize else "none",
-        ))  # fmt: skip
+        return bytes(
+            image.pngsave_buffer(
+                compression=9 if optimize else 6,
+                interlace=interlace,
+                keep=KEEP_NONE,
+                filter="all" if optimize else "none",
+            )
+        )
     if fmt == "webp":
-        return bytes(image.webpsave_buffer(
-            Q=q, effort=6 if optimize else 4, smart_subsample=optimize, keep=KEEP_NONE,
-        ))  # fmt: skip
+        return bytes(
+            image.webpsave_buffer(
+                Q=q,
+                effort=6 if optimize else 4,
+                smart_subsample=optimize,
+                keep=KEEP_NONE,
+            )
+        )
     if fmt == "avif":
-        return bytes(image.heifsave_buffer(
-            Q=q, compression="av1", effort=6 if optimize else 4, bitdepth=8, keep=KEEP_NONE,
-        ))  # fmt: skip
+        return bytes(
+            image.heifsave_buffer(
+                Q=q,
+                compression="av1",
+                effort=6 if optimize else 4,
+                bitdepth=8,
+                keep=KEEP_NONE,
+            )
+        )
     if fmt == "gif":
-        return bytes(image.gifsave_buffer(effort=7 if optimize else 4, interlace=progressive,
-                                          keep=KEEP_NONE))  # fmt: skip
+        return bytes(
+            image.gifsave_buffer(effort=7 if optimize else 4, interlace=progressive, keep=KEEP_NONE)
+        )
     raise ValueError(f"no encoder for {fmt}")

@@ -228,12 +228,14 @@ async def readyz(request: web.Request) -> web.Response:
             return f"down: {type(exc).__name__}: {exc}"[:200]
         return "ok"
 
-    states = dict(zip(components, await asyncio.gather(*map(check, components.values())),
-                      strict=True))  # fmt: skip
+    states = dict(
+        zip(components, await asyncio.gather(*map(check, components.values())), strict=True)
+    )
     down = sorted(name for name, state in states.items() if state != "ok")
     if down:
-        return error_response(Unavailable(f"backend(s) not answering: {', '.join(down)}",
-                                          backends=states))  # fmt: skip
+        return error_response(
+            Unavailable(f"backend(s) not answering: {', '.join(down)}", backends=states)
+        )
     return web.json_response({"status": "ready", "backends": states})
 
 

@@ -21,8 +21,9 @@ FIELD = "image"
 
 def _uploads(request: web.Request) -> Uploads:
     services = request.app[SERVICES]
-    return Uploads(services.backends, services.coordinator, request.app[CATALOGUE],
-                   request.app[SETTINGS])  # fmt: skip
+    return Uploads(
+        services.backends, services.coordinator, request.app[CATALOGUE], request.app[SETTINGS]
+    )
 
 
 async def create_image(request: web.Request) -> web.Response:
@@ -38,8 +39,9 @@ async def list_images(request: web.Request) -> web.Response:
     limit, cursor = parse_page(request.query)
     images, next_cursor = await _uploads(request).page(limit, cursor)
     url = functools.partial(url_for, request)
-    return web.json_response({"images": [i.to_json(url) for i in images],
-                              "next_cursor": next_cursor})  # fmt: skip
+    return web.json_response(
+        {"images": [i.to_json(url) for i in images], "next_cursor": next_cursor}
+    )
 
 
 async def show_image(request: web.Request) -> web.Response:
