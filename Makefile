@@ -1,10 +1,11 @@
-# imgserver: `make serve` runs the service on the embedded default; `make test` runs the suite;
-# `make bench` measures it against thumbor and the bare image libraries (bench/README.md).
+# imgserver: `make serve` runs the service on the embedded default; `make test` runs the checks
+# and the whole suite; `make test-fast` the unit and contract tiers on the embedded backends (the
+# edit loop); `make bench` measures it against thumbor and the bare libraries (bench/README.md).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve stack test lint check system-deps bench bench-deps clean
+.PHONY: serve stack test test-fast lint check system-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,13 +36,17 @@ stack: $(VENV)/.installed-test system-deps
 check: $(VENV)/.installed
 	$(BIN)/python -m imgserver check
 
+# ruff (lint and format) over the tree
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(VENV)/.installed-test system-deps
-	$(BIN)/ruff check .
+test: lint system-deps
 	$(BIN)/pytest
+
+# unit + contract tests against the embedded backends: no Redis, RabbitMQ, S3 or service process
+test-fast: $(VENV)/.installed-test
+	$(BIN)/pytest -q tests/unit tests/contract -m "not services"
 
 # thumbor 7.8 in its own venv (its Pillow and tornado pins stay out of ours)
 THUMBOR_VENV := bench/.cache/thumbor-venv

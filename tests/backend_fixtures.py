@@ -1,4 +1,4 @@
-"""Fixtures shared by the backend contract suites (tests/test_contract_*.py).
+"""Fixtures shared by the backend contract suites (tests/contract/test_contract_*.py).
 
 Each suite parametrizes its backend fixture over ``local`` (the embedded implementation) and
 ``redis`` (a real redis-server, emptied before each test). Import the fixtures it uses.

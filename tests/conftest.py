@@ -116,3 +116,23 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc.start()
     yield svc
     svc.stop()
+
+
+TIERS = ("unit", "contract", "e2e")
+# Fixtures, and values of a parametrized backend fixture, that mean a real server is used.
+SERVICE_FIXTURES = frozenset({"redis_server", "rabbit_server", "s3_server", "redis_env"})
+SERVICE_PARAMS = frozenset({"redis", "amqp", "s3"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier (its directory), and ``services`` when it needs a real
+    Redis, RabbitMQ or S3 endpoint (a fixture that starts one, or a backend parameter)."""
+    for item in items:
+        tier = item.path.parent.name
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())) or SERVICE_PARAMS & {
+            v for v in params.values() if isinstance(v, str)
+        }:
+            item.add_marker(pytest.mark.services)

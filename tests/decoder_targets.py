@@ -1,5 +1,5 @@
 """Probes of the decoder allow-list, run inside spawned worker processes after the real
-``execute.init`` (see tests/test_decoders.py). Nothing here imports pyvips or Pillow at module
+``execute.init`` (see tests/unit/test_decoders.py). Nothing here imports pyvips or Pillow at module
 level: the worker process must be set up before libvips is loaded.
 """
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -326,3 +327,31 @@ def corner(image: pyvips.Image, which: str, inset: int = 3) -> list[float]:
     x = image.width - 1 - inset if which.endswith("right") else inset
     y = image.height - 1 - inset if which.startswith("bottom") else inset
     return vpixel(image, x, y)
+
+
+SVG_NS = 'xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink"'
+
+
+def svg(width: int = 64, height: int = 48, body: str = "", prolog: str = "") -> bytes:
+    """A red ``width`` x ``height`` SVG (plus ``body``), after ``prolog``."""
+    rect = f'<rect width="{width}" height="{height}" fill="#ff0000"/>'
+    return f'{prolog}<svg {SVG_NS} width="{width}" height="{height}">{rect}{body}</svg>'.encode()
+
+
+# Headers alone (no pixels), declaring any size: pixel bombs.
+def png_header(w: int, h: int) -> bytes:
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", w, h)
+
+
+def gif_header(w: int, h: int) -> bytes:
+    return b"GIF89a" + struct.pack("<HH", w, h) + b"\0\0\0"
+
+
+def jpeg_header(w: int, h: int) -> bytes:
+    sof = b"\xff\xc0" + struct.pack(">HBHHB", 11, 8, h, w, 1) + b"\x01\x11\x00"
+    return b"\xff\xd8\xff\xe0" + struct.pack(">H", 4) + b"JF" + sof
+
+
+def webp_header(w: int, h: int) -> bytes:
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\0\0\0\0" + (w - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 30) + b"WEBP" + vp8x + (h - 1).to_bytes(3, "little")

@@ -1,0 +1,183 @@
+"""The CacheIndex contract, run against the embedded (SQLite) and the Redis index."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+
+import pytest
+
+from imgserver import names
+from imgserver.backends.base import CacheIndex
+from imgserver.backends.local import LocalIndex
+from imgserver.backends.redis import RedisIndex
+from imgserver.errors import Unavailable
+from imgserver.jobs import Entry
+
+from ..backend_fixtures import BACKENDS, RedisEnv, local_db, redis_env, redis_stopped, within
+from ..servers import RedisServer
+
+__all__ = ["local_db", "redis_env"]  # fixtures
+
+SOURCE = "https://images.example.com/cat.jpg"
+OTHER = "https://images.example.com/dog.png?size=large&v=2"
+
+
+def entry(name: str, source: str = SOURCE, **kw: object) -> Entry:
+    fields = {
+        "path": names.result_path(name),
+        "content_type": "image/webp",
+        "size": 1234,
+        "width": 300,
+        "height": 200,
+        "input": source,
+        "created_at": 1_700_000_000.25,
+    }
+    fields.update(kw)
+    return Entry(**fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=BACKENDS)
+def index(request: pytest.FixtureRequest) -> CacheIndex:
+    if request.param == "local":
+        return LocalIndex(request.getfixturevalue("local_db"))
+    env: RedisEnv = request.getfixturevalue("redis_env")
+    return RedisIndex(env.client(), env.settings())
+
+
+async def test_missing_key_is_none(index: CacheIndex) -> None:
+    assert await index.get("nope") is None
+
+
+async def test_set_get_round_trip(index: CacheIndex) -> None:
+    e = entry("k1", content_type="image/avif", size=99, width=1, height=16384)
+    await index.set("k1", e)
+    assert await index.get("k1") == e
+
+
+async def test_set_replaces(index: CacheIndex) -> None:
+    await index.set("k1", entry("k1", size=1))
+    await index.set("k1", entry("k1", size=2))
+    got = await index.get("k1")
+    assert got is not None and got.size == 2
+    assert await index.keys_for_input(SOURCE) == ["k1"]
+
+
+async def test_delete(index: CacheIndex) -> None:
+    await index.set("k1", entry("k1"))
+    await index.set("k2", entry("k2"))
+    await index.delete("k1")
+    assert await index.get("k1") is None
+    assert await index.get("k2") == entry("k2")
+    await index.delete("k1")  # again: nothing to do
+    await index.delete("never-set")
+
+
+async def test_keys_for_input(index: CacheIndex) -> None:
+    for name in ("a1", "a2", "a3"):
+        await index.set(name, entry(name))
+    await index.set("b1", entry("b1", OTHER))
+    assert sorted(await index.keys_for_input(SOURCE)) == ["a1", "a2", "a3"]
+    assert await index.keys_for_input(OTHER) == ["b1"]
+    assert await index.keys_for_input("https://images.example.com/none.jpg") == []
+
+
+async def test_deleted_keys_leave_keys_for_input(index: CacheIndex) -> None:
+    await index.set("a1", entry("a1"))
+    await index.set("a2", entry("a2"))
+    await index.delete("a1")
+    assert await index.keys_for_input(SOURCE) == ["a2"]
+    await index.delete("a2")
+    assert await index.keys_for_input(SOURCE) == []
+
+
+async def test_unusual_inputs(index: CacheIndex) -> None:
+    sources = ["https://example.com/" + "x" * 3000, "https://exämple.com/ü ñ?a=1&b=%20", ""]
+    for i, source in enumerate(sources):
+        await index.set(f"k{i}", entry(f"k{i}", source))
+    for i, source in enumerate(sources):
+        assert await index.keys_for_input(source) == [f"k{i}"]
+        assert await index.get(f"k{i}") == entry(f"k{i}", source)
+
+
+async def test_ping(index: CacheIndex) -> None:
+    await index.ping()
+
+
+# -- Redis only
+
+
+def _result_key(key: str) -> str:
+    return names.REDIS_RESULT.format(key=key)
+
+
+def _input_key(source: str) -> str:
+    return names.REDIS_INPUT.format(digest=hashlib.sha256(source.encode()).hexdigest())
+
+
+async def test_redis_layout_and_no_expiry_by_default(redis_env: RedisEnv) -> None:
+    client = redis_env.client()
+    index = RedisIndex(client, redis_env.settings())
+    await index.set("k1", entry("k1"))
+    assert await client.ttl(_result_key("k1")) == -1
+    assert await client.smembers(_input_key(SOURCE)) == {b"k1"}
+
+
+async def test_redis_index_ttl(redis_env: RedisEnv) -> None:
+    client = redis_env.client()
+    index = RedisIndex(client, redis_env.settings(index_ttl=60))
+    await index.set("k1", entry("k1"))
+    assert 0 < await client.ttl(_result_key("k1")) <= 60
+    assert 0 < await client.ttl(_input_key(SOURCE)) <= 60
+
+
+async def test_redis_expired_entries_leave_keys_for_input(redis_env: RedisEnv) -> None:
+    client = redis_env.client()
+    index = RedisIndex(client, redis_env.settings(index_ttl=60))
+    await index.set("k1", entry("k1"))
+    await index.set("k2", entry("k2"))
+    await client.delete(_result_key("k1"))  # as if it expired
+    assert await index.keys_for_input(SOURCE) == ["k2"]
+    assert await client.smembers(_input_key(SOURCE)) == {b"k2"}  # pruned
+
+
+async def test_redis_index_shared_between_clients(redis_env: RedisEnv) -> None:
+    a = RedisIndex(redis_env.client(), redis_env.settings())
+    b = RedisIndex(redis_env.client(), redis_env.settings())
+    await a.set("k1", entry("k1"))
+    assert await b.get("k1") == entry("k1")
+    await b.delete("k1")
+    assert await a.get("k1") is None
+
+
+async def test_redis_down_is_unavailable(redis_env: RedisEnv, redis_server: RedisServer) -> None:
+    index = RedisIndex(redis_env.client(), redis_env.settings())
+    await index.set("k1", entry("k1"))  # a pooled connection exists, and goes stale
+    with redis_stopped(redis_server):
+        for call in (
+            lambda: index.get("k1"),
+            lambda: index.set("k2", entry("k2")),
+            lambda: index.delete("k1"),
+            lambda: index.keys_for_input(SOURCE),
+            index.ping,
+        ):
+            with within(1.0), pytest.raises(Unavailable, match=r"^redis: "):
+                await call()
+    # Back up (empty: it keeps nothing on disk): the same client works again at once.
+    assert await index.get("k1") is None
+    await index.set("k1", entry("k1"))
+    assert await index.get("k1") == entry("k1")
+
+
+async def test_redis_hung_is_unavailable(redis_env: RedisEnv, redis_server: RedisServer) -> None:
+    """A Redis that accepts nothing more (here: stopped with SIGSTOP) times out quickly."""
+    index = RedisIndex(redis_env.client(), redis_env.settings())
+    await index.set("k1", entry("k1"))
+    assert redis_server.proc is not None
+    redis_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        with within(1.0), pytest.raises(Unavailable, match=r"^redis: timed out"):
+            await index.get("k1")
+    finally:
+        redis_server.proc.send_signal(signal.SIGCONT)
+    assert await index.get("k1") == entry("k1")
