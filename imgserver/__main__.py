@@ -14,12 +14,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the HTTP service")
     sub.add_parser("check", help="validate settings and graphs, then exit")
+    sub.add_parser("schema", help="print graphs/schema.json (generated from the op registry)")
     sign = sub.add_parser("sign", help="print the signed form of a /graph/ or /cache URL")
     sign.add_argument("url", help="e.g. 'http://host/graph/passthrough.jpg?input=...&width=300'")
     sign.add_argument("--key", help="the API key to sign with (default: the first enabled one)")
     args = parser.parse_args(argv)
     if args.command == "sign":
         return sign_url(args.url, args.key)
+    if args.command == "schema":
+        from .graphschema import schema_text
+
+        sys.stdout.write(schema_text())
+        return 0
 
     import logging
 
@@ -72,7 +78,7 @@ def sign_url(url: str, key_name: str | None) -> int:
     """Print ``url`` signed with an API key from IMGSERVER_KEYS / IMGSERVER_KEYS_FILE."""
     from yarl import URL
 
-    from .keys import KeyRing
+    from .apikeys import KeyRing
     from .settings import Settings, SettingsError
 
     try:

@@ -1,30 +1,50 @@
-"""The app factory: typed state, backends opened in a cleanup context, routes, middlewares."""
+"""The app factory: typed state (``web/state.py``), the routes of each route module, the one
+middleware, and one cleanup context per resource, opened in order at start-up and closed in
+reverse order at shutdown:
+
+1. ``backends_ctx``: every backend (``open_backends``);
+2. ``coordinator_ctx``: the coordinator (cache lookups, single-flight, queueing) and uploads;
+3. ``events_ctx``: the frontend's one event-bus subscription (``feed.py``);
+4. ``workers_ctx``: in the embedded mode, the workers of both roles (``processing.py``), and
+   the tasks a previous run left unfinished, queued again.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .backends import open_backends
+from .apikeys import KeyRing
+from .backends.factory import open_backends
+from .backends.local_storage import LocalStorage
 from .catalogue import Catalogue
 from .coordinator import Coordinator
-from .fetch import Fetcher
-from .keys import KeyRing
+from .feed import EventFeed
 from .live import Hub
-from .metrics import METRICS, Metrics
+from .metrics import Metrics
 from .names import BACKGROUND, URGENT
-from .pool import ProcessPool
-from .runtime.execute import init_options
+from .processing import running_workers
+from .recent import Recent
 from .settings import Settings
-from .uploads import MULTIPART_OVERHEAD
-from .web.events import HUB
-from .web.handlers import CATALOGUE, KEYS, SERVICES, SETTINGS, Services, add_routes
+from .uploads import MULTIPART_OVERHEAD, Uploads
+from .web import client, events, graph, graphs, operations, storage, tasks, uploads
+from .web.bundle import Bundle
 from .web.middleware import error_middleware
-from .worker import Worker
+from .web.state import (
+    BACKENDS,
+    BUNDLE,
+    CATALOGUE,
+    COORDINATOR,
+    HUB,
+    KEYS,
+    LOCAL_STORAGE,
+    METRICS,
+    PARSED,
+    SETTINGS,
+    UPLOADS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,18 +52,24 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> web.Application:
     """Build the application. Loading the catalogue here makes a broken graph stop start-up."""
     settings = settings or Settings.from_env()
-    catalogue = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     # Uploads are read in chunks under max_source_bytes; this only bounds request.post() & co.
     body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
     app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
     app[SETTINGS] = settings
-    app[CATALOGUE] = catalogue
+    app[CATALOGUE] = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     app[KEYS] = KeyRing.from_settings(settings)
     app[METRICS] = Metrics()
     app[HUB] = Hub()
-    app.cleanup_ctx.append(services_ctx)
+    app[BUNDLE] = Bundle.load()
+    app[PARSED] = Recent(settings.hit_cache_size)
+    for module in (client, graph, graphs, tasks, events, uploads):
+        app.router.add_routes(module.routes)
+    app.router.add_routes(operations.probes)
+    app.router.add_routes(operations.routes)
+    if not settings.s3_bucket:  # the embedded storage is served by the app itself
+        app.router.add_routes(storage.routes)
+    app.cleanup_ctx.extend((backends_ctx, coordinator_ctx, events_ctx, workers_ctx))
     app.on_shutdown.append(_end_streams)
-    add_routes(app)
     return app
 
 
@@ -52,57 +78,39 @@ async def _end_streams(app: web.Application) -> None:
     app[HUB].end_all()
 
 
-async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Open the backends (and, in the embedded mode, the workers); close them at shutdown."""
-    settings, metrics = app[SETTINGS], app[METRICS]
-    backends = await open_backends(settings)
-    coordinator = Coordinator(backends, settings, metrics)
-    await coordinator.start()
-    pool: ProcessPool | None = None
-    fetcher: Fetcher | None = None
-    runners: list[asyncio.Task[None]] = []
+async def backends_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_backends(app[SETTINGS]) as backends:
+        app[BACKENDS] = backends
+        if isinstance(backends.storage, LocalStorage):
+            app[LOCAL_STORAGE] = backends.storage
+        yield
+
+
+async def coordinator_ctx(app: web.Application) -> AsyncIterator[None]:
+    coordinator = Coordinator(app[BACKENDS], app[SETTINGS], app[METRICS])
+    app[COORDINATOR] = coordinator
+    app[UPLOADS] = Uploads(app[BACKENDS], coordinator, app[CATALOGUE], app[SETTINGS])
     try:
-        await app[HUB].start(backends.events)
-        if backends.embedded:
-            pool = ProcessPool(
-                settings.workers,
-                settings.threads_per_worker,
-                settings.job_deadline,
-                memory_limit=settings.worker_memory_limit,
-                init_options=init_options(settings),
-            )
-            await pool.start()
-            fetcher = Fetcher(settings)
-            await fetcher.start()
-            # Background jobs never hold every process: one is always left for urgent work.
-            roles = ((URGENT, 2 * settings.workers), (BACKGROUND, max(1, settings.workers - 1)))
-            for role, concurrency in roles:
-                worker = Worker(
-                    role,
-                    backends=backends,
-                    pool=pool,
-                    fetcher=fetcher,
-                    catalogue=app[CATALOGUE],
-                    settings=settings,
-                    metrics=metrics,
-                    concurrency=concurrency,
-                )
-                runners.append(asyncio.create_task(worker.run(), name=f"worker-{role}"))
-            requeued = await coordinator.requeue_unfinished()
-            if requeued:
-                log.info("re-queued %d unfinished task(s)", requeued)
-        app[SERVICES] = Services(backends, coordinator)
         yield
     finally:
-        for runner in runners:
-            runner.cancel()
-        for runner in runners:
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-        await app[HUB].close()
-        await coordinator.close()
-        if fetcher is not None:
-            await fetcher.close()
-        if pool is not None:
-            await pool.close()
-        await backends.close()
+        coordinator.close()
+
+
+async def events_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with EventFeed(app[BACKENDS].events, app[COORDINATOR], app[HUB]):
+        yield
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Embedded mode: this process runs both worker roles. Background jobs never hold every
+    image process: one is always left for urgent work."""
+    settings, backends = app[SETTINGS], app[BACKENDS]
+    if not backends.embedded:
+        yield
+        return
+    roles = {URGENT: 2 * settings.workers, BACKGROUND: max(1, settings.workers - 1)}
+    async with running_workers(settings, backends, app[CATALOGUE], app[METRICS], roles):
+        requeued = await app[COORDINATOR].requeue_unfinished()
+        if requeued:
+            log.info("re-queued %d unfinished task(s)", requeued)
+        yield

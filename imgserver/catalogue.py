@@ -13,7 +13,10 @@ A graph file is data::
     }
 
 Every graph takes ``width`` and ``height``; when no node uses them, a final ``fit`` node is added.
-A broken file raises :class:`GraphError` naming the file and the problem.
+A file is checked against the op registry (``runtime/registry.py``: ops, their arguments' types
+and ranges, their inputs, the runtimes that implement them) and then against the JSON Schema
+generated from it (``graphschema.py``, committed as ``graphs/schema.json``). A broken file
+raises :class:`GraphError` naming the file and the problem.
 """
 
 from __future__ import annotations
@@ -28,15 +31,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from .errors import InvalidParam, UnknownGraph
-from .runtime.ops import ENCODE_ARGS, OPS, RUNTIMES, Arg
+import jsonschema
 
-PARAM_TYPES = ("int", "number", "bool", "string", "color", "enum")
+from .errors import InvalidParam, UnknownGraph
+from .graphdef import SOURCE, ArgSpec, Definition, Node, ParamRef
+from .graphschema import COLOR_PATTERN, MAX_NODES, MAX_STRING, graph_schema
+from .records import ParamValue
+from .runtime.registry import ARG_TYPES, ENCODE_ARGS, OPS, RUNTIMES, Arg
+
+PARAM_TYPES = ARG_TYPES
+SCHEMA_FILE = "schema.json"  # beside the graphs: their JSON Schema, not a graph
 GRAPH_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-SOURCE = "source"
-MAX_NODES = 32
-MAX_STRING = 256
-_COLOR = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+_COLOR = re.compile(COLOR_PATTERN)
 _INT = re.compile(r"^[+-]?\d{1,12}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -68,7 +74,7 @@ class Param:
     values: tuple[str, ...] | None = None
     description: str = ""
 
-    def parse(self, raw: str) -> Any:
+    def parse(self, raw: str) -> ParamValue:
         """Type a query-string value, raising 400 invalid_param when it does not fit."""
         value = self._convert(raw.strip())
         if self.type in ("int", "number"):
@@ -78,7 +84,7 @@ class Param:
                 raise self._invalid(f"must be at most {_num(self.maximum)}", raw)
         return value
 
-    def _convert(self, raw: str) -> Any:
+    def _convert(self, raw: str) -> ParamValue:
         t = self.type
         if t == "int":
             if not _INT.match(raw):
@@ -132,12 +138,12 @@ class Graph:
     description: str
     runtime: str
     params: Mapping[str, Param]
-    definition: Mapping[str, Any]  # normalised: what the worker runs
+    definition: Definition  # normalised: what the worker runs
     digest: str  # sha256 of the normalised definition
 
     @property
     def copies_source(self) -> bool:
-        return bool(self.definition["encode"].get("copy_source"))
+        return self.definition.copies_source
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -156,7 +162,7 @@ class Catalogue(Mapping[str, Graph]):
 
     @classmethod
     def load(cls, directory: Path, *, max_dimension: int = 16384) -> Catalogue:
-        files = sorted(directory.glob("*.json"))
+        files = sorted(f for f in directory.glob("*.json") if f.name != SCHEMA_FILE)
         if not files:
             raise GraphError(f"{directory}: no graph files (*.json)")
         return cls({f.stem: load_graph(f, max_dimension=max_dimension) for f in files})
@@ -197,9 +203,21 @@ def load_graph(path: Path, *, max_dimension: int = 16384) -> Graph:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise GraphError(f"not readable JSON: {exc}") from None
-        return _build(name, raw, max_dimension)
+        graph = _build(name, raw, max_dimension)
+        _check_schema(raw)
+        return graph
     except GraphError as exc:
         raise GraphError(f"graph file {path}: {exc}") from None
+
+
+def _check_schema(raw: Any) -> None:
+    """GraphError unless ``raw`` matches graphs/schema.json (checked after ``_build``, whose
+    messages are the friendlier ones, so this only catches what it does not check)."""
+    validator = jsonschema.Draft202012Validator(graph_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(raw))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "the top level"
+        raise GraphError(f"does not match graphs/schema.json at {where}: {error.message}")
 
 
 def _build(name: str, raw: Any, max_dimension: int) -> Graph:
@@ -239,18 +257,26 @@ def _build(name: str, raw: Any, max_dimension: int) -> Graph:
         order.append("_fit")
         output = "_fit"
 
-    definition = {
+    canonical = {  # what the digest is taken over (its form is kept: digests stay the same)
         "runtime": runtime,
         "nodes": [{"id": i, **checked[i]} for i in order],
         "output": output,
         "encode": encode,
         "params": {n: p.to_json() for n, p in params.items()},
     }
-    canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
-    digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return Graph(
-        name, description, runtime, MappingProxyType(params), MappingProxyType(definition), digest
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    nodes = tuple(
+        Node(i, checked[i]["op"], tuple(checked[i]["in"]), _typed(checked[i]["args"]))
+        for i in order
     )
+    definition = Definition(runtime, nodes, output, _typed(encode))
+    return Graph(name, description, runtime, MappingProxyType(params), definition, digest)
+
+
+def _typed(args: dict[str, Any]) -> dict[str, ArgSpec]:
+    """Checked arguments, with ``{"param": name}`` as a ParamRef."""
+    return {k: ParamRef(v["param"]) if isinstance(v, dict) else v for k, v in args.items()}
 
 
 def _only(obj: dict[str, Any], allowed: set[str], where: str) -> None:
@@ -348,8 +374,18 @@ def _node(node_id: Any, node: Any, runtime: str, params: dict[str, Param]) -> di
     inputs = node.get("in", SOURCE)
     if isinstance(inputs, str):
         inputs = [inputs]
-    if not (isinstance(inputs, list) and len(inputs) == 1 and isinstance(inputs[0], str)):
-        raise GraphError(f"{where}: 'in' must name one node (or 'source')")
+    wanted = len(op.inputs)
+    if not (
+        isinstance(inputs, list)
+        and len(inputs) == wanted
+        and all(isinstance(i, str) for i in inputs)
+    ):
+        names = ", ".join(op.inputs)
+        raise GraphError(
+            f"{where}: 'in' must name one node (or 'source')"
+            if wanted == 1
+            else f"{where}: 'in' must list {wanted} nodes (or 'source'): {names}"
+        )
     return {
         "op": op.name,
         "in": inputs,
@@ -380,10 +416,31 @@ def _args(
                 raise GraphError(f"{where}: param {pname!r} allows values that {aname!r} does not")
             if param.default is None and not arg.optional:
                 raise GraphError(f"{where}: param {pname!r} needs a default for {aname!r}")
+            if not _within(param.minimum, param.maximum, arg):
+                raise GraphError(
+                    f"{where}: param {pname!r} allows values outside {aname!r}'s range "
+                    f"({_range(arg)})"
+                )
         elif not _const_ok(value, arg):
             raise GraphError(f"{where}: arg {aname!r} must be a constant of type {arg.type}")
+        elif arg.type in ("int", "number") and value is not None and not _within(value, value, arg):
+            raise GraphError(f"{where}: arg {aname!r} must be in {_range(arg)}")
         out[aname] = value
     return out
+
+
+def _within(low: float | None, high: float | None, arg: Arg) -> bool:
+    """Whether the declared values low..high lie inside the arg's range (bounds not declared
+    on one side are not checked there: the runtime clamps)."""
+    if arg.minimum is not None and low is not None and low < arg.minimum:
+        return False
+    return not (arg.maximum is not None and high is not None and high > arg.maximum)
+
+
+def _range(arg: Arg) -> str:
+    low = "" if arg.minimum is None else _num(arg.minimum)
+    high = "" if arg.maximum is None else _num(arg.maximum)
+    return f"{low}..{high}"
 
 
 def _const_ok(value: Any, arg: Arg) -> bool:

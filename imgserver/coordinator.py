@@ -3,8 +3,9 @@
 Identical concurrent misses share one job: in this process the first request publishes it and
 the others join its future; across frontends, an in-flight marker (Redis ``SET NX`` with an
 expiry, so a crashed owner cannot block a key for long) decides who publishes. Every job
-outcome arrives on the event bus, so a request is woken whichever worker, and whichever
-frontend's job, produced the result.
+outcome arrives on the event bus (the frontend's one subscription, ``feed.py``, hands it to
+``on_outcome``), so a request is woken whichever worker, and whichever frontend's job, produced
+the result.
 """
 
 from __future__ import annotations
@@ -16,19 +17,18 @@ import time
 from collections.abc import AsyncIterator
 
 from .backends.base import Backends
-from .errors import ImgServerError, Overloaded, Timeout, Unavailable
-from .jobs import Entry, Job, job_event
+from .errors import Overloaded, Timeout
+from .messages import Entry, Job, JobDone, JobOutcome, Purged, TaskChanged
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT, result_path
 from .recent import RecentEntries
+from .records import Task, new_id
 from .request import ImageRequest
 from .settings import Settings
-from .tasks import Task, new_id
 
 log = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # seconds suggested to a client whose request hit the deadline
-SUBSCRIBE_TIMEOUT = 15.0  # seconds start-up waits for the event bus
 DEPTH_REFRESH = 0.25  # seconds a queue depth read from the broker is reused
 
 
@@ -37,14 +37,12 @@ class Coordinator:
         self.b = backends
         self.settings = settings
         self.metrics = metrics
-        self._inflight: dict[str, tuple[asyncio.Future[dict], float]] = {}
-        self._listener: asyncio.Task[None] | None = None
+        self._inflight: dict[str, tuple[asyncio.Future[JobOutcome], float]] = {}
         self._caps = {URGENT: settings.max_queue_urgent, BACKGROUND: settings.max_queue_background}
         # queue -> (depth the broker last reported, when, jobs this process queued since)
         self._depths: dict[str, tuple[int, float, int]] = {}
         # queue -> jobs admitted under its cap that are still being queued
         self._reserved: dict[str, int] = {}
-        self._subscribed = asyncio.Event()
         ttl = settings.hit_cache_ttl
         if settings.index_ttl:
             ttl = min(ttl, settings.index_ttl)
@@ -52,43 +50,20 @@ class Coordinator:
         # A job not answered in this long is presumed lost and published again.
         self._stale_after = settings.inflight_ttl
 
-    async def start(self) -> None:
-        self._listener = asyncio.create_task(self._listen(), name="imgserver-coordinator")
-        try:
-            await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT)
-        except TimeoutError:
-            await self.close()
-            raise Unavailable("cannot subscribe to the event bus") from None
-
-    async def close(self) -> None:
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
+    def close(self) -> None:
+        """Stop waiting: the requests still waiting are cancelled (the app is stopping)."""
         for fut, _ in self._inflight.values():
             fut.cancel()
 
-    async def _listen(self) -> None:
-        while True:
-            try:
-                async with self.b.events.subscribe() as events:
-                    self._subscribed.set()
-                    async for event in events:
-                        kind = event.get("type")
-                        if kind == "job":
-                            self._wake(event["key"], event)
-                        elif kind == "purge":
-                            self._recent.drop(event.get("keys", ()))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the bus went away: waiting requests time out, we resubscribe
-                log.exception("event subscription failed; subscribing again")
-                await asyncio.sleep(1.0)
-
-    def _wake(self, key: str, event: dict) -> None:
-        pending = self._inflight.pop(key, None)
+    def on_outcome(self, outcome: JobOutcome) -> None:
+        """A job finished, here or elsewhere: wake the requests waiting for it."""
+        pending = self._inflight.pop(outcome.key, None)
         if pending is not None and not pending[0].done():
-            pending[0].set_result(event)
+            pending[0].set_result(outcome)
+
+    def on_purge(self, purged: Purged) -> None:
+        """Results were dropped: stop serving them from memory."""
+        self._recent.drop(purged.keys)
 
     async def lookup(self, req: ImageRequest) -> Entry | None:
         """The indexed result, or None. (On an index miss the worker asks storage before it
@@ -110,7 +85,7 @@ class Coordinator:
         key = req.key
         pending = self._inflight.get(key)
         if pending is None or time.monotonic() - pending[1] > self._stale_after:
-            fut: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
             self._inflight[key] = (fut, time.monotonic())
             try:
                 await self._start_job(req)
@@ -121,24 +96,23 @@ class Coordinator:
             fut = pending[0]
             self.metrics.joined.inc()
         try:
-            event = await asyncio.wait_for(asyncio.shield(fut), self.settings.request_deadline)
+            outcome = await asyncio.wait_for(asyncio.shield(fut), self.settings.request_deadline)
         except TimeoutError:
             raise Timeout(
                 f"the result was not ready within {self.settings.request_deadline:g} s; "
                 "it is still being made: retry shortly",
                 headers={"Retry-After": str(RETRY_AFTER)},
             ) from None
-        if not event["ok"]:
-            raise ImgServerError.from_dict(event["error"])
-        entry = Entry.from_dict(event["entry"])
-        self._recent.put(key, entry)
-        return entry, bool(event.get("cached"))
+        if not isinstance(outcome, JobDone):
+            raise outcome.error.to_error()
+        self._recent.put(key, outcome.entry)
+        return outcome.entry, outcome.cached
 
     async def _start_job(self, req: ImageRequest) -> None:
         """Publish the urgent job, unless another frontend already owns the key."""
         if req.nocache or await self.b.inflight.claim(req.key, self.settings.inflight_ttl):
             try:
-                await self._publish(URGENT, Job.for_request(req))
+                await self._publish(URGENT, req.job())
             except BaseException:
                 await self.b.inflight.release(req.key)
                 raise
@@ -147,7 +121,7 @@ class Coordinator:
         # It may have finished between our lookup and the claim: then no event will come.
         entry = await self.b.index.get(req.key)
         if entry is not None:
-            self._wake(req.key, job_event(req.key, entry=entry, cached=True))
+            self.on_outcome(JobDone(req.key, entry, cached=True))
 
     async def prefetch(
         self, req: ImageRequest, image_id: str | None = None, task_id: str | None = None
@@ -166,8 +140,8 @@ class Coordinator:
         )
         async with self._admission(BACKGROUND):
             await self.b.tasks.create(task)
-            await self.b.events.publish({"type": "task", "task": task.to_record()})
-            await self._enqueue(BACKGROUND, Job.for_request(req, task.id))
+            await self.b.events.publish(TaskChanged(task))
+            await self._enqueue(BACKGROUND, req.job(task.id))
         return task
 
     async def _publish(self, queue: str, job: Job) -> None:
@@ -216,7 +190,7 @@ class Coordinator:
         for key in keys:
             await self.b.storage.delete(result_path(key))
             await self.b.index.delete(key)
-        await self.b.events.publish({"type": "purge", "keys": keys})
+        await self.b.events.publish(Purged(keys))
         return keys
 
     async def requeue_unfinished(self) -> int:

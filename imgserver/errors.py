@@ -1,13 +1,38 @@
-"""The error vocabulary of API.md: one exception class per code, each carrying its status.
+"""The error vocabulary of the API (docs/api.md): one exception class per code, each carrying
+its status. A subclass that sets ``code`` registers itself: the table of codes is never kept by
+hand.
 
 This is the only module that decides HTTP statuses for errors (``web/middleware.py`` writes
-them). Errors travel between processes
-(worker -> frontend) as ``{"code", "message", ...details}`` dicts and are rebuilt here.
+them). An error's ``message`` is public: it is what a client reads, so it never carries a
+library's own text (a decoder's complaint, a server's error page); that goes in ``detail``,
+which is logged and never sent. Errors travel between processes and are kept in task records
+as :class:`Failure` values, and are rebuilt here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
+
+import msgspec
+
+
+class Failure(msgspec.Struct, frozen=True, omit_defaults=True):
+    """An error as it travels between processes and is kept in records."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = {}
+
+    def to_api(self) -> dict[str, Any]:
+        """The ``error`` object of the API: ``{"code", "message", ...details}``."""
+        return {"code": self.code, "message": self.message, **self.details}
+
+    def to_error(self) -> ImgServerError:
+        """The exception again; an unknown code becomes ``internal``."""
+        cls = ImgServerError.codes().get(self.code, Internal)
+        return cls(self.message, **self.details)
 
 
 class ImgServerError(Exception):
@@ -16,31 +41,50 @@ class ImgServerError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal"
     default_message: ClassVar[str] = "internal error"
+    _registry: ClassVar[dict[str, type[ImgServerError]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            known = ImgServerError._registry.get(cls.code)
+            if known is not None:
+                raise TypeError(f"error code {cls.code!r} is taken by {known.__name__}")
+            ImgServerError._registry[cls.code] = cls
+
+    @staticmethod
+    def codes() -> Mapping[str, type[ImgServerError]]:
+        """Every error code and its class."""
+        return MappingProxyType(ImgServerError._registry)
 
     def __init__(
         self,
         message: str | None = None,
         *,
         headers: dict[str, str] | None = None,
+        detail: str = "",
         **details: Any,
     ) -> None:
         self.message = message or self.default_message
         self.details = details
         self.headers = headers or {}
+        self.detail = detail  # for the log only: a library's or server's own words
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``error`` object of the JSON body (also the form sent between processes)."""
+        """The ``error`` object of the JSON body."""
         return {"code": self.code, "message": self.message, **self.details}
 
+    def failure(self) -> Failure:
+        """This error as it travels between processes (``detail`` stays behind)."""
+        return Failure(self.code, self.message, dict(self.details))
+
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> ImgServerError:
-        """Rebuild an error sent by another process; unknown codes become ``internal``."""
-        data = dict(data)
-        code = data.pop("code", "internal")
-        message = data.pop("message", None)
-        cls = _BY_CODE.get(code, Internal)
-        return cls(message, **data)
+    def from_dict(data: Mapping[str, Any]) -> ImgServerError:
+        """Rebuild an error from its API object; unknown codes become ``internal``."""
+        details = dict(data)
+        code = str(details.pop("code", "internal"))
+        message = details.pop("message", None)
+        return Failure(code, str(message or ""), details).to_error()
 
 
 class InvalidInput(ImgServerError):
@@ -160,29 +204,4 @@ class SourceTimeout(ImgServerError):
 class Internal(ImgServerError):
     """A bug: never caused by user input."""
 
-
-_BY_CODE: dict[str, type[ImgServerError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidInput,
-        InvalidParam,
-        SignatureRequired,
-        BadSignature,
-        SourceNotAllowed,
-        QuotaExceeded,
-        UnknownGraph,
-        NotFound,
-        MethodNotAllowed,
-        SourceTooLarge,
-        UnsupportedSource,
-        UnsupportedFormat,
-        UndecodableSource,
-        TooManyPixels,
-        Overloaded,
-        SourceUnreachable,
-        Timeout,
-        Unavailable,
-        SourceTimeout,
-        Internal,
-    )
-}
+    code = "internal"

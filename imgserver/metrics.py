@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
@@ -62,6 +61,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
-
-
-METRICS = web.AppKey("metrics", Metrics)

@@ -4,8 +4,11 @@ Children are started with ``spawn`` (a pool forked after libvips ran in the pare
 A child that dies (decoder crash, out of memory) or overruns the job deadline is killed and
 replaced; only the job it was running fails. Slots go to urgent jobs before background ones.
 
-A job's ``source`` (up to the source limit: tens of MB) does not go through the pipe: it is
-in a shared-memory block (``shared.py``), where the fetcher wrote it or where ``run`` copies
+The pool runs any module's ``init(threads, memory_limit, **options)`` and
+``execute(job, source)`` (``imgserver.runtime.execute``'s: a ``RenderJob`` answered by a
+``RenderOutcome``); the job and its answer are pickled through the child's pipe. A job's
+``source`` (up to the source limit: tens of MB) travels beside it, and not through the pipe: it
+is in a shared-memory block (``shared.py``), where the fetcher wrote it or where ``run`` copies
 bytes, and the child reads it there in place. (Pickling it through the pipe cost several
 copies into freshly allocated memory on both sides: about 60 ms of CPU for a 40 MB PNG.)
 """
@@ -24,17 +27,20 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 
 from .shared import Blocks, SharedBytes, attach, buffer
+
+J = TypeVar("J")  # a job
+R = TypeVar("R")  # its answer
+Source = bytes | bytearray | memoryview | SharedBytes
 
 log = logging.getLogger(__name__)
 
 READY = "ready"
 START_TIMEOUT = 120.0
-EXECUTE = "imgserver.runtime.execute"  # module with init(threads, memory) and execute(job)
+EXECUTE = "imgserver.runtime.execute"  # module with init(...) and execute(job, source)
 # init(threads, memory, **init_options): ProcessPool(init_options=...) adds keyword arguments
-SOURCE = "source"  # the job key whose bytes travel through shared memory
 SHARED_MIN = 64 * 1024  # smaller sources go through the pipe
 # Blocks a child keeps mapped, least recently used dropped first. A block its parent unlinked
 # (replaced by a larger one) lives on while mapped: this bounds that, and the address space.
@@ -59,31 +65,38 @@ def _child_main(
     attached: dict[str, SharedMemory] = {}  # the parent's blocks this child has open
     while True:
         try:
-            job = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             return
-        if job is None:
+        if message is None:
             return
-        if (ref := job.pop("_shared", None)) is not None:
-            name, size = ref
-            block = attached.pop(name, None) or attach(name)
-            attached[name] = block  # the most recently used last
+        job, source = message
+        if isinstance(source, _Shared):
+            block = attached.pop(source.name, None) or attach(source.name)
+            attached[source.name] = block  # the most recently used last
             while len(attached) > ATTACHED:  # the least recently used: maybe unlinked since
                 with contextlib.suppress(BufferError):  # a view still held: unmapped at exit
                     attached.pop(next(iter(attached))).close()
-            job[SOURCE] = view = buffer(block)[:size]
+            view = buffer(block)[: source.size]
             try:
-                result = execute.execute(job)
+                result = execute.execute(job, view)
             finally:
-                job.clear()  # drop every reference to the view, so it can be released
                 with contextlib.suppress(BufferError):  # still exported: freed when collected
                     view.release()
         else:
-            result = execute.execute(job)
+            result = execute.execute(job, source)
         conn.send(result)
 
 
-class _Slot:
+class _Shared:
+    """A source in a shared-memory block, as the child is told of it: the block's name."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.name = name
+        self.size = size
+
+
+class _Slot(Generic[J, R]):
     """One child process and its pipe. Its methods block: they run in the pool's threads."""
 
     def __init__(
@@ -118,21 +131,20 @@ class _Slot:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
-    def call(self, job: dict[str, Any], deadline: float) -> dict[str, Any]:
+    def call(self, job: J, source: Source | None, deadline: float) -> R:
         if self._conn is None or not self._proc.is_alive():
             self._replace()
         assert self._conn is not None
         self.jobs += 1
-        source = job.get(SOURCE)
+        sent: object = source
         if isinstance(source, SharedBytes):  # the child reads it from the block, by name
-            job = {k: v for k, v in job.items() if k != SOURCE}
-            job["_shared"] = (source.name, source.size)
+            sent = _Shared(source.name, source.size)
         try:
-            self._conn.send(job)
+            self._conn.send((job, sent))
             if not self._conn.poll(deadline):
                 self._replace()
                 raise JobDeadline(f"the job ran longer than {deadline:g} s")
-            result: dict[str, Any] = self._conn.recv()
+            result: R = self._conn.recv()
             return result
         except (EOFError, OSError, BrokenPipeError):
             code = None
@@ -161,8 +173,8 @@ class _Slot:
                 proc.join(5.0)
 
 
-class ProcessPool:
-    """``await pool.run(job, priority)``: lower priority numbers are served first."""
+class ProcessPool(Generic[J, R]):
+    """``await pool.run(job, source, priority)``: lower priority numbers are served first."""
 
     def __init__(
         self,
@@ -176,12 +188,12 @@ class ProcessPool:
         self.size = size
         self.deadline = deadline
         options = dict(init_options or {})
-        self._slots = [
+        self._slots: list[_Slot[J, R]] = [
             _Slot(i, threads_per_process, module, memory_limit, options) for i in range(size)
         ]
         self._threads = ThreadPoolExecutor(size, thread_name_prefix="imgserver-pool")
-        self._free: list[_Slot] = []
-        self._waiters: list[tuple[int, int, asyncio.Future[_Slot]]] = []
+        self._free: list[_Slot[J, R]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future[_Slot[J, R]]]] = []
         self._seq = itertools.count()
         # sources in flight: the fetchers' (up to two per process, see app.py) and the running jobs'
         self.blocks = Blocks(keep=2 * size + 2)
@@ -194,6 +206,13 @@ class ProcessPool:
     def pids(self) -> list[int]:
         return [pid for s in self._slots if (pid := s.pid) is not None]
 
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._threads, s.spawn) for s in self._slots))
@@ -205,15 +224,14 @@ class ProcessPool:
         self.blocks.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
 
-    async def run(self, job: dict[str, Any], priority: int = 0) -> dict[str, Any]:
-        """Run ``job`` in a child. A ``SharedBytes`` source is the pool's from now on: it is
-        released when the job ends (or is never started), whatever happens to the caller."""
-        source = job.get(SOURCE)
+    async def run(self, job: J, source: Source | None = None, *, priority: int = 0) -> R:
+        """Run ``job`` on ``source`` in a child. A ``SharedBytes`` source is the pool's from
+        now on: it is released when the job ends (or is never started), whatever happens to
+        the caller."""
         if isinstance(source, bytes | bytearray | memoryview) and len(source) >= SHARED_MIN:
             copied = self.blocks.copy(source)  # None: no room in /dev/shm, so the pipe it is
             if copied is not None:
                 source = copied
-                job = {**job, SOURCE: source}
         shared = source if isinstance(source, SharedBytes) else None
         try:
             slot = await self._acquire(priority)
@@ -222,7 +240,7 @@ class ProcessPool:
                 shared.release()
             raise
         loop = asyncio.get_running_loop()
-        fut = loop.run_in_executor(self._threads, slot.call, job, self.deadline)
+        fut = loop.run_in_executor(self._threads, slot.call, job, source, self.deadline)
 
         def done(_: object) -> None:
             self._release(slot)
@@ -233,10 +251,10 @@ class ProcessPool:
         # The child keeps running if our caller is cancelled: the slot comes back when it ends.
         return await asyncio.shield(fut)
 
-    async def _acquire(self, priority: int) -> _Slot:
+    async def _acquire(self, priority: int) -> _Slot[J, R]:
         if self._free and not self._waiters:
             return self._free.pop()
-        fut: asyncio.Future[_Slot] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[_Slot[J, R]] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (priority, next(self._seq), fut))
         try:
             return await fut
@@ -245,7 +263,7 @@ class ProcessPool:
                 self._release(fut.result())
             raise
 
-    def _release(self, slot: _Slot) -> None:
+    def _release(self, slot: _Slot[J, R]) -> None:
         while self._waiters:
             _, _, fut = heapq.heappop(self._waiters)
             if not fut.done():

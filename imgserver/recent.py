@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
-from .jobs import Entry
+from .messages import Entry
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

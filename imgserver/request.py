@@ -16,6 +16,8 @@ from yarl import URL
 from .catalogue import GRAPH_NAME, Catalogue, Graph
 from .errors import InvalidInput, InvalidParam, SourceNotAllowed, UnknownGraph
 from .formats import negotiate, output_format
+from .messages import Job
+from .records import Params, ParamValue
 from .security import host_allowed
 from .settings import Settings
 
@@ -36,8 +38,21 @@ class ImageRequest:
     format: str  # an output format name, or formats.AUTO
     negotiated: bool  # chosen from Accept (the answer must say Vary: Accept)
     input: str  # canonical source: an http(s) URL or upload:{id}
-    params: Mapping[str, Any]  # typed, defaults applied, unset optional params left out
+    params: Mapping[str, ParamValue]  # typed, defaults applied, unset optional params left out
     nocache: bool = False
+
+    def job(self, task_id: str | None = None) -> Job:
+        """The job that makes this request's result (for a task, when ``task_id`` is given)."""
+        return Job(
+            self.key,
+            self.graph.name,
+            self.graph.digest,
+            self.format,
+            self.input,
+            dict(self.params),
+            task_id,
+            self.nocache,
+        )
 
     def canonical(self) -> dict[str, Any]:
         return {
@@ -120,9 +135,9 @@ def canonical_input(raw: str) -> str:
     return str(url)
 
 
-def parse_params(graph: Graph, query: MultiMapping[str]) -> tuple[dict[str, Any], bool]:
+def parse_params(graph: Graph, query: MultiMapping[str]) -> tuple[Params, bool]:
     """Typed parameters with defaults applied; invalid_param (listing the graph's) when wrong."""
-    values: dict[str, Any] = {}
+    values: Params = {}
     nocache = False
     seen: set[str] = set()
     for key, raw in query.items():  # items, not keys: multidict >= 7 iterates unique keys

@@ -27,12 +27,11 @@ from .formats import (
     output_format,
     require_source_format,
 )
-from .images import IMAGE_ID, Image
-from .jobs import Entry
+from .messages import Entry, ImageChanged
 from .probe import check_pixels, dimensions
+from .records import FAILED, RECORD_ID, SUCCEEDED, ImageRecord, Params, Task, new_id
 from .request import UPLOAD_PREFIX, ImageRequest, parse_params
 from .settings import Settings
-from .tasks import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, Task, new_id
 
 if TYPE_CHECKING:
     from .backends.base import Backends
@@ -48,7 +47,6 @@ MAX_LIMIT = 100
 _UPLOAD_KEYS = frozenset({"graph", "format"})  # query keys that are not graph parameters
 _PAGE_KEYS = frozenset({"limit", "cursor"})
 _LIMIT = re.compile(r"[0-9]{1,4}")
-_SUCCEEDED = frozenset({COMPLETED, COMPLETED_WITH_ERRORS})
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class UploadOptions:
     """What the query of ``POST /images`` asks for."""
 
     graph: Graph
-    params: dict[str, Any]
+    params: Params
     format: str | None  # chosen with ?format=; None: decided from the source (default_format)
 
 
@@ -98,7 +96,7 @@ def parse_page(query: MultiMapping[str]) -> tuple[int, str | None]:
             maximum=MAX_LIMIT,
         )
     cursor = _single(query, "cursor")
-    if cursor is not None and not IMAGE_ID.match(cursor):
+    if cursor is not None and not RECORD_ID.match(cursor):
         raise InvalidParam("'cursor' is not one this service gave out", param="cursor")
     return limit, cursor
 
@@ -135,12 +133,12 @@ class Uploads:
     def options(self, query: MultiMapping[str]) -> UploadOptions:
         return parse_options(query, self.catalogue)
 
-    async def create(self, data: bytes, options: UploadOptions) -> Image:
+    async def create(self, data: bytes, options: UploadOptions) -> ImageRecord:
         """Check the bytes, store the original, create the image and queue its task."""
         source_format = require_source_format(data, svg=self.settings.enable_svg)
         check_pixels(data, source_format, self.settings.max_source_pixels)
         width, height = dimensions(data, source_format) or (None, None)
-        image = Image(new_id(), new_id(), source_format, len(data), width, height)
+        image = ImageRecord(new_id(), new_id(), source_format, len(data), width, height)
         req = ImageRequest(
             options.graph,
             options.format or default_format(source_format),
@@ -160,13 +158,13 @@ class Uploads:
             raise
         return image
 
-    async def _announce(self, image: Image) -> None:
+    async def _announce(self, image: ImageRecord) -> None:
         try:
-            await self.b.events.publish({"type": "image", "image": image.to_record()})
+            await self.b.events.publish(ImageChanged(image))
         except ImgServerError as exc:  # only live viewers miss it
             log.warning("announcing image %s: %s", image.id, exc.message)
 
-    async def _forget(self, image: Image, exc: BaseException) -> None:
+    async def _forget(self, image: ImageRecord, exc: BaseException) -> None:
         """Best effort, after a failed upload: no record or original left without a task, and
         live viewers who saw the image appear see it fail (the upload's answer is the error)."""
         for undo in (self.b.images.delete(image.id), self.b.storage.delete(image.original_path)):
@@ -175,23 +173,23 @@ class Uploads:
             except Exception as undo_exc:
                 log.warning("after a failed upload of %s: %s", image.id, undo_exc)
         if isinstance(exc, ImgServerError):
-            image.status, image.error = FAILED, exc.to_dict()
+            image.status, image.error = FAILED, exc.failure()
             await self._announce(image)
 
-    async def get(self, image_id: str) -> Image:
+    async def get(self, image_id: str) -> ImageRecord:
         image = await self.b.images.get(image_id)
         if image is None:
             raise NotFound(f"no image {image_id}")
         return await self._current(image)
 
-    async def page(self, limit: int, cursor: str | None) -> tuple[list[Image], str | None]:
+    async def page(self, limit: int, cursor: str | None) -> tuple[list[ImageRecord], str | None]:
         """A page of images, newest first, and the cursor of the next page (None: the last)."""
         images = await self.b.images.list_page(limit + 1, cursor)
         more = len(images) > limit
         images = [await self._current(i) for i in images[:limit]]
         return images, (images[-1].id if more else None)
 
-    async def _current(self, image: Image) -> Image:
+    async def _current(self, image: ImageRecord) -> ImageRecord:
         """The image, caught up with its task if the worker could not update it (it died
         between the two writes): final images never need it, so this is rare and cheap."""
         if image.final:
@@ -202,7 +200,9 @@ class Uploads:
         return await follow_task(self.b, task) or image
 
 
-async def follow_task(backends: Backends, task: Task, entry: Entry | None = None) -> Image | None:
+async def follow_task(
+    backends: Backends, task: Task, entry: Entry | None = None
+) -> ImageRecord | None:
     """Bring the image of an upload's task up to date with the task, and announce the change.
 
     ``entry`` is the task's result when the caller has it. Tasks of other graphs run on an
@@ -218,19 +218,19 @@ async def follow_task(backends: Backends, task: Task, entry: Entry | None = None
         return image
     after = await backends.images.update(image.id, changes)
     if after is not None and after.updated_at != image.updated_at:
-        await backends.events.publish({"type": "image", "image": after.to_record()})
+        await backends.events.publish(ImageChanged(after))
     return after
 
 
 async def _changes(
-    backends: Backends, image: Image, task: Task, entry: Entry | None
+    backends: Backends, image: ImageRecord, task: Task, entry: Entry | None
 ) -> dict[str, Any]:
     changes: dict[str, Any] = {}
     if task.status != image.status:
         changes["status"] = task.status
     if task.status == FAILED:
         changes["error"] = task.error
-    if task.status in _SUCCEEDED and task.result_path:
+    if task.status in SUCCEEDED and task.result_path:
         entry = entry or await _result(backends, task)
         changes["compressed_path"] = task.result_path
         changes["compressed_size"] = entry.size if entry else None

@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
-from dataclasses import replace
+from collections.abc import Awaitable, Mapping
 from typing import Any
+
+import msgspec
 
 from .backends.base import Backends, Delivery
 from .catalogue import Catalogue
@@ -29,16 +30,31 @@ from .errors import (
 )
 from .fetch import Fetcher
 from .formats import mime_of, require_source_format
-from .jobs import Entry, Job, job_event
+from .graphdef import Definition
+from .messages import (
+    Entry,
+    Job,
+    JobDone,
+    JobFailed,
+    JobOutcome,
+    Limits,
+    Rendered,
+    RenderFailed,
+    RenderJob,
+    RenderOutcome,
+    TaskChanged,
+)
 from .metrics import Metrics
 from .names import ORIGINALS_PREFIX, PRIORITY, result_path
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
 from .probe import check_pixels
+from .records import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .request import UPLOAD_PREFIX
 from .settings import Settings
 from .shared import SharedBytes
-from .tasks import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .uploads import follow_task
+
+RenderPool = ProcessPool[RenderJob, RenderOutcome]
 
 log = logging.getLogger(__name__)
 SNIFF_BYTES = 4096  # enough for every format's signature (and an SVG's root element)
@@ -81,7 +97,7 @@ class Worker:
         role: str,
         *,
         backends: Backends,
-        pool: ProcessPool,
+        pool: RenderPool,
         fetcher: Fetcher,
         catalogue: Catalogue,
         settings: Settings,
@@ -143,13 +159,14 @@ class Worker:
             if transient and job.attempt + 1 < self.settings.job_max_attempts:
                 await self._retry(delivery, job, error)
                 return
+            failure = error.failure()
             if transient:
-                await _quietly(self.b.broker.dead_letter(self.role, job, error.to_dict()))
-            await _quietly(self._task(job, {"status": FAILED, "error": error.to_dict()}))
-            await self._settle(delivery, job_event(job.key, error=error), error.code, started)
+                await _quietly(self.b.broker.dead_letter(self.role, job, failure))
+            await _quietly(self._task(job, {"status": FAILED, "error": failure}))
+            await self._settle(delivery, JobFailed(job.key, failure), error.code, started)
             return
-        event = job_event(job.key, entry=entry, cached=cached)
-        await self._settle(delivery, event, "cached" if cached else "ok", started)
+        done = JobDone(job.key, entry, cached)
+        await self._settle(delivery, done, "cached" if cached else "ok", started)
 
     async def _retry(self, delivery: Delivery, job: Job, error: ImgServerError) -> None:
         delay = self.settings.retry_backoff * 2**job.attempt
@@ -162,19 +179,22 @@ class Worker:
             delay,
         )
         try:
-            await self.b.broker.publish(self.role, replace(job, attempt=job.attempt + 1), delay)
+            again = msgspec.structs.replace(job, attempt=job.attempt + 1)
+            await self.b.broker.publish(self.role, again, delay)
         except ImgServerError:  # the broker itself is down: leave the job where it was
             await _quietly(delivery.reject(requeue=True))
             return
         await delivery.ack()
         self.metrics.jobs.labels(self.role, "retried").inc()
 
-    async def _settle(self, delivery: Delivery, event: dict, outcome: str, started: float) -> None:
+    async def _settle(
+        self, delivery: Delivery, outcome: JobOutcome, label: str, started: float
+    ) -> None:
         await delivery.ack()
-        self.metrics.jobs.labels(self.role, outcome).inc()
+        self.metrics.jobs.labels(self.role, label).inc()
         self.metrics.job_seconds.labels(self.role).observe(time.monotonic() - started)
         await _quietly(self.b.inflight.release(delivery.job.key))
-        await _quietly(self.b.events.publish(event))
+        await _quietly(self.b.events.publish(outcome))
 
     async def process(self, job: Job) -> tuple[Entry, bool]:
         """Make the job's result; (entry, True) when it already existed and nothing was made."""
@@ -224,19 +244,19 @@ class Worker:
         result = await self.run_graph(job, graph.definition, source, source_format)
         await self._task(job, {"timings": {"processed": time.time()}})
 
-        content_type = mime_of(result["format"])
-        await self.b.storage.put(path, result["data"], content_type)
+        content_type = mime_of(result.format)
+        await self.b.storage.put(path, result.data, content_type)
         entry = Entry(
             path,
             content_type,
-            len(result["data"]),
-            result["width"],
-            result["height"],
+            len(result.data),
+            result.width,
+            result.height,
             job.input,
             time.time(),
         )
         await self.b.index.set(job.key, entry)
-        await self._done(job, entry, result["warnings"])
+        await self._done(job, entry, result.warnings)
         return entry, False
 
     async def read_source(self, source: str) -> bytes | SharedBytes:
@@ -249,34 +269,34 @@ class Worker:
         return await self.fetcher.fetch_shared(source, self.pool.blocks)
 
     async def run_graph(
-        self, job: Job, definition: Any, data: bytes | SharedBytes, source_format: str
-    ) -> dict[str, Any]:
+        self,
+        job: Job,
+        definition: Definition,
+        source: bytes | SharedBytes,
+        source_format: str,
+    ) -> Rendered:
+        """Run the graph in a worker process; its error as an exception."""
         s = self.settings
-        payload = {
-            "graph": job.graph,
-            "definition": dict(definition),
-            "params": job.params,
-            "format": job.format,
-            "source": data,
-            "source_format": source_format,
-            "limits": {
-                "max_source_pixels": s.max_source_pixels,
-                "max_output_pixels": s.max_output_pixels,
-                "max_frames": s.max_frames,
-            },
-        }
+        render = RenderJob(
+            job.graph,
+            definition,
+            job.params,
+            job.format,
+            source_format,
+            Limits(s.max_source_pixels, s.max_output_pixels, s.max_frames),
+        )
         self.metrics.pool_busy.set(self.pool.busy)
         try:
-            result = await self.pool.run(payload, PRIORITY[self.role])
+            outcome = await self.pool.run(render, source, priority=PRIORITY[self.role])
         except WorkerCrashed as exc:
             raise UndecodableSource(f"processing this image crashed its worker: {exc}") from None
         except JobDeadline as exc:
             raise Timeout(f"processing stopped: {exc}") from None
         finally:
             self.metrics.pool_busy.set(self.pool.busy)
-        if not result["ok"]:
-            raise ImgServerError.from_dict(result["error"])
-        return result
+        if isinstance(outcome, RenderFailed):
+            raise outcome.error.to_error()
+        return outcome
 
     async def _done(self, job: Job, entry: Entry, warnings: list[str]) -> None:
         status = COMPLETED_WITH_ERRORS if warnings else COMPLETED
@@ -291,12 +311,12 @@ class Worker:
             entry,
         )
 
-    async def _task(self, job: Job, changes: dict[str, Any], entry: Entry | None = None) -> None:
+    async def _task(self, job: Job, changes: Mapping[str, Any], entry: Entry | None = None) -> None:
         """Update the job's task (if it has one), announce it, and bring an upload's image
         record along (a redelivered job repeats this, so a crash between the writes heals)."""
         if job.task_id is None:
             return
         task = await self.b.tasks.update(job.task_id, changes)
         if task is not None:
-            await self.b.events.publish({"type": "task", "task": task.to_record()})
+            await self.b.events.publish(TaskChanged(task))
             await follow_task(self.b, task, entry)

@@ -16,8 +16,9 @@ import pytest
 from redis.asyncio import Redis
 
 from imgserver.backends.base import ImageStore
-from imgserver.backends.local import LocalImageStore, SqliteDB
-from imgserver.backends.redis import RedisImageStore, connect
+from imgserver.backends.redis.client import connect
+from imgserver.backends.redis.records import RedisImageStore
+from imgserver.backends.sqlite import SqliteDB, SqliteImageStore
 from imgserver.settings import Settings
 
 from .servers import RedisServer
@@ -55,10 +56,8 @@ async def redis_env(redis_server: RedisServer) -> AsyncIterator[RedisEnv]:
 
 @pytest.fixture
 async def local_db(tmp_path: Path) -> AsyncIterator[SqliteDB]:
-    db = SqliteDB(tmp_path / "state.sqlite3")
-    await db.open()
-    yield db
-    await db.close()
+    async with SqliteDB(tmp_path / "state.sqlite3") as db:
+        yield db
 
 
 @contextmanager
@@ -85,6 +84,6 @@ def image_stores(request: pytest.FixtureRequest) -> list[ImageStore]:
     """One image store for the embedded mode; two on separate Redis clients for Redis (as two
     processes would have)."""
     if request.param == "local":
-        return [LocalImageStore(request.getfixturevalue("local_db"))]
+        return [SqliteImageStore(request.getfixturevalue("local_db"))]
     env: RedisEnv = request.getfixturevalue("redis_env")
     return [RedisImageStore(env.client()) for _ in range(2)]

@@ -18,7 +18,7 @@ def init(threads: int, memory_limit: int = 0, **options: Any) -> None:
     execute.init(threads, memory_limit, **options)
 
 
-def execute(job: dict[str, Any]) -> dict[str, Any]:
+def execute(job: dict[str, Any], source: Any = None) -> Any:
     op = job["op"]
     if op == "vips":
         return {"loaded": {name: _vips_loads(data) for name, data in job["sources"].items()}}
@@ -29,7 +29,7 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
     if op == "job":  # a real job, through the real entry point
         from imgserver.runtime import execute as real
 
-        return real.execute(job["job"])
+        return real.execute(job["job"], source)
     raise ValueError(op)
 
 

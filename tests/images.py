@@ -13,12 +13,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pyvips
 from multidict import MultiDict
 from PIL import Image
 
 from imgserver.catalogue import Catalogue, Graph, load_graph
 from imgserver.formats import sniff
+from imgserver.messages import Limits, RenderFailed, RenderJob
 from imgserver.request import parse_params
 from imgserver.runtime.execute import execute
 
@@ -88,17 +90,24 @@ def run(
     g = catalogue()[graph] if isinstance(graph, str) else graph
     raw = MultiDict({k: _query_value(v) for k, v in query.items()})
     params, _ = parse_params(g, raw)
-    return execute(
-        {
-            "graph": g.name,
-            "definition": dict(g.definition),
-            "params": params,
-            "format": fmt,
-            "source": source,
-            "source_format": sniff(source),
-            "limits": {**LIMITS, **(limits or {})},
-        }
-    )
+    return render(g, params, fmt, source, sniff(source), {**LIMITS, **(limits or {})})
+
+
+def render(
+    g: Graph,
+    params: dict[str, Any],
+    fmt: str,
+    source: bytes,
+    source_format: str,
+    limits: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """``execute`` as a worker process runs it, its answer as a dict: ``ok`` and the fields of
+    Rendered, or ``ok`` False and the error's API object."""
+    job = RenderJob(g.name, g.definition, params, fmt, source_format, Limits(**(limits or LIMITS)))
+    outcome = execute(job, source)
+    if isinstance(outcome, RenderFailed):
+        return {"ok": False, "error": outcome.error.to_api()}
+    return {"ok": True, **msgspec.structs.asdict(outcome)}
 
 
 def ok(result: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ def init(threads: int, memory_limit: int = 0) -> None:
     execute.init(threads, memory_limit)
 
 
-def execute(job: dict[str, Any]) -> dict[str, Any]:
+def execute(job: dict[str, Any], source: Any = None) -> dict[str, Any]:
     op = job["op"]
     if op == "crash":
         os._exit(3)
@@ -28,7 +28,6 @@ def execute(job: dict[str, Any]) -> dict[str, Any]:
     if op == "digest":  # what the child received as the job's source
         import hashlib
 
-        source = job["source"]
         return {
             "sha256": hashlib.sha256(source).hexdigest(),
             "size": len(source),

@@ -12,6 +12,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from imgserver.settings import Settings
 
 GRACE = 30.0
 
@@ -57,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
-async def run(role: str, concurrency: int, settings: object) -> int:
+async def run(role: str, concurrency: int, settings: Settings) -> int:
     import asyncio
     import contextlib
     import logging
@@ -65,16 +69,13 @@ async def run(role: str, concurrency: int, settings: object) -> int:
 
     from aiohttp import web
 
-    from imgserver.backends import open_backends
+    from imgserver.backends.factory import open_backends
     from imgserver.catalogue import Catalogue
-    from imgserver.fetch import Fetcher
-    from imgserver.metrics import CONTENT_TYPE, Metrics
-    from imgserver.pool import ProcessPool
-    from imgserver.runtime.execute import init_options
-    from imgserver.settings import Settings
-    from imgserver.worker import Worker
+    from imgserver.metrics import Metrics
+    from imgserver.processing import running_workers
+    from imgserver.web import operations
+    from imgserver.web.state import BACKENDS, METRICS
 
-    assert isinstance(settings, Settings)
     log = logging.getLogger("workers")
     catalogue = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     metrics = Metrics()
@@ -83,58 +84,29 @@ async def run(role: str, concurrency: int, settings: object) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    backends = await open_backends(settings)
-    pool = ProcessPool(
-        settings.workers,
-        settings.threads_per_worker,
-        settings.job_deadline,
-        memory_limit=settings.worker_memory_limit,
-        init_options=init_options(settings),
-    )
-    fetcher = Fetcher(settings)
-    runner: web.AppRunner | None = None
-    try:
-        await pool.start()
-        await fetcher.start()
-        if settings.worker_metrics_port:
+    async with contextlib.AsyncExitStack() as stack:
+        backends = await stack.enter_async_context(open_backends(settings))
+        crew = await stack.enter_async_context(
+            running_workers(settings, backends, catalogue, metrics, {role: concurrency})
+        )
+        if settings.worker_metrics_port:  # /metrics, /healthz and /readyz of this role
             app = web.Application()
-
-            async def render(_: web.Request) -> web.Response:
-                return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE})
-
-            app.router.add_get("/metrics", render)
+            app[BACKENDS], app[METRICS] = backends, metrics
+            app.router.add_routes(operations.probes)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
+            stack.push_async_callback(runner.cleanup)
             await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
-        worker = Worker(
-            role,
-            backends=backends,
-            pool=pool,
-            fetcher=fetcher,
-            catalogue=catalogue,
-            settings=settings,
-            metrics=metrics,
-            concurrency=concurrency,
-        )
-        consuming = asyncio.create_task(worker.run(), name=f"worker-{role}")
-        log.info("%s worker: %d processes, %d jobs at once", role, pool.size, concurrency)
+        log.info("%s worker: %d processes, %d jobs at once", role, crew.pool.size, concurrency)
         print(f"workers: {role} ready", flush=True)
-        done, _ = await asyncio.wait(
-            {consuming, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if consuming in done:  # the consumer died: report why
-            consuming.result()
+        stopping = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({*crew.runners, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        for runner_task in crew.runners:
+            if runner_task in done:  # the consumer died: report why
+                runner_task.result()
         log.info("%s worker: stopping, letting running jobs finish", role)
-        await worker.drain(GRACE)
-        consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        await fetcher.close()
-        await pool.close()
-        await backends.close()
+        await crew.drain(GRACE)
     return 0
 
 

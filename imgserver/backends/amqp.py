@@ -3,7 +3,7 @@ dead-letter queue.
 
 Topology (declared on open, idempotently, and again by aio-pika after every reconnection):
 
-- ``names.AMQP_QUEUE[role]``: durable; jobs are persistent messages (msgpack ``Job``);
+- ``names.AMQP_QUEUE[role]``: durable; jobs are persistent messages (``messages.encode_job``);
 - ``names.AMQP_RETRY_QUEUE[role]``: durable, no consumer; a message published there with a
   per-message ``expiration`` is dead-lettered (exchange ``""``) back into the role's queue when
   it expires. Expiry happens at the head of the queue only, so a long delay ahead of a short one
@@ -26,7 +26,6 @@ import json
 import logging
 import os
 from collections.abc import AsyncIterator
-from typing import Any
 
 import aio_pika
 from aio_pika.abc import (
@@ -41,10 +40,11 @@ from aio_pika.exceptions import (
 )
 from yarl import URL
 
-from ..errors import Unavailable
-from ..jobs import Job
+from ..errors import Failure, Unavailable
+from ..messages import DecodeError, Job, decode_job, encode_job
 from ..names import AMQP_DEAD_QUEUE, AMQP_QUEUE, AMQP_RETRY_QUEUE
 from ..settings import Settings
+from .base import Managed
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def _settle(message: AbstractIncomingMessage, label: str, requeue: bool | 
         )
 
 
-class AmqpBroker:
+class AmqpBroker(Managed):
     """Job queues on RabbitMQ (see the module docstring)."""
 
     CONNECT_TIMEOUT = 15.0  # seconds open() keeps trying to reach RabbitMQ
@@ -207,29 +207,29 @@ class AmqpBroker:
     async def publish(self, queue: str, job: Job, delay: float = 0.0) -> None:
         target = AMQP_QUEUE[queue] if delay <= 0 else AMQP_RETRY_QUEUE[queue]
         message = aio_pika.Message(
-            job.to_bytes(),
+            encode_job(job),
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             expiration=delay if delay > 0 else None,
         )
         await self._publish(message, target, "publish")
 
-    async def dead_letter(self, queue: str, job: Job, error: dict[str, Any]) -> None:
+    async def dead_letter(self, queue: str, job: Job, error: Failure) -> None:
         await self._publish(
-            self._dead_message(queue, job.to_bytes(), error), AMQP_DEAD_QUEUE, "dead-letter"
+            self._dead_message(queue, encode_job(job), error), AMQP_DEAD_QUEUE, "dead-letter"
         )
 
     @staticmethod
-    def _dead_message(queue: str, body: bytes, error: dict[str, Any]) -> aio_pika.Message:
+    def _dead_message(queue: str, body: bytes, error: Failure) -> aio_pika.Message:
         return aio_pika.Message(
             body,
             content_type=CONTENT_TYPE,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             headers={
                 HEADER_QUEUE: queue,
-                HEADER_ERROR_CODE: str(error.get("code", "internal")),
-                HEADER_ERROR_MESSAGE: str(error.get("message", "")),
-                HEADER_ERROR: json.dumps(error, default=str),
+                HEADER_ERROR_CODE: error.code,
+                HEADER_ERROR_MESSAGE: error.message,
+                HEADER_ERROR: json.dumps(error.to_api(), default=str),
             },
         )
 
@@ -278,8 +278,8 @@ class AmqpBroker:
                 if _stale(message):
                     continue
                 try:
-                    job = Job.from_bytes(message.body)
-                except Exception as exc:  # untrusted bytes: any decoding failure
+                    job = decode_job(message.body)
+                except DecodeError as exc:  # untrusted bytes: not a job
                     await self._park(queue, message, exc)
                     continue
                 yield AmqpDelivery(message, job)
@@ -291,9 +291,9 @@ class AmqpBroker:
 
     async def _park(self, queue: str, message: AbstractIncomingMessage, exc: Exception) -> None:
         """Move a message that is not a job to the dead queue (or drop it if that fails)."""
-        error = {"code": "invalid_message", "message": f"not a job: {type(exc).__name__} {exc}"}
+        error = Failure("invalid_message", f"not a job: {type(exc).__name__} {exc}")
         log.error(
-            "rabbitmq: moving a message from %s to %s: %s", queue, AMQP_DEAD_QUEUE, error["message"]
+            "rabbitmq: moving a message from %s to %s: %s", queue, AMQP_DEAD_QUEUE, error.message
         )
         try:
             await self._publish(

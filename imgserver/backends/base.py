@@ -1,21 +1,66 @@
-"""The backend interfaces. Each has an embedded implementation (``local.py``) and a real one
-(``s3.py``, ``redis.py``, ``amqp.py``); everything above them is the same in both modes, and one
-contract test suite per interface runs against both.
+"""The backend interfaces. Each has an embedded implementation (``local_storage.py``,
+``sqlite.py``, ``memory.py``) and a real one (``s3.py``, ``redis/``, ``amqp.py``); everything
+above them is the same in both modes, and one contract test suite per interface runs against
+both.
 
-Real implementations translate their client's connection errors into ``errors.Unavailable`` at
-this boundary, so a backend that is down answers 503 ``unavailable``, never 500.
+Every backend is an async context manager: entering it opens it (connects, creates, checks),
+leaving it closes it; ``open_backends`` (``__init__.py``) enters them all on one
+``AsyncExitStack``. Every backend answers ``ping()`` (``/readyz`` asks each one). Real
+implementations translate their client's connection errors into ``errors.Unavailable`` at this
+boundary, so a backend that is down answers 503 ``unavailable``, never 500.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
-from ..images import Image
-from ..jobs import Entry, Job
-from ..tasks import Task
+from ..errors import Failure
+from ..messages import Entry, Event, Job
+from ..records import ImageRecord, Task
+
+
+class Lifecycle(Protocol):
+    """Opened by ``async with``, closed when the block ends; ``ping`` says it answers."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    async def ping(self) -> None:
+        """Return if the backend answers; raise (Unavailable) if it does not."""
+        ...
+
+
+class Managed:
+    """The ``async with`` of a backend, from its ``open()`` and ``close()`` (by default: nothing
+    to do, e.g. a store on a connection someone else opened)."""
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
 
 @dataclass(frozen=True)
@@ -24,7 +69,7 @@ class StoredObject:
     content_type: str
 
 
-class Storage(Protocol):
+class Storage(Lifecycle, Protocol):
     """Blob storage for results and uploaded originals."""
 
     async def put(self, path: str, data: bytes, content_type: str) -> None: ...
@@ -41,10 +86,8 @@ class Storage(Protocol):
         """The public URL of a stored object; ``base`` is the service's own origin."""
         ...
 
-    async def ping(self) -> None: ...
 
-
-class CacheIndex(Protocol):
+class CacheIndex(Lifecycle, Protocol):
     """Which results exist: cache key -> Entry."""
 
     async def get(self, key: str) -> Entry | None: ...
@@ -55,41 +98,35 @@ class CacheIndex(Protocol):
 
     async def keys_for_input(self, source: str) -> list[str]: ...
 
-    async def ping(self) -> None: ...
 
-
-class TaskStore(Protocol):
+class TaskStore(Lifecycle, Protocol):
     async def create(self, task: Task) -> None: ...
 
     async def get(self, task_id: str) -> Task | None: ...
 
-    async def update(self, task_id: str, changes: dict[str, Any]) -> Task | None:
-        """Apply ``changes`` (see tasks.apply); the task after, or None if there is none."""
+    async def update(self, task_id: str, changes: Mapping[str, Any]) -> Task | None:
+        """Apply ``changes`` (see records.advance); the task after, or None if there is none."""
         ...
 
     async def unfinished(self) -> list[Task]: ...
 
-    async def ping(self) -> None: ...
 
-
-class ImageStore(Protocol):
+class ImageStore(Lifecycle, Protocol):
     """Uploaded images' records, listed newest first (by id: ids sort by creation time)."""
 
-    async def create(self, image: Image) -> None: ...
+    async def create(self, image: ImageRecord) -> None: ...
 
-    async def get(self, image_id: str) -> Image | None: ...
+    async def get(self, image_id: str) -> ImageRecord | None: ...
 
-    async def list_page(self, limit: int, before: str | None = None) -> list[Image]:
+    async def list_page(self, limit: int, before: str | None = None) -> list[ImageRecord]:
         """Up to ``limit`` images, newest first, only those whose id sorts below ``before``."""
         ...
 
-    async def update(self, image_id: str, changes: dict[str, Any]) -> Image | None:
-        """Apply ``changes`` (see images.apply); the image after, or None if there is none."""
+    async def update(self, image_id: str, changes: Mapping[str, Any]) -> ImageRecord | None:
+        """Apply ``changes`` (see records.advance); the image after, or None if there is none."""
         ...
 
     async def delete(self, image_id: str) -> None: ...
-
-    async def ping(self) -> None: ...
 
 
 class Delivery(Protocol):
@@ -101,7 +138,7 @@ class Delivery(Protocol):
     async def reject(self, requeue: bool) -> None: ...
 
 
-class Broker(Protocol):
+class Broker(Lifecycle, Protocol):
     """Job queues by role name (names.URGENT, names.BACKGROUND). Delivery is at least once:
     a job not acknowledged (its worker died) is delivered again."""
 
@@ -109,7 +146,7 @@ class Broker(Protocol):
         """Queue ``job`` (persistently, confirmed by the broker); after ``delay`` seconds if set."""
         ...
 
-    async def dead_letter(self, queue: str, job: Job, error: dict[str, Any]) -> None:
+    async def dead_letter(self, queue: str, job: Job, error: Failure) -> None:
         """Park a job that used up its attempts (with the last error) for operators."""
         ...
 
@@ -119,10 +156,8 @@ class Broker(Protocol):
 
     async def depth(self, queue: str) -> int: ...
 
-    async def ping(self) -> None: ...
 
-
-class InFlight(Protocol):
+class InFlight(Lifecycle, Protocol):
     """Single-flight markers shared by every frontend: who is computing which key."""
 
     async def claim(self, key: str, ttl: float) -> bool:
@@ -132,20 +167,15 @@ class InFlight(Protocol):
     async def release(self, key: str) -> None: ...
 
 
-Event = dict[str, Any]
-
-
-class EventBus(Protocol):
-    """Broadcast of job outcomes and task changes to every frontend."""
+class EventBus(Lifecycle, Protocol):
+    """Broadcast of job outcomes, task and image changes and purges to every frontend."""
 
     async def publish(self, event: Event) -> None: ...
 
     def subscribe(self) -> AbstractAsyncContextManager[AsyncIterator[Event]]: ...
 
-    async def ping(self) -> None: ...
 
-
-class Quotas(Protocol):
+class Quotas(Lifecycle, Protocol):
     """Processing quotas of API keys: how many results each key has had computed. Atomic
     across processes; counts never reset by themselves."""
 
@@ -156,10 +186,7 @@ class Quotas(Protocol):
     async def used(self, name: str) -> int: ...
 
 
-Closer = Callable[[], Awaitable[None]]
-
-
-@dataclass
+@dataclass(frozen=True)
 class Backends:
     storage: Storage
     index: CacheIndex
@@ -169,14 +196,10 @@ class Backends:
     events: EventBus
     inflight: InFlight
     quotas: Quotas
-    closers: list[Closer]
     embedded: bool  # the broker is in-process: this process must run the workers too
 
-    async def close(self) -> None:
-        for close in reversed(self.closers):
-            await close()
-
-    def components(self) -> dict[str, Any]:
+    def components(self) -> dict[str, Lifecycle]:
+        """Every backend, by the name ``/readyz`` reports it under."""
         return {
             "storage": self.storage,
             "index": self.index,
@@ -184,4 +207,6 @@ class Backends:
             "images": self.images,
             "broker": self.broker,
             "events": self.events,
+            "inflight": self.inflight,
+            "quotas": self.quotas,
         }

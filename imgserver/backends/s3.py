@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import Unavailable
 from ..settings import Settings
-from .base import StoredObject
+from .base import Managed, StoredObject
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ TOTAL_ATTEMPTS = 2
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
-class S3Storage:
+class S3Storage(Managed):
     """Objects at ``s3://{s3_bucket}/{s3_prefix}{path}``."""
 
     def __init__(
@@ -203,10 +203,10 @@ class S3Storage:
         except ClientError as exc:
             error = exc.response.get("Error", {})
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
-            detail = error.get("Message") or error.get("Code") or "error"
-            raise Unavailable(f"s3: {what}: {status} {_code(exc)}: {detail}") from exc
+            said = error.get("Message") or ""  # the server's own words: logged, not sent
+            raise Unavailable(f"s3: {what}: {status} {_code(exc)}", detail=said) from exc
         except BotoCoreError as exc:
-            raise Unavailable(f"s3: {what}: {exc}") from exc
+            raise Unavailable(f"s3: {what}: {type(exc).__name__}", detail=str(exc)) from exc
 
 
 def _code(exc: ClientError) -> str:

@@ -1,7 +1,8 @@
-"""The worker-process side of a job: set libvips up once, then run graphs on request.
+"""The worker-process side of a job: set libvips and Pillow up once for untrusted input, then
+run graphs on request.
 
-``execute`` never raises: it answers ``{"ok": True, ...result}`` or ``{"ok": False, "error"}``
-with an error from API.md's vocabulary, so a bad image can only ever fail its own job.
+``execute`` never raises: it answers :class:`Rendered` or :class:`RenderFailed` with an error
+from the API's vocabulary, so a bad image can only ever fail its own job.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import logging
 import os
 import warnings
 from typing import TYPE_CHECKING, Any
+
+from ..errors import ImgServerError, Internal, TooManyPixels, UndecodableSource
+from ..messages import RenderFailed, RenderJob, RenderOutcome
+from .registry import VIPS
 
 if TYPE_CHECKING:
     from ..settings import Settings
@@ -76,46 +81,46 @@ def init(
     Image.ID[:] = [fmt for fmt in Image.ID if fmt in Image.OPEN]
 
 
-def execute(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one graph; the payload is built by ``worker.Worker`` (see ``build_payload``)."""
+def execute(job: RenderJob, source: bytes | memoryview) -> RenderOutcome:
+    """Run one job on its source's bytes. Never raises: a failure is a RenderFailed whose error
+    message is public (no library's own words: those go to this process's log)."""
     import pyvips
     from PIL import Image
 
-    from ..errors import ImgServerError, Internal, TooManyPixels, UndecodableSource
-    from . import pillow, vips
-    from .ops import Limits
+    from .pillow.pipeline import run as run_pillow
+    from .vips.pipeline import run as run_vips
 
-    run = vips.run if job["definition"]["runtime"] == "vips" else pillow.run
+    run = run_vips if job.definition.runtime == VIPS else run_pillow
     try:
-        outcome = run(
-            job["definition"],
-            job["params"],
-            job["format"],
-            job["source"],
-            job["source_format"],
-            Limits(**job["limits"]),
-        )
+        return run(job, source)
     except ImgServerError as exc:
-        return {"ok": False, "error": exc.to_dict()}
+        return RenderFailed(exc.failure())
     except pyvips.Error as exc:
-        detail = str(exc.detail or exc.message).strip().splitlines()
-        message = detail[0] if detail else "libvips could not decode the image"
-        return {"ok": False, "error": UndecodableSource(message[:300]).to_dict()}
+        return _failed(UndecodableSource(_cannot_decode(job)), job, str(exc.detail or exc.message))
     except Image.DecompressionBombError as exc:
-        return {"ok": False, "error": TooManyPixels(str(exc)[:300]).to_dict()}
+        return _failed(TooManyPixels(f"the {_name(job)} source has too many pixels"), job, str(exc))
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's decode errors
-        return {"ok": False, "error": UndecodableSource(str(exc)[:300]).to_dict()}
+        return _failed(UndecodableSource(_cannot_decode(job)), job, str(exc))
     except MemoryError:
-        return {"ok": False, "error": TooManyPixels("the image needs too much memory").to_dict()}
+        return RenderFailed(TooManyPixels("the image needs too much memory").failure())
     except Exception:
-        log.exception("graph %s failed", job.get("graph"))
-        return {"ok": False, "error": Internal("the graph failed unexpectedly").to_dict()}
-    return {
-        "ok": True,
-        "data": bytes(outcome.data),  # not a view of the shared source
-        "format": outcome.format,
-        "width": outcome.width,
-        "height": outcome.height,
-        "frames": outcome.frames,
-        "warnings": outcome.warnings,
-    }
+        log.exception("graph %s failed", job.graph)
+        return RenderFailed(Internal("the graph failed unexpectedly").failure())
+
+
+def _name(job: RenderJob) -> str:
+    return job.source_format.upper()
+
+
+def _cannot_decode(job: RenderJob) -> str:
+    return (
+        f"the {_name(job)} source cannot be decoded: it is corrupt, truncated, or uses a "
+        "feature of the format that is not supported"
+    )
+
+
+def _failed(error: ImgServerError, job: RenderJob, library_text: str) -> RenderFailed:
+    """The public error; the library's own words are logged here, never sent."""
+    first = library_text.strip().splitlines()
+    log.info("graph %s: %s: %s", job.graph, error.code, first[0][:300] if first else "")
+    return RenderFailed(error.failure())

@@ -1,105 +1,26 @@
-"""The web client: ``GET /`` and its files from ``web/static/`` (plain HTML, ES modules, CSS).
-
-There is no build step. The files are read once, when the app is built, gzip-compressed once and
-served from memory. Asset URLs carry a digest of all the files (``/static/{digest}/app.js``; the
-page names them through ``{{version}}``, and modules import each other by relative URL, so they
-inherit it): assets are cached for a year as immutable, while the page itself is revalidated on
-every load (``no-cache`` + ``ETag``). A new release is therefore picked up at the next page load,
-and a page never mixes old and new modules. An asset asked for under another digest (a page from
-before a restart) is served as it is now, but not cached.
-"""
+"""The web client: ``GET /`` (the page, revalidated on every load) and ``/static/{version}/{name}``
+(its files, immutable under the current version); see ``bundle.py``."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from types import MappingProxyType
 
 from aiohttp import web
 
 from ..errors import NotFound
+from .bundle import IMMUTABLE, PAGE_HEADERS, REVALIDATE, Asset
+from .state import BUNDLE
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGE = "index.html"
-VERSION_MARK = b"{{version}}"
-CONTENT_TYPES = {
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",  # what ES modules must be served as
-    ".css": "text/css; charset=utf-8",
-    ".svg": "image/svg+xml",
-    ".png": "image/png",
-    ".ico": "image/x-icon",
-    ".webmanifest": "application/manifest+json",
-}
-COMPRESSIBLE = frozenset({".html", ".js", ".css", ".svg", ".webmanifest"})
-ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9]+)+$")
-IMMUTABLE = "public, max-age=31536000, immutable"
-REVALIDATE = "no-cache"
-# The page loads only its own files; images may come from a CDN or an S3 bucket.
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src * data: blob:; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-}
+routes = web.RouteTableDef()
 
 
-@dataclass(frozen=True)
-class Asset:
-    body: bytes
-    gzipped: bytes | None  # None when compressing does not pay
-    content_type: str
-    etag: str
-
-
-@dataclass(frozen=True)
-class Bundle:
-    """The client's files, ready to serve: the page and the assets by name."""
-
-    version: str
-    page: Asset
-    assets: Mapping[str, Asset]
-
-    @classmethod
-    def load(cls, directory: Path = STATIC_DIR) -> Bundle:
-        files = {
-            p.name: p.read_bytes()
-            for p in sorted(directory.iterdir())
-            if p.is_file() and p.suffix in CONTENT_TYPES and ASSET_NAME.match(p.name)
-        }
-        if PAGE not in files:
-            raise RuntimeError(f"the web client's {PAGE} is missing from {directory}")
-        digest = hashlib.sha256()
-        for name, body in files.items():
-            digest.update(f"{name}\0{len(body)}\0".encode())
-            digest.update(body)
-        version = digest.hexdigest()[:16]
-        page = _asset(PAGE, files.pop(PAGE).replace(VERSION_MARK, version.encode()))
-        assets = {name: _asset(name, body) for name, body in files.items()}
-        return cls(version, page, MappingProxyType(assets))
-
-
-def _asset(name: str, body: bytes) -> Asset:
-    suffix = Path(name).suffix
-    gzipped = gzip.compress(body, 9, mtime=0) if suffix in COMPRESSIBLE else None
-    if gzipped is not None and len(gzipped) >= len(body):
-        gzipped = None
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    return Asset(body, gzipped, CONTENT_TYPES[suffix], etag)
-
-
-BUNDLE = web.AppKey("client", Bundle)
-
-
+@routes.get("/")
 async def index(request: web.Request) -> web.Response:
     """The page (revalidated on every load: it names the current assets)."""
     return _serve(request, request.app[BUNDLE].page, REVALIDATE, PAGE_HEADERS)
 
 
+@routes.get("/static/{version}/{name}")
 async def asset(request: web.Request) -> web.Response:
     """``/static/{version}/{name}``: immutable under the current version."""
     bundle = request.app[BUNDLE]

@@ -15,21 +15,20 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from ..backends.base import Event, TaskStore
+from ..backends.base import TaskStore
 from ..errors import ImgServerError, NotFound
-from ..images import Image
-from ..live import Ended, Hub, Listener
-from ..tasks import STATUSES, Task
-from .handlers import SERVICES, url_for
+from ..live import Change, Ended, Listener
+from ..messages import TaskChanged
+from ..records import STATUSES, Task, UrlFor
+from .state import BACKENDS, HUB, url_for
 
 log = logging.getLogger(__name__)
 
-HUB = web.AppKey("hub", Hub)
+routes = web.RouteTableDef()
 HEARTBEAT = 15.0  # seconds between comment lines on a quiet stream
 POLL = 1.0  # seconds between checks that the client is still connected
 RETRY_MS = 2000  # how long an EventSource waits before reconnecting
@@ -67,7 +66,7 @@ class EventStream:
         transport = self.request.transport
         return not self.open or transport is None or transport.is_closing()
 
-    async def next(self, listener: Listener) -> Event | None:
+    async def next(self, listener: Listener) -> Change | None:
         """The next event, or None when a heartbeat is due; Ended when the client has gone
         (noticed within ``POLL`` seconds) or the listener was ended."""
         deadline = time.monotonic() + HEARTBEAT
@@ -99,10 +98,11 @@ class EventStream:
         return self.response
 
 
+@routes.get("/tasks/{id}/events", allow_head=False)
 async def task_events(request: web.Request) -> web.StreamResponse:
     """The task's current state, then each change, ending after a final status."""
     task_id = request.match_info["id"]
-    tasks = request.app[SERVICES].backends.tasks
+    tasks = request.app[BACKENDS].tasks
     url = functools.partial(url_for, request)
     async with request.app[HUB].listen() as listener:
         task = await tasks.get(task_id)
@@ -128,6 +128,7 @@ async def task_events(request: web.Request) -> web.StreamResponse:
         return await stream.finish()
 
 
+@routes.get("/events", allow_head=False)
 async def all_events(request: web.Request) -> web.StreamResponse:
     """Every task change (``event: task``) and image change (``event: image``) from now on."""
     url = functools.partial(url_for, request)
@@ -143,30 +144,20 @@ async def all_events(request: web.Request) -> web.StreamResponse:
             if event is None:
                 alive = await stream.heartbeat()
                 continue
-            rendered = _render(event, url)
-            if rendered is not None:
-                alive = await stream.send(*rendered)
+            alive = await stream.send(*_render(event, url))
         return await stream.finish()
 
 
-def _render(event: dict[str, Any], url: Callable[[str], str]) -> tuple[str, dict] | None:
-    try:
-        if event["type"] == "task":
-            return "task", Task.from_record(event["task"]).to_json(url)
-        return "image", Image.from_record(event["image"]).to_json(url)
-    except (KeyError, TypeError) as exc:
-        log.warning("ignored a malformed %s event: %r", event.get("type"), exc)
-        return None
+def _render(event: Change, url: UrlFor) -> tuple[str, dict[str, Any]]:
+    if isinstance(event, TaskChanged):
+        return "task", event.task.to_json(url)
+    return "image", event.image.to_json(url)
 
 
-def _task_of(event: dict[str, Any], task_id: str) -> Task | None:
-    record = event.get("task") if event.get("type") == "task" else None
-    if not isinstance(record, dict) or record.get("id") != task_id:
-        return None
-    try:
-        return Task.from_record(record)
-    except TypeError:
-        return None
+def _task_of(event: Change, task_id: str) -> Task | None:
+    if isinstance(event, TaskChanged) and event.task.id == task_id:
+        return event.task
+    return None
 
 
 async def _reread(tasks: TaskStore, task_id: str) -> Task | None:

@@ -1,4 +1,4 @@
-"""The one middleware: every failure becomes API.md's JSON error body with its status, and
+"""The one middleware: every failure becomes the API's JSON error body with its status, and
 every answer is counted (one middleware, not two: each layer showed in the hit path's profile)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..errors import ImgServerError, Internal, MethodNotAllowed, NotFound, SourceTooLarge
-from ..metrics import METRICS
+from .state import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +19,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into API.md's JSON error body with its status; count the answer."""
+    """Turn every failure into the API's JSON error body with its status; count the answer."""
     try:
         response = await handler(request)
     except ImgServerError as exc:
+        if exc.detail:  # words of a library or a backend: for the log, not for the client
+            log.warning("%s %s: %s: %s", request.method, request.path, exc.message, exc.detail)
         response = error_response(exc)
     except web.HTTPMethodNotAllowed:
         response = error_response(MethodNotAllowed(f"{request.method} is not allowed here"))

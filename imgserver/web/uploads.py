@@ -12,22 +12,17 @@ from collections.abc import AsyncIterator
 from aiohttp import BodyPartReader, web
 
 from ..errors import InvalidInput, SourceTooLarge
-from ..uploads import MULTIPART_OVERHEAD, Uploads, parse_page, read_capped
-from .handlers import CATALOGUE, SERVICES, SETTINGS, url_for
+from ..uploads import MULTIPART_OVERHEAD, parse_page, read_capped
+from .state import SETTINGS, UPLOADS, url_for
 
+routes = web.RouteTableDef()
 CHUNK = 64 * 1024
 FIELD = "image"
 
 
-def _uploads(request: web.Request) -> Uploads:
-    services = request.app[SERVICES]
-    return Uploads(
-        services.backends, services.coordinator, request.app[CATALOGUE], request.app[SETTINGS]
-    )
-
-
+@routes.post("/images")
 async def create_image(request: web.Request) -> web.Response:
-    uploads = _uploads(request)
+    uploads = request.app[UPLOADS]
     options = uploads.options(request.query)  # a bad query fails before the body is read
     data = await read_image(request, request.app[SETTINGS].max_source_bytes)
     image = await uploads.create(data, options)
@@ -35,17 +30,19 @@ async def create_image(request: web.Request) -> web.Response:
     return web.json_response(body, status=201, headers={"Location": f"/images/{image.id}"})
 
 
+@routes.get("/images")
 async def list_images(request: web.Request) -> web.Response:
     limit, cursor = parse_page(request.query)
-    images, next_cursor = await _uploads(request).page(limit, cursor)
+    images, next_cursor = await request.app[UPLOADS].page(limit, cursor)
     url = functools.partial(url_for, request)
     return web.json_response(
         {"images": [i.to_json(url) for i in images], "next_cursor": next_cursor}
     )
 
 
+@routes.get("/images/{id}")
 async def show_image(request: web.Request) -> web.Response:
-    image = await _uploads(request).get(request.match_info["id"])
+    image = await request.app[UPLOADS].get(request.match_info["id"])
     return web.json_response(image.to_json(functools.partial(url_for, request)))
 
 

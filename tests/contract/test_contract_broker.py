@@ -24,9 +24,9 @@ from imgserver.backends.amqp import (
     HEADER_QUEUE,
     AmqpBroker,
 )
-from imgserver.backends.local import MemoryBroker
-from imgserver.errors import Unavailable
-from imgserver.jobs import Job
+from imgserver.backends.memory import MemoryBroker
+from imgserver.errors import Failure, Unavailable
+from imgserver.messages import Job, decode_job, encode_job
 from imgserver.settings import Settings
 
 from ..servers import RabbitServer
@@ -47,7 +47,7 @@ def job(n: int, **kw: Any) -> Job:
         "digest": "d" * 16,
         "format": "webp",
         "input": f"https://example.com/{n}.jpg",
-        "params": {"width": 300 + n, "fit": "cover", "nested": {"q": [1, 2.5, "x"]}},
+        "params": {"width": 300 + n, "fit": "cover", "sigma": 2.5, "upscale": n % 2 == 0},
         "task_id": f"task{n}",
         "nocache": n % 2 == 1,
         "queued_at": 1700000000.25 + n,
@@ -66,7 +66,7 @@ class Harness:
     async def dead(self) -> list[tuple[str, bytes, str, str]]:
         """What the dead-letter queue holds: (origin queue, body, error code, error message)."""
         if isinstance(self.broker, MemoryBroker):
-            return [(q, j.to_bytes(), e["code"], e["message"]) for q, j, e in self.broker.dead]
+            return [(q, encode_job(j), e.code, e.message) for q, j, e in self.broker.dead]
         assert self.rabbit is not None
         out = []
         for message in await raw_get_all(self.rabbit.url, names.AMQP_DEAD_QUEUE):
@@ -283,10 +283,10 @@ async def test_delayed_publish_arrives_after_the_delay(harness, consumers):
 
 
 async def test_dead_letter_parks_the_job_with_its_error(harness, consumers):
-    error = {"code": "source_timeout", "message": "the source took too long", "attempts": 4}
+    error = Failure("source_timeout", "the source took too long", {"attempts": 4})
     await harness.broker.dead_letter(BACKGROUND, job(7), error)
     assert await harness.dead() == [
-        (BACKGROUND, job(7).to_bytes(), "source_timeout", "the source took too long")
+        (BACKGROUND, encode_job(job(7)), "source_timeout", "the source took too long")
     ]
     assert await harness.broker.depth(BACKGROUND) == 0
     assert await consumers(harness.broker, BACKGROUND).nothing()
@@ -308,12 +308,12 @@ async def test_depth_counts_waiting_jobs(harness):
 async def test_amqp_dead_letter_headers_carry_the_whole_error(rabbit):
     broker = await amqp_broker(rabbit.url)
     try:
-        error = {"code": "unavailable", "message": "redis is down", "attempts": 4}
+        error = Failure("unavailable", "redis is down", {"attempts": 4})
         await broker.dead_letter(URGENT, job(3), error)
     finally:
         await broker.close()
     [message] = await raw_get_all(rabbit.url, names.AMQP_DEAD_QUEUE)
-    assert Job.from_bytes(message.body) == job(3)
+    assert decode_job(message.body) == job(3)
     assert message.headers[HEADER_QUEUE] == URGENT
     assert message.headers[HEADER_ERROR] == (
         '{"code": "unavailable", "message": "redis is down", "attempts": 4}'

@@ -13,10 +13,21 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from imgserver.backends.base import Event, EventBus
-from imgserver.backends.local import LocalEventBus
-from imgserver.backends.redis import RedisEventBus
-from imgserver.errors import Unavailable
+from imgserver.backends.base import EventBus
+from imgserver.backends.memory import MemoryEventBus
+from imgserver.backends.redis.events import RedisEventBus
+from imgserver.errors import Failure, Unavailable
+from imgserver.messages import (
+    Entry,
+    Event,
+    ImageChanged,
+    JobDone,
+    JobFailed,
+    Purged,
+    TaskChanged,
+    encode_event,
+)
+from imgserver.records import ImageRecord, Task
 
 from ..backend_fixtures import BACKENDS, RedisEnv, redis_env, redis_stopped, within
 from ..servers import RedisServer
@@ -29,7 +40,7 @@ WAIT = 5.0  # seconds an expected event may take
 @pytest.fixture(params=BACKENDS)
 def buses(request: pytest.FixtureRequest) -> tuple[EventBus, EventBus]:
     if request.param == "local":
-        bus = LocalEventBus()
+        bus = MemoryEventBus()
         return bus, bus
     env: RedisEnv = request.getfixturevalue("redis_env")
     publisher, subscriber = (RedisEventBus(env.client(), env.settings()) for _ in range(2))
@@ -41,8 +52,8 @@ async def receive(events: AsyncIterator[Event], seconds: float = WAIT) -> Event:
 
 
 def job_event(i: int) -> Event:
-    entry = {"path": f"results/key{i}", "size": i, "width": 1.5, "input": "ü"}
-    return {"type": "job", "key": f"key{i}", "ok": True, "entry": entry}
+    entry = Entry(f"results/key{i}", "image/webp", i, 15, 16, input="ü", created_at=1.5)
+    return JobDone(f"key{i}", entry, cached=i % 2 == 0)
 
 
 async def test_every_event_in_order(buses: tuple[EventBus, EventBus]) -> None:
@@ -80,19 +91,50 @@ async def test_a_subscriber_that_left_does_not_block(buses: tuple[EventBus, Even
         assert await receive(staying) == job_event(1)
 
 
-async def test_task_event_round_trip(buses: tuple[EventBus, EventBus]) -> None:
+TASK = Task(
+    "t1",
+    "resize",
+    "https://example.com/ü.jpg",
+    {"w": 3, "q": 1.5, "crop": True, "gravity": "north"},
+    "webp",
+    "k" * 64,
+    "d" * 64,
+    status="failed",
+    error=Failure("source_unreachable", "the source answered 503", {"upstream_status": 503}),
+    warnings=["one"],
+    created_at=1700000000.123456,
+)
+EVERY_KIND: list[Event] = [
+    job_event(1),
+    JobFailed("key2", Failure("too_many_pixels", "over", {"limit": 5, "width": 6})),
+    TaskChanged(TASK),
+    ImageChanged(ImageRecord("i1", "t1", "png", 10, width=3, height=None, created_at=2.25)),
+    Purged(["a", "b"]),
+]
+
+
+@pytest.mark.parametrize("event", EVERY_KIND, ids=lambda e: type(e).__name__)
+async def test_every_kind_of_event_round_trips(
+    buses: tuple[EventBus, EventBus], event: Event
+) -> None:
     publisher, bus = buses
-    task = {
-        "id": "t1",
-        "params": {"w": 3, "q": None},
-        "warnings": [],
-        "timings": {"queued": 1700000000.123456},
-        "error": None,
-    }
-    event: Event = {"type": "task", "task": task}
     async with bus.subscribe() as events:
         await publisher.publish(event)
         assert await receive(events) == event
+
+
+async def test_a_message_that_is_not_an_event_is_skipped(redis_env: RedisEnv) -> None:
+    """Whatever else lands on the channel (another version, a stray PUBLISH) is logged and
+    skipped: the subscription goes on with the next event."""
+    from imgserver import names
+
+    bus = RedisEventBus(redis_env.client(), redis_env.settings())
+    raw = redis_env.client()
+    async with bus.subscribe() as events:
+        for junk in (b"not json", b"[1, 2]", b'{"type": "job", "key": 1}', b'{"type": "nope"}'):
+            await raw.publish(names.EVENTS_CHANNEL, junk)
+        await raw.publish(names.EVENTS_CHANNEL, encode_event(job_event(7)))
+        assert await receive(events) == job_event(7)
 
 
 async def test_ping(buses: tuple[EventBus, EventBus]) -> None:
@@ -117,7 +159,9 @@ async def publish_until_received(
                 await publisher.publish(job_event(i))
             done, _ = await asyncio.wait({receiving}, timeout=0.1)
             if done:
-                return int(receiving.result()["key"].removeprefix("key"))
+                got = receiving.result()
+                assert isinstance(got, JobDone)
+                return int(got.key.removeprefix("key"))
         raise AssertionError(f"no event received within {seconds} s")
     finally:
         receiving.cancel()

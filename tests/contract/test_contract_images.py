@@ -13,11 +13,10 @@ import secrets
 import pytest
 
 from imgserver.backends.base import ImageStore
-from imgserver.backends.local import LocalImageStore, SqliteDB
-from imgserver.backends.redis import RedisImageStore
+from imgserver.backends.redis.records import RedisImageStore
+from imgserver.backends.sqlite import SqliteDB, SqliteImageStore
 from imgserver.errors import Unavailable
-from imgserver.images import IMAGE_ID, Image
-from imgserver.tasks import (
+from imgserver.records import (
     COMPLETED,
     COMPLETED_WITH_ERRORS,
     FAILED,
@@ -25,8 +24,10 @@ from imgserver.tasks import (
     PENDING,
     PROCESSING,
     STATUSES,
+    ImageRecord,
     new_id,
 )
+from imgserver.records import RECORD_ID as IMAGE_ID
 
 from ..backend_fixtures import (
     RedisEnv,
@@ -46,7 +47,7 @@ def image_id(ms: int, suffix: str | None = None) -> str:
     return f"{ms:012x}{suffix or secrets.token_hex(6)}"
 
 
-def make_image(**kw: object) -> Image:
+def make_image(**kw: object) -> ImageRecord:
     fields: dict[str, object] = {
         "id": new_id(),
         "task_id": new_id(),
@@ -57,7 +58,7 @@ def make_image(**kw: object) -> Image:
         "created_at": 1_700_000_000.25,
     }
     fields.update(kw)
-    return Image(**fields)  # type: ignore[arg-type]
+    return ImageRecord(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ async def test_create_get_round_trip(store: ImageStore) -> None:
     image = make_image(width=None, height=None, warnings=["w"], format="tiff")
     await store.create(image)
     got = await store.get(image.id)
-    assert got is not None and got.to_record() == image.to_record()
+    assert got is not None and got == image
     assert IMAGE_ID.match(image.id)
 
 
@@ -130,7 +131,7 @@ async def test_update_applies_changes(store: ImageStore) -> None:
     )
     assert after is not None
     got = await store.get(image.id)
-    assert got is not None and got.to_record() == after.to_record()
+    assert got is not None and got == after
     assert (got.status, got.warnings, got.compressed_path, got.compressed_size) == (
         COMPLETED_WITH_ERRORS,
         ["cut"],
@@ -162,9 +163,9 @@ async def test_final_status_is_never_left(store: ImageStore, final: str) -> None
         {"width": 1},
     ):
         after = await store.update(image.id, changes)
-        assert after is not None and after.to_record() == done.to_record()
+        assert after is not None and after == done
     got = await store.get(image.id)
-    assert got is not None and got.to_record() == done.to_record()
+    assert got is not None and got == done
 
 
 async def test_bad_changes_are_refused(store: ImageStore) -> None:
@@ -177,7 +178,7 @@ async def test_bad_changes_are_refused(store: ImageStore) -> None:
     with pytest.raises(ValueError, match="read-only"):
         await store.update(image.id, {"id": "other"})
     got = await store.get(image.id)
-    assert got is not None and got.to_record() == image.to_record()
+    assert got is not None and got == image
 
 
 async def test_delete(store: ImageStore) -> None:
@@ -204,7 +205,7 @@ async def test_concurrent_statuses_move_forward_only(image_stores: list[ImageSto
     await image_stores[0].create(image)
     n = 40
 
-    async def one(i: int) -> Image | None:
+    async def one(i: int) -> ImageRecord | None:
         status = STATUSES[i % len(STATUSES)]
         changes: dict[str, object] = {"status": status}
         if status == FAILED:
@@ -219,7 +220,7 @@ async def test_concurrent_statuses_move_forward_only(image_stores: list[ImageSto
     assert got is not None and got.status in FINAL
     if got.status == FAILED:  # the winner's fields, and only its
         assert got.compressed_path is None and got.error is not None
-        winner = int(got.error["message"].removeprefix("by "))
+        winner = int(got.error.message.removeprefix("by "))
     else:
         assert got.error is None and got.compressed_path is not None
         winner = int(got.compressed_path.removeprefix("results/by-"))
@@ -231,11 +232,11 @@ async def test_records_survive_a_reopen(store: ImageStore, request: pytest.Fixtu
     image = make_image()
     await store.create(image)
     await store.update(image.id, {"status": COMPLETED, "compressed_size": 7})
-    if isinstance(store, LocalImageStore):
+    if isinstance(store, SqliteImageStore):
         db = SqliteDB(store.db.path)
         await db.open()
         try:
-            again: ImageStore = LocalImageStore(db)
+            again: ImageStore = SqliteImageStore(db)
             got = await again.get(image.id)
             page = await again.list_page(5)
         finally:

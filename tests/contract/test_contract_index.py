@@ -9,10 +9,10 @@ import pytest
 
 from imgserver import names
 from imgserver.backends.base import CacheIndex
-from imgserver.backends.local import LocalIndex
-from imgserver.backends.redis import RedisIndex
+from imgserver.backends.redis.index import RedisIndex
+from imgserver.backends.sqlite import SqliteIndex
 from imgserver.errors import Unavailable
-from imgserver.jobs import Entry
+from imgserver.messages import Entry
 
 from ..backend_fixtures import BACKENDS, RedisEnv, local_db, redis_env, redis_stopped, within
 from ..servers import RedisServer
@@ -40,7 +40,7 @@ def entry(name: str, source: str = SOURCE, **kw: object) -> Entry:
 @pytest.fixture(params=BACKENDS)
 def index(request: pytest.FixtureRequest) -> CacheIndex:
     if request.param == "local":
-        return LocalIndex(request.getfixturevalue("local_db"))
+        return SqliteIndex(request.getfixturevalue("local_db"))
     env: RedisEnv = request.getfixturevalue("redis_env")
     return RedisIndex(env.client(), env.settings())
 

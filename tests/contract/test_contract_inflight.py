@@ -12,8 +12,8 @@ import pytest
 
 from imgserver import names
 from imgserver.backends.base import InFlight
-from imgserver.backends.local import LocalInFlight
-from imgserver.backends.redis import RedisInFlight
+from imgserver.backends.memory import MemoryInFlight
+from imgserver.backends.redis.inflight import RedisInFlight
 from imgserver.errors import Unavailable
 
 from ..backend_fixtures import BACKENDS, RedisEnv, redis_env, redis_stopped, within
@@ -25,7 +25,7 @@ __all__ = ["redis_env"]  # fixtures
 @pytest.fixture(params=BACKENDS)
 def markers(request: pytest.FixtureRequest) -> tuple[InFlight, InFlight]:
     if request.param == "local":
-        inflight = LocalInFlight()
+        inflight = MemoryInFlight()
         return inflight, inflight
     env: RedisEnv = request.getfixturevalue("redis_env")
     return RedisInFlight(env.client()), RedisInFlight(env.client())

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from imgserver.backends.base import Quotas
-from imgserver.backends.local import LocalQuotas
-from imgserver.backends.redis import RedisQuotas
+from imgserver.backends.redis.quotas import RedisQuotas
+from imgserver.backends.sqlite import SqliteQuotas
 from imgserver.errors import Unavailable
 
 from ..backend_fixtures import BACKENDS, RedisEnv, local_db, redis_env, redis_stopped, within
@@ -20,7 +20,7 @@ __all__ = ["local_db", "redis_env"]  # fixtures
 def quotas(request: pytest.FixtureRequest) -> tuple[Quotas, Quotas]:
     """Two handles on the same counters (two processes, for Redis)."""
     if request.param == "local":
-        q = LocalQuotas(request.getfixturevalue("local_db"))
+        q = SqliteQuotas(request.getfixturevalue("local_db"))
         return q, q
     env: RedisEnv = request.getfixturevalue("redis_env")
     return RedisQuotas(env.client()), RedisQuotas(env.client())

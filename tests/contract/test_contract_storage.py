@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,7 +25,7 @@ from aiohttp import web
 from yarl import URL
 
 from imgserver.backends.base import Storage
-from imgserver.backends.local import LocalStorage
+from imgserver.backends.local_storage import LocalStorage
 from imgserver.backends.s3 import S3Storage
 from imgserver.errors import Unavailable
 from imgserver.names import ORIGINALS_PREFIX, result_path
@@ -79,12 +78,14 @@ class Backend:
 async def serve_local(
     storage: Storage, settings: Settings, stack: contextlib.AsyncExitStack
 ) -> str:
-    from imgserver.web.handlers import SERVICES, SETTINGS, Services, stored_file
+    from imgserver.web import storage as storage_routes
+    from imgserver.web.state import LOCAL_STORAGE, SETTINGS
 
+    assert isinstance(storage, LocalStorage)
     app = web.Application()
     app[SETTINGS] = settings
-    app[SERVICES] = Services(backends=SimpleNamespace(storage=storage), coordinator=None)  # type: ignore[arg-type]
-    app.router.add_get("/{prefix:results|originals}/{name}", stored_file)
+    app[LOCAL_STORAGE] = storage
+    app.router.add_routes(storage_routes.routes)
     runner = web.AppRunner(app)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
@@ -99,14 +100,13 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     async with contextlib.AsyncExitStack() as stack:
         if request.param == "local":
             settings = Settings.from_env({}, data_dir=tmp_path)
-            yield Backend("local", LocalStorage(tmp_path / "storage"), stack, settings)
+            local = await stack.enter_async_context(LocalStorage(tmp_path / "storage"))
+            yield Backend("local", local, stack, settings)
         else:
             s3_server: S3Server = request.getfixturevalue("s3_server")
             bucket = s3_server.new_bucket()
             settings = s3_settings(s3_server, bucket)
-            s3 = S3Storage(settings)
-            stack.push_async_callback(s3.close)
-            await s3.open()
+            s3 = await stack.enter_async_context(S3Storage(settings))
             yield Backend("s3", s3, stack, settings, bucket)
 
 

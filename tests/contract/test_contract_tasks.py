@@ -13,10 +13,10 @@ import pytest
 
 from imgserver import names
 from imgserver.backends.base import TaskStore
-from imgserver.backends.local import LocalTaskStore
-from imgserver.backends.redis import RedisTaskStore
+from imgserver.backends.redis.records import RedisTaskStore
+from imgserver.backends.sqlite import SqliteTaskStore
 from imgserver.errors import Unavailable
-from imgserver.tasks import (
+from imgserver.records import (
     COMPLETED,
     COMPLETED_WITH_ERRORS,
     FAILED,
@@ -39,7 +39,7 @@ def make_task(created_at: float = 1_700_000_000.5, **kw: object) -> Task:
         "id": new_id(),
         "graph": "resize",
         "input": "https://example.com/a.jpg",
-        "params": {"width": 300, "height": None, "fit": "cover"},
+        "params": {"width": 300, "upscale": False, "fit": "cover", "sigma": 1.5},
         "format": "webp",
         "key": "k" * 64,
         "digest": "d" * 16,
@@ -52,7 +52,7 @@ def make_task(created_at: float = 1_700_000_000.5, **kw: object) -> Task:
 @pytest.fixture(params=BACKENDS)
 def stores(request: pytest.FixtureRequest) -> list[TaskStore]:
     if request.param == "local":
-        return [LocalTaskStore(request.getfixturevalue("local_db"))]
+        return [SqliteTaskStore(request.getfixturevalue("local_db"))]
     env: RedisEnv = request.getfixturevalue("redis_env")
     return [RedisTaskStore(env.client(), env.settings()) for _ in range(2)]
 
@@ -66,7 +66,7 @@ async def test_create_get_round_trip(store: TaskStore) -> None:
     task = make_task(image_id="img1", warnings=["w"], timings={"queued": 1.5})
     await store.create(task)
     got = await store.get(task.id)
-    assert got is not None and got.to_record() == task.to_record()
+    assert got is not None and got == task
 
 
 async def test_missing_task(store: TaskStore) -> None:
@@ -91,7 +91,7 @@ async def test_update_applies_changes(store: TaskStore) -> None:
     )
     assert after is not None and after.updated_at > task.updated_at
     got = await store.get(task.id)
-    assert got is not None and got.to_record() == after.to_record()
+    assert got is not None and got == after
     assert (got.status, got.warnings, got.result_path) == (
         COMPLETED_WITH_ERRORS,
         ["icc"],
@@ -123,9 +123,9 @@ async def test_final_status_is_never_left(store: TaskStore, final: str) -> None:
         {"timings": {"stored": 1.0}},
     ):
         after = await store.update(task.id, changes)
-        assert after is not None and after.to_record() == done.to_record()
+        assert after is not None and after == done
     got = await store.get(task.id)
-    assert got is not None and got.to_record() == done.to_record()
+    assert got is not None and got == done
 
 
 async def test_bad_changes_are_refused(store: TaskStore) -> None:
@@ -136,7 +136,7 @@ async def test_bad_changes_are_refused(store: TaskStore) -> None:
     with pytest.raises(ValueError, match="field"):
         await store.update(task.id, {"colour": "red"})
     got = await store.get(task.id)
-    assert got is not None and got.to_record() == task.to_record()
+    assert got is not None and got == task
 
 
 async def test_concurrent_updates_lose_nothing(stores: list[TaskStore]) -> None:
@@ -190,7 +190,7 @@ async def test_concurrent_statuses_move_forward_only(stores: list[TaskStore]) ->
     # The winner's fields, and only its: no mix of two writers.
     if got.status == FAILED:
         assert got.result_path is None and got.error is not None
-        winner = int(got.error["message"].removeprefix("by "))
+        winner = int(got.error.message.removeprefix("by "))
     else:
         assert got.error is None and got.result_path is not None
         winner = int(got.result_path.removeprefix("results/by-"))
@@ -208,7 +208,7 @@ async def test_unfinished_lists_non_final_in_creation_order(store: TaskStore) ->
     for task in (t3, t1, t0, t2, t4):
         await store.create(task)
     await store.update(t2.id, {"status": PROCESSING})
-    await store.update(t4.id, {"status": FAILED, "error": {"code": "internal"}})
+    await store.update(t4.id, {"status": FAILED, "error": {"code": "internal", "message": "boom"}})
     assert [t.id for t in await store.unfinished()] == [t1.id, t2.id, t3.id]
     statuses = {t.id: t.status for t in await store.unfinished()}
     assert statuses == {t1.id: PENDING, t2.id: PROCESSING, t3.id: PENDING}

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
-from imgserver.keys import ApiKey, KeyRing, parse_env
+from imgserver.apikeys import ApiKey, KeyRing, parse_env
 
 from ..conftest import REPO, Origin
 from ..images import jpeg, texture

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from imgserver.apikeys import ApiKey, KeyRing, parse_env, parse_file
 from imgserver.errors import BadSignature, SignatureRequired
-from imgserver.keys import ApiKey, KeyRing, parse_env, parse_file
 from imgserver.settings import SettingsError
 
 SECRET = "s3cret-s3cret-s3cret"

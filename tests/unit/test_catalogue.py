@@ -12,9 +12,10 @@ import pytest
 
 from imgserver.catalogue import PARAM_TYPES, Catalogue, GraphError, load_graph
 from imgserver.errors import UnknownGraph
+from imgserver.graphdef import Node, ParamRef
 
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
-SHIPPED = sorted(p.stem for p in GRAPHS.glob("*.json"))
+SHIPPED = sorted(p.stem for p in GRAPHS.glob("*.json") if p.name != "schema.json")
 PARAM_KEYS = {"type", "default", "minimum", "maximum", "values", "description"}
 
 
@@ -107,8 +108,8 @@ def test_empty_directory(tmp_path: Path) -> None:
 # -- the normalised definition ----------------------------------------------------------------
 
 
-def nodes(graph: Any) -> dict[str, dict[str, Any]]:
-    return {n["id"]: n for n in graph.definition["nodes"]}
+def nodes(graph: Any) -> dict[str, Node]:
+    return {n.id: n for n in graph.definition.nodes}
 
 
 @pytest.mark.parametrize(
@@ -128,34 +129,34 @@ def test_implicit_fit(catalogue: Catalogue, name: str, has_fit: bool) -> None:
     graph = catalogue[name]
     assert ("_fit" in nodes(graph)) is has_fit
     if has_fit:
-        assert graph.definition["output"] == "_fit"
-        assert graph.definition["nodes"][-1] == {
-            "id": "_fit",
-            "op": "fit",
-            "in": ["crop"],
-            "args": {"width": {"param": "width"}, "height": {"param": "height"}},
-        }
+        assert graph.definition.output == "_fit"
+        assert graph.definition.nodes[-1] == Node(
+            "_fit",
+            "fit",
+            ("crop",),
+            {"width": ParamRef("width"), "height": ParamRef("height")},
+        )
 
 
 def test_noop_copies_the_source(catalogue: Catalogue) -> None:
     noop = catalogue["noop"]
     assert noop.copies_source
-    assert noop.definition["nodes"] == []
-    assert noop.definition["output"] == "source"
+    assert noop.definition.nodes == ()
+    assert noop.definition.output == "source"
     assert not catalogue["passthrough"].copies_source
 
 
 def test_nodes_in_dependency_order(catalogue: Catalogue) -> None:
-    ids = [n["id"] for n in catalogue["gaussianblur"].definition["nodes"]]
+    ids = [n.id for n in catalogue["gaussianblur"].definition.nodes]
     assert ids == ["fit", "blur"]
 
 
 def test_defaults_of_unset_args_are_filled_in(catalogue: Catalogue) -> None:
     fit = nodes(catalogue["passthrough"])["fit"]
-    assert fit["args"]["upscale"] is False
-    assert fit["in"] == ["source"]
-    encode = catalogue["passthrough"].definition["encode"]
-    assert encode["quality"] == {"param": "quality"}
+    assert fit.args["upscale"] is False
+    assert fit.inputs == ("source",)
+    encode = catalogue["passthrough"].definition.encode
+    assert encode["quality"] == ParamRef("quality")
     assert encode["copy_source"] is False
 
 
@@ -193,7 +194,7 @@ def write(directory: Path, name: str, content: Any) -> Path:
 
 def test_base_is_valid(tmp_path: Path) -> None:
     graph = load_graph(write(tmp_path, "base", BASE))
-    assert [n["id"] for n in graph.definition["nodes"]] == ["fit", "grey"]
+    assert [n.id for n in graph.definition.nodes] == ["fit", "grey"]
 
 
 BROKEN: list[tuple[str, Any, str]] = [
@@ -506,12 +507,12 @@ def test_one_broken_file_stops_the_catalogue(tmp_path: Path) -> None:
 )
 def test_implicit_fit_added(tmp_path: Path, content: dict[str, Any], fit_input: str) -> None:
     graph = load_graph(write(tmp_path, "g", content))
-    last = graph.definition["nodes"][-1]
-    assert last["id"] == "_fit"
-    assert last["in"] == [fit_input]
-    assert last["args"]["width"] == {"param": "width"}
-    assert last["args"]["height"] == {"param": "height"}
-    assert graph.definition["output"] == "_fit"
+    last = graph.definition.nodes[-1]
+    assert last.id == "_fit"
+    assert last.inputs == (fit_input,)
+    assert last.args["width"] == ParamRef("width")
+    assert last.args["height"] == ParamRef("height")
+    assert graph.definition.output == "_fit"
     assert {"width", "height"} <= set(graph.params)
 
 

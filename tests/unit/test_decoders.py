@@ -16,6 +16,7 @@ import pytest
 import pyvips
 from PIL import Image
 
+from imgserver.messages import Limits, RenderFailed, RenderJob
 from imgserver.pool import ProcessPool
 from imgserver.runtime.execute import init_options
 from imgserver.settings import Settings
@@ -141,23 +142,18 @@ async def test_pillow_refuses_images_over_the_source_limit_after_init(tmp_path: 
     try:
         opened = (await pool.run({"op": "pillow", "sources": {"over": over, "at": at}}))["opened"]
         graph = pillow_twin("passthrough", tmp_path)
-        job = {
-            "graph": graph.name,
-            "definition": dict(graph.definition),
-            "params": {},
-            "format": "png",
-            "source": over,
-            "source_format": "png",
-            "limits": {
-                "max_source_pixels": 50_000_000,
-                "max_output_pixels": 25_000_000,
-                "max_frames": 500,
-            },
-        }
-        result = await pool.run({"op": "job", "job": job})
+        job = RenderJob(
+            graph.name,
+            graph.definition,
+            {},
+            "png",
+            "png",
+            Limits(max_source_pixels=50_000_000, max_output_pixels=25_000_000, max_frames=500),
+        )
+        result = await pool.run({"op": "job", "job": job}, over)
     finally:
         await pool.close()
     assert opened["at"] is None, opened
     assert opened["over"] is not None and "DecompressionBombError" in opened["over"], opened
     assert "1000000 pixels" in opened["over"]
-    assert result["ok"] is False and result["error"]["code"] == "too_many_pixels", result
+    assert isinstance(result, RenderFailed) and result.error.code == "too_many_pixels", result

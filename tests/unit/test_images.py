@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from multidict import MultiDict
 
-from imgserver.backends import open_backends
 from imgserver.backends.base import Backends
+from imgserver.backends.factory import open_backends
 from imgserver.errors import (
+    Failure,
     ImgServerError,
     InvalidParam,
     SourceTooLarge,
@@ -19,10 +20,9 @@ from imgserver.errors import (
     UnsupportedFormat,
     UnsupportedSource,
 )
-from imgserver.images import Image
-from imgserver.jobs import Entry
+from imgserver.messages import Entry, ImageChanged
+from imgserver.records import COMPLETED, FAILED, PROCESSING, ImageRecord, Task, new_id
 from imgserver.settings import Settings
-from imgserver.tasks import COMPLETED, FAILED, PROCESSING, Task, new_id
 from imgserver.uploads import (
     DEFAULT_LIMIT,
     Uploads,
@@ -38,15 +38,14 @@ from ..images import catalogue
 
 @pytest.fixture
 async def backends(tmp_path: Path) -> AsyncIterator[Backends]:
-    b = await open_backends(Settings(data_dir=tmp_path))
-    yield b
-    await b.close()
+    async with open_backends(Settings(data_dir=tmp_path)) as b:
+        yield b
 
 
 async def records(
     b: Backends, graph: str = "compress", params: dict | None = None, width: int | None = 640
-) -> tuple[Image, Task]:
-    image = Image(new_id(), new_id(), "jpeg", 1000, width, 400 if width else None)
+) -> tuple[ImageRecord, Task]:
+    image = ImageRecord(new_id(), new_id(), "jpeg", 1000, width, 400 if width else None)
     task = Task(
         image.task_id,
         graph,
@@ -72,7 +71,7 @@ async def test_image_follows_its_task(backends: Backends) -> None:
         assert processing is not None
         after = await follow_task(backends, processing)
         assert after is not None and after.status == PROCESSING
-        assert (await anext(events))["image"]["status"] == PROCESSING
+        assert (await anext(events)) == ImageChanged(after)
 
         done = await backends.tasks.update(
             task.id, {"status": COMPLETED, "result_path": "results/r"}
@@ -86,13 +85,14 @@ async def test_image_follows_its_task(backends: Backends) -> None:
             "results/r",
             600,
         )
-        assert (await anext(events))["image"]["compressed_size"] == 600
+        changed = await anext(events)
+        assert isinstance(changed, ImageChanged) and changed.image.compressed_size == 600
     assert (await backends.images.get(image.id)) == after
 
 
 async def test_failed_task_fails_the_image(backends: Backends) -> None:
     _, task = await records(backends)
-    error = {"code": "undecodable_source", "message": "truncated"}
+    error = Failure("undecodable_source", "truncated")
     failed = await backends.tasks.update(task.id, {"status": FAILED, "error": error})
     assert failed is not None
     after = await follow_task(backends, failed)
@@ -135,7 +135,7 @@ async def test_other_tasks_on_the_upload_leave_the_image_alone(backends: Backend
     )
     await backends.tasks.create(other)
     after = await follow_task(backends, other, Entry("results/o", "image/png", 5, 1, 1))
-    assert after is not None and after.to_record() == image.to_record()
+    assert after is not None and after == image
 
 
 async def test_reading_an_image_catches_up_with_a_finished_task(backends: Backends) -> None:

@@ -38,7 +38,7 @@ async def test_sources_reach_the_child_intact_small_or_large(pool: ProcessPool) 
     sizes = [100, 1_000_000, 20_000_000, 300_000, 9_000_000]
     for i, size in enumerate(sizes):
         source = rng.randbytes(size)
-        result = await pool.run({"op": "digest", "source": source})
+        result = await pool.run({"op": "digest"}, source)
         assert result == {
             "sha256": hashlib.sha256(source).hexdigest(),
             "size": size,
@@ -46,9 +46,9 @@ async def test_sources_reach_the_child_intact_small_or_large(pool: ProcessPool) 
         }
         if i == 2:
             with pytest.raises(WorkerCrashed):
-                await pool.run({"op": "crash", "source": source})
+                await pool.run({"op": "crash"}, source)
     bytes_view = memoryview(bytearray(b"x" * 100_000))
-    result = await pool.run({"op": "digest", "source": bytes_view})
+    result = await pool.run({"op": "digest"}, bytes_view)
     assert result["sha256"] == hashlib.sha256(b"x" * 100_000).hexdigest()
 
 
@@ -71,9 +71,11 @@ async def test_deadline_stops_a_runaway_job(pool: ProcessPool) -> None:
 async def test_urgent_jobs_go_before_background_ones(pool: ProcessPool) -> None:
     blocker = asyncio.create_task(pool.run({"op": "sleep", "seconds": 0.5}))
     await asyncio.sleep(0.1)
-    background = [asyncio.create_task(pool.run({"op": "pid", "tag": f"b{i}"}, 1)) for i in range(3)]
+    background = [
+        asyncio.create_task(pool.run({"op": "pid", "tag": f"b{i}"}, priority=1)) for i in range(3)
+    ]
     await asyncio.sleep(0.05)
-    urgent = asyncio.create_task(pool.run({"op": "pid", "tag": "u"}, 0))
+    urgent = asyncio.create_task(pool.run({"op": "pid", "tag": "u"}, priority=0))
     await blocker
     results = await asyncio.gather(urgent, *background)
     order = [r["tag"] for r in sorted(results, key=lambda r: r["at"])]
@@ -122,7 +124,7 @@ async def test_no_room_for_a_block_sends_the_source_through_the_pipe(
 
     monkeypatch.setattr(shared, "room", lambda size, directory=shared.SHM_DIR: False)
     source = b"y" * 200_000
-    result = await pool.run({"op": "digest", "source": source})
+    result = await pool.run({"op": "digest"}, source)
     assert result == {
         "sha256": hashlib.sha256(source).hexdigest(),
         "size": len(source),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from imgserver.jobs import Entry
+from imgserver.messages import Entry
 from imgserver.recent import RecentEntries
 
 

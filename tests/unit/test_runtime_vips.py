@@ -637,9 +637,9 @@ def test_compress_keeps_a_many_coloured_png_lossless() -> None:
 def test_compress_png_checks_the_quantised_result(monkeypatch: pytest.MonkeyPatch) -> None:
     """Few colours in the sample but a poor quantisation (the sample missed most colours):
     the PSNR check keeps it lossless."""
-    from imgserver.runtime import vips
+    from imgserver.runtime.vips import encode
 
-    monkeypatch.setattr(vips, "PALETTE_SAMPLE", 2)  # a 2 px sample sees 2 colours at most
+    monkeypatch.setattr(encode, "PALETTE_SAMPLE", 2)  # a 2 px sample sees 2 colours at most
     r = ok(run("compress", png(texture(256, 256)), "png"))
     assert png_colour_type(r["data"]) == 2
 
@@ -734,3 +734,26 @@ def test_undecodable_source(src: bytes, graph: str, query: dict) -> None:
     assert r["ok"] is False, "an undecodable image must not produce a result"
     assert r["error"]["code"] == "undecodable_source", r["error"]
     assert r["error"]["message"]
+
+
+def _heic_without_its_codec() -> bytes:
+    """An AVIF relabelled as HEVC: the HEIF container parses, the codec is not there."""
+    avif = bytes(texture(16, 16).heifsave_buffer(compression="av1"))
+    return avif.replace(b"av01", b"hvc1").replace(b"avif", b"heic").replace(b"av1C", b"hvcC")
+
+
+@pytest.mark.parametrize(
+    "src", [*UNDECODABLE.values(), _heic_without_its_codec()], ids=[*UNDECODABLE, "heic"]
+)
+def test_a_decoder_error_is_told_in_our_words(src: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """The client reads a message of ours naming the format; the decoder's own text (the
+    libheif plugin's, libjpeg's...) goes to the worker process's log only."""
+    caplog.set_level("INFO", logger="imgserver.runtime.execute")
+    r = run("passthrough", src, "jpeg")
+    fmt = sniff(src).upper()
+    assert r["error"] == {
+        "code": "undecodable_source",
+        "message": f"the {fmt} source cannot be decoded: it is corrupt, truncated, or uses a "
+        "feature of the format that is not supported",
+    }
+    assert "undecodable_source" in caplog.text  # the library's words were logged

@@ -15,10 +15,9 @@ import pytest
 
 from imgserver.errors import UnsupportedSource
 from imgserver.formats import SVG_HEAD, mime_of, require_source_format, sniff
-from imgserver.runtime.execute import execute
 from imgserver.uploads import read_capped
 
-from ..images import LIMITS, catalogue, pillow_twin, svg, vload, vpixel
+from ..images import LIMITS, catalogue, pillow_twin, render, svg, vload, vpixel
 
 # -- sniffing ---------------------------------------------------------------------------------
 
@@ -117,17 +116,7 @@ async def test_upload_reading_waits_for_the_root_element_only_when_enabled() -> 
 
 def run_svg(graph: Any, data: bytes, fmt: str = "png", **params: Any) -> dict[str, Any]:
     g = catalogue()[graph] if isinstance(graph, str) else graph
-    return execute(
-        {
-            "graph": g.name,
-            "definition": dict(g.definition),
-            "params": params,
-            "format": fmt,
-            "source": data,
-            "source_format": "svg",
-            "limits": dict(LIMITS),
-        }
-    )
+    return render(g, params, fmt, data, "svg")
 
 
 def test_rasterised_at_the_requested_size() -> None:

@@ -1,0 +1,85 @@
+"""The embedded storage: objects as files in a local directory, sharded by the first two
+characters of their name, written atomically (a reader sees the whole file or none)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from ..formats import mime_of, sniff
+from .base import Managed, StoredObject
+
+
+class LocalStorage(Managed):
+    """Objects as files under ``root``; served by the app at ``/{path}`` (``web/storage.py``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def file(self, path: str) -> Path:
+        """The file of a storage path, sharded: results/ab/abcdef..."""
+        prefix, _, name = path.rpartition("/")
+        if not name or name.startswith(".") or ".." in path or "\\" in path:
+            raise ValueError(f"bad storage path {path!r}")
+        return self.root / prefix / name[:2] / name
+
+    async def put(self, path: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._write, self.file(path), data)
+
+    @staticmethod
+    def _write(target: Path, data: bytes) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, target)  # readers see the whole file or none
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    async def get(self, path: str) -> StoredObject | None:
+        try:
+            data = await asyncio.to_thread(self.file(path).read_bytes)
+        except (FileNotFoundError, ValueError):
+            return None
+        return StoredObject(data, content_type_of(data))
+
+    async def head(self, path: str) -> tuple[str, int] | None:
+        return await asyncio.to_thread(self._head, path)
+
+    def _head(self, path: str) -> tuple[str, int] | None:
+        try:
+            target = self.file(path)
+            with target.open("rb") as f:
+                head = f.read(64)
+            return content_type_of(head), target.stat().st_size
+        except (FileNotFoundError, ValueError):
+            return None
+
+    async def delete(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            await asyncio.to_thread(self.file(path).unlink)
+
+    def url(self, path: str, base: str) -> str:
+        return f"{base.rstrip('/')}/{path}"
+
+    async def open(self) -> None:
+        await self.ping()  # a directory that cannot be written to stops start-up, clearly
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._ping)
+
+    def _ping(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK):
+            raise OSError(f"{self.root} is not writable")
+
+
+def content_type_of(head: bytes) -> str:
+    fmt = sniff(head)
+    return mime_of(fmt) if fmt else "application/octet-stream"

@@ -1,0 +1,89 @@
+"""The Redis cache index: each entry is JSON under ``REDIS_RESULT`` (expiring after
+``index_ttl`` if set), plus a set of keys per input (``REDIS_INPUT``, named by the input's
+SHA-256) written in the same MULTI, for ``keys_for_input``. Members whose entry expired are
+pruned when read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import redis.exceptions as rexc
+from redis.asyncio import Redis
+
+from ... import names
+from ...messages import Entry, decode_entry, encode_entry
+from ...settings import Settings
+from .client import OnRedis, text, translated_call
+
+
+def input_digest(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+class RedisIndex(OnRedis):
+    """Cache key -> Entry, with a set of keys per input."""
+
+    def __init__(self, client: Redis, settings: Settings) -> None:
+        super().__init__(client)
+        self.ttl = settings.index_ttl if settings.index_ttl > 0 else None
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return names.REDIS_RESULT.format(key=key)
+
+    @staticmethod
+    def _input_key(source: str) -> str:
+        return names.REDIS_INPUT.format(digest=input_digest(source))
+
+    @translated_call
+    async def get(self, key: str) -> Entry | None:
+        raw = await self.client.get(self._key(key))
+        return decode_entry(raw) if raw is not None else None
+
+    @translated_call
+    async def set(self, key: str, entry: Entry) -> None:
+        members = self._input_key(entry.input)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(self._key(key), encode_entry(entry), ex=self.ttl)
+            pipe.sadd(members, key)
+            if self.ttl:  # the set lives as long as its newest entry
+                pipe.expire(members, self.ttl)
+            await pipe.execute()
+
+    @translated_call
+    async def delete(self, key: str) -> None:
+        raw = await self.client.get(self._key(key))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(self._key(key))
+            if raw is not None:
+                pipe.srem(self._input_key(decode_entry(raw).input), key)
+            await pipe.execute()
+
+    @translated_call
+    async def keys_for_input(self, source: str) -> list[str]:
+        members = self._input_key(source)
+        keys = sorted(text(k) for k in await self.client.smembers(members))
+        if not keys:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.exists(self._key(key))
+            exists = await pipe.execute()
+        stale = [k for k, e in zip(keys, exists, strict=True) if not e]
+        if stale:  # their entries expired (index_ttl)
+            await self._prune(members, stale)
+        return [k for k, e in zip(keys, exists, strict=True) if e]
+
+    async def _prune(self, members: str, stale: list[str]) -> None:
+        """Forget keys whose entries are gone, unless one is set again meanwhile."""
+        entries = [self._key(k) for k in stale]
+        with contextlib.suppress(rexc.WatchError):  # one was set again: prune another time
+            async with self.client.pipeline(transaction=True) as pipe:
+                await pipe.watch(*entries)
+                if await pipe.exists(*entries):
+                    return
+                pipe.multi()
+                pipe.srem(members, *stale)
+                await pipe.execute()

@@ -1,0 +1,150 @@
+"""``graphs/schema.json``: the JSON Schema of a graph file, generated from the op registry.
+
+The catalogue validates every graph file against it at start-up (after its own checks, which
+give the friendlier messages), editors can use it while a graph is written, and
+``python -m imgserver schema`` prints it; a test keeps the committed file equal to this.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from .runtime.registry import ARG_TYPES, ENCODE_ARGS, OPS, RUNTIMES, Arg, Op
+
+MAX_NODES = 32  # nodes in one graph
+MAX_STRING = 256  # characters of a string value
+COLOR_PATTERN = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
+PARAM_NAME_PATTERN = r"^[^_=][^=]*$"  # not empty, no leading "_" (reserved), no "="
+NODE_ID_PATTERN = r"^(?!source$)[^_]"  # not "source", no leading "_" (added nodes)
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/$defs/{name}"}
+
+
+def _value(arg: Arg) -> dict[str, Any]:
+    """The schema of a constant for ``arg``."""
+    schema: dict[str, Any]
+    if arg.type in ("int", "number"):
+        schema = {"type": "integer" if arg.type == "int" else "number"}
+        if arg.minimum is not None:
+            schema["minimum"] = arg.minimum
+        if arg.maximum is not None:
+            schema["maximum"] = arg.maximum
+    elif arg.type == "bool":
+        schema = {"type": "boolean"}
+    elif arg.type == "enum":
+        schema = {"enum": list(arg.values)}
+    elif arg.type == "color":
+        schema = {"type": "string", "pattern": COLOR_PATTERN}
+    else:
+        schema = {"type": "string", "maxLength": MAX_STRING}
+    if arg.optional:
+        schema = {"anyOf": [schema, {"type": "null"}]}
+    return schema
+
+
+def _args(args: Mapping[str, Arg]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            name: {
+                "description": arg.description,
+                "anyOf": [_value(arg), _ref("paramRef")],
+            }
+            for name, arg in args.items()
+        },
+    }
+
+
+def _inputs(op: Op) -> dict[str, Any]:
+    listed = {
+        "type": "array",
+        "items": {"type": "string"},
+        "minItems": len(op.inputs),
+        "maxItems": len(op.inputs),
+    }
+    return {"anyOf": [{"type": "string"}, listed]} if len(op.inputs) == 1 else listed
+
+
+def _node(op: Op) -> dict[str, Any]:
+    return {
+        "description": op.description,
+        "type": "object",
+        "required": ["op"],
+        "additionalProperties": False,
+        "properties": {
+            "op": {"const": op.name},
+            "in": {
+                "description": f"The node(s) it takes ({', '.join(op.inputs)}), or 'source'.",
+                **_inputs(op),
+            },
+            "args": _args(op.args),
+        },
+    }
+
+
+def _param() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["type"],
+        "additionalProperties": False,
+        "properties": {
+            "type": {"enum": list(ARG_TYPES)},
+            "default": {"type": ["integer", "number", "boolean", "string"]},
+            "minimum": {"type": "number"},
+            "maximum": {"type": "number"},
+            "values": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "description": {"type": "string"},
+        },
+    }
+
+
+def graph_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a graph file."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "imgserver graph",
+        "description": "One graph: its parameters, a small DAG of operations, and how the "
+        "result is encoded. Generated from the op registry (GET /ops).",
+        "type": "object",
+        "required": ["description", "runtime"],
+        "additionalProperties": False,
+        "properties": {
+            "description": {"type": "string", "minLength": 1},
+            "runtime": {"enum": list(RUNTIMES)},
+            "params": {
+                "type": "object",
+                "propertyNames": {"pattern": PARAM_NAME_PATTERN},
+                "additionalProperties": _ref("param"),
+            },
+            "nodes": {
+                "type": "object",
+                "maxProperties": MAX_NODES,
+                "propertyNames": {"pattern": NODE_ID_PATTERN},
+                "additionalProperties": _ref("node"),
+            },
+            "output": {"type": "string", "description": "The node whose image is the result."},
+            "encode": _args(ENCODE_ARGS),
+        },
+        "$defs": {
+            "paramRef": {
+                "description": "The value of one of the graph's parameters.",
+                "type": "object",
+                "required": ["param"],
+                "additionalProperties": False,
+                "properties": {"param": {"type": "string"}},
+            },
+            "param": _param(),
+            "node": {"oneOf": [_ref(f"op-{name}") for name in OPS]},
+            **{f"op-{name}": _node(op) for name, op in OPS.items()},
+        },
+    }
+
+
+def schema_text() -> str:
+    """The schema as ``graphs/schema.json`` holds it."""
+    return json.dumps(graph_schema(), indent=2) + "\n"

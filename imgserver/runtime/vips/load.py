@@ -1,0 +1,160 @@
+"""libvips runtime, step 1: the source. Its header is read first (limits checked before any
+pixel is decoded), then it is decoded whole or shrunk on load: upright (EXIF orientation
+applied), CMYK and ICC-tagged images converted to sRGB, 16 bits reduced to 8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyvips
+
+from ...errors import TooManyPixels
+from ...messages import Limits
+
+ANIMATED_SOURCES = ("gif", "webp")
+
+
+@dataclass
+class Source:
+    """What the header says about the source, and how it was loaded."""
+
+    data: bytes | memoryview  # (a view of the pool's shared block, read in place)
+    format: str
+    width: int  # upright (after EXIF orientation)
+    height: int  # of one page, upright
+    pages: int  # pages that are loaded (1 unless the result stays animated)
+    pages_in_file: int
+    load_options: str  # loader option string, e.g. "n=12"
+    plain: bool  # 8-bit sRGB or grey without a colour profile: decoding changes no colours
+    managed: bool  # CMYK or an embedded profile: colours go through an ICC transform
+
+
+@dataclass
+class Context:
+    """One job's run: its limits, its source, and the warnings it collects."""
+
+    limits: Limits
+    source: Source
+    warnings: list[str] = field(default_factory=list)
+
+
+def inspect(
+    data: bytes | memoryview, source_format: str, limits: Limits, *, animate: bool
+) -> Source:
+    """Read the header only (no pixel decode) and enforce the pixel and frame limits."""
+    header = pyvips.Image.new_from_source(memory(data), "", access="sequential", fail_on="error")
+    width, height = header.width, page_height(header)
+    if width * height > limits.max_source_pixels:
+        raise TooManyPixels(
+            f"the source is {width}x{height} pixels; the limit is {limits.max_source_pixels}",
+            width=width,
+            height=height,
+            limit=limits.max_source_pixels,
+        )
+    if header.get_typeof("orientation") and header.get("orientation") in (5, 6, 7, 8):
+        width, height = height, width
+    in_file = header.get("n-pages") if header.get_typeof("n-pages") else 1
+    pages = 1
+    if animate and in_file > 1 and source_format in ANIMATED_SOURCES:
+        # frames are capped by count, and by pixels decoded in all: a long animation of large
+        # frames must not decode more than one maximal still image would
+        by_pixels = max(1, limits.max_source_pixels // max(1, width * height))
+        pages = min(in_file, limits.max_frames, by_pixels)
+    managed = header.interpretation == "cmyk" or bool(header.get_typeof("icc-profile-data"))
+    plain = header.interpretation in ("srgb", "b-w") and header.format == "uchar" and not managed
+    return Source(
+        data,
+        source_format,
+        width,
+        height,
+        pages,
+        in_file,
+        f"n={pages}" if pages > 1 else "",
+        plain,
+        managed,
+    )
+
+
+def memory(data: bytes | memoryview) -> pyvips.Source:
+    """A libvips source over ``data`` in place (bytes, or a view of the pool's shared block:
+    libvips' buffer loaders take only ``bytes``, which would mean one more copy)."""
+    return pyvips.Source.new_from_memory(data)
+
+
+def load(ctx: Context) -> pyvips.Image:
+    """Decode the whole source: upright, sRGB (or grey), 8 bits per sample."""
+    src = ctx.source
+    image = pyvips.Image.new_from_source(memory(src.data), src.load_options, fail_on="error")
+    if src.pages > 1:
+        cut_warning(ctx)
+    else:
+        image = image.autorot()
+    return normalise(image, ctx)
+
+
+def normalise(image: pyvips.Image, ctx: Context, *, icc: bool = True) -> pyvips.Image:
+    """Convert to 8-bit sRGB or grey, through the embedded ICC profile when there is one."""
+    interpretation = image.interpretation
+    has_profile = bool(image.get_typeof("icc-profile-data"))
+    if icc and (interpretation == "cmyk" or has_profile):
+        try:
+            image = image.icc_transform("srgb", embedded=True, input_profile=_fallback(image))
+        except pyvips.Error:
+            ctx.warnings.append("the embedded colour profile is unusable and was ignored")
+            image = _without_profile(image)
+    if image.interpretation not in ("srgb", "b-w") or image.format != "uchar":
+        target = "b-w" if image.interpretation in ("b-w", "grey16") else "srgb"
+        image = image.colourspace(target)
+        if image.format != "uchar":
+            image = image.cast("uchar")
+    return image
+
+
+def _fallback(image: pyvips.Image) -> str:
+    return "cmyk" if image.interpretation == "cmyk" else "srgb"
+
+
+def _without_profile(image: pyvips.Image) -> pyvips.Image:
+    image = image.copy()
+    image.remove("icc-profile-data")
+    if image.interpretation == "cmyk":
+        image = image.icc_transform("srgb", input_profile="cmyk")
+    return image
+
+
+def cut_warning(ctx: Context) -> None:
+    src = ctx.source
+    if src.pages < src.pages_in_file:
+        msg = f"the animation was cut to {src.pages} of its {src.pages_in_file} frames"
+        if msg not in ctx.warnings:
+            ctx.warnings.append(msg)
+
+
+def page_height(image: pyvips.Image) -> int:
+    if image.get_typeof("page-height"):
+        ph = image.get("page-height")
+        if 0 < ph <= image.height and image.height % ph == 0:
+            return int(ph)
+    return int(image.height)
+
+
+def per_page(image: pyvips.Image, fn: Callable[[pyvips.Image], pyvips.Image]) -> pyvips.Image:
+    """Apply a geometry operation to each frame of an animation (or to the one image)."""
+    ph = page_height(image)
+    if ph == image.height:
+        return fn(image)
+    frames = [fn(image.crop(0, i * ph, image.width, ph)) for i in range(image.height // ph)]
+    joined = pyvips.Image.arrayjoin(frames, across=1).copy()
+    joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+    return joined
+
+
+def check_output(width: int, height: int, ctx: Context) -> None:
+    if width * height > ctx.limits.max_output_pixels:
+        raise TooManyPixels(
+            f"the result would be {width}x{height} pixels; the limit is "
+            f"{ctx.limits.max_output_pixels}",
+            limit=ctx.limits.max_output_pixels,
+        )
