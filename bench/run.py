@@ -28,11 +28,9 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -42,34 +40,34 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import floor, lab, ssim  # noqa: E402
-from bench.photos import generated, photo  # noqa: E402
+from bench.client import Failure, check_output, drive, ours_call, run_http, thumbor_call  # noqa: E402
+from bench.context import (  # noqa: E402
+    BARE,
+    DIST_LOCAL,
+    DIST_S3,
+    EMBEDDED,
+    RESULTS,
+    THUMBOR,
+    Context,
+    attempt,
+    log,
+    median_round,
+)
+from bench.workload import (  # noqa: E402
+    BYTES_SOURCES,
+    CONCURRENCY,
+    CPUS,
+    MEMORY_SOURCES,
+    QUALITY,
+    QUICK_BYTES_SOURCES,
+    size_of,
+    warmup_jobs,
+)
 
-RESULTS = REPO / "bench" / "results"
-Image.MAX_IMAGE_PIXELS = None  # our own sources: no decompression-bomb warning
-SOURCES_DIR = lab.CACHE / "sources"
 PARTS = ("miss", "hit", "memory", "bytes")
-CPUS = len(os.sched_getaffinity(0))
 
-# name -> where it comes from; the miss workload cycles through all of them
-PACKAGE_JPEGS = [
-    "Aqua.jpg",
-    "Garden.jpg",
-    "LadyBird.jpg",
-    "TwoWings.jpg",
-    "YellowFlower.jpg",
-    "Elephants_3840x2160.jpg",
-    "Elephants_5640x3172.jpg",
-]
-PNGS = ["LadyBird_2560x1600.png", "Elephants_5120x2880.png"]
-MISS_SOURCES = PACKAGE_JPEGS + PNGS
-QUICK_MISS_SOURCES = ["Aqua.jpg", "Elephants_3840x2160.jpg", "LadyBird_2560x1600.png"]
-BYTES_SOURCES = MISS_SOURCES
-QUICK_BYTES_SOURCES = ["Aqua.jpg", "LadyBird_2560x1600.png"]
-MEMORY_SOURCES = ["Elephants_5120x2880.png", "Elephants_12000x8000.jpg"]
 BIG_PIXELS = 120_000_000  # IMGSERVER_MAX_SOURCE_PIXELS for the memory part (96 MP JPEG)
 
-CONCURRENCY = 4
-QUALITY = 80
 BUDGETS = {1: 20.0, 10: 200.0, 100: 2000.0, 1000: 10000.0}  # imgflo: connections -> mean ms
 
 # the targets of issue 6
@@ -80,253 +78,8 @@ HIT_P99_MS = 15.0
 PEAK_RSS_MB = 300.0
 SSIM_TOLERANCE = 0.001  # "equal SSIM": ours may be this much lower
 
-EMBEDDED = "ours embedded"
-DIST_S3 = "ours distributed (S3)"
-DIST_LOCAL = "ours distributed (local storage)"
-THUMBOR = "thumbor 7.8"
-BARE = {"pyvips": "bare pyvips", "pillow": "bare Pillow"}
-
-STD_LUMA = [
-    16,
-    11,
-    10,
-    16,
-    24,
-    40,
-    51,
-    61,
-    12,
-    12,
-    14,
-    19,
-    26,
-    58,
-    60,
-    55,
-    14,
-    13,
-    16,
-    24,
-    40,
-    57,
-    69,
-    56,
-    14,
-    17,
-    22,
-    29,
-    51,
-    87,
-    80,
-    62,
-    18,
-    22,
-    37,
-    56,
-    68,
-    109,
-    103,
-    77,
-    24,
-    35,
-    55,
-    64,
-    81,
-    104,
-    113,
-    92,
-    49,
-    64,
-    78,
-    87,
-    103,
-    121,
-    120,
-    101,
-    72,
-    92,
-    95,
-    98,
-    112,
-    100,
-    103,
-    99,
-]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# -- sources ----------------------------------------------------------------------------------
-
-
-def source_path(name: str) -> Path:
-    return photo(name) if name in PACKAGE_JPEGS else generated(name)
-
-
-def prepare_sources(names: list[str]) -> dict[str, Path]:
-    """Every source the run uses, linked into one directory the origin serves."""
-    SOURCES_DIR.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for name in names:
-        path = source_path(name).resolve()
-        link = SOURCES_DIR / name
-        if not link.exists() or link.resolve() != path:
-            link.unlink(missing_ok=True)
-            link.symlink_to(path)
-        paths[name] = path
-    return paths
-
-
-def size_of(path: Path) -> tuple[int, int]:
-    with Image.open(path) as image:
-        return image.size
-
 
 # -- measuring --------------------------------------------------------------------------------
-
-
-class Failure(Exception):
-    """A request that did not give the expected answer."""
-
-
-def estimate_quality(data: bytes) -> int | None:
-    """The libjpeg quality whose standard luminance table the JPEG uses (None: another table)."""
-    with Image.open(io.BytesIO(data)) as image:
-        table = list(image.quantization.get(0, []))
-    for q in range(1, 101):
-        scale = 5000 // q if q < 50 else 200 - 2 * q
-        if table == [min(255, max(1, (v * scale + 50) // 100)) for v in STD_LUMA]:
-            return q
-    return None
-
-
-def check_output(data: bytes, width: int) -> None:
-    with Image.open(io.BytesIO(data)) as image:
-        if image.format != "JPEG" or image.width != width:
-            raise Failure(f"expected a {width} px wide JPEG, got {image.format} {image.size}")
-
-
-def miss_jobs(sources: list[str], n: int) -> list[tuple[str, int]]:
-    """``n`` unique (source, width) pairs, widths 300-800, cycling through the sources."""
-    jobs = []
-    for i in range(n):
-        s, r = i % len(sources), i // len(sources)
-        jobs.append((sources[s], 300 + (r * 53 + s * 17) % 501))
-    return jobs
-
-
-def pct(values: list[float], p: float) -> float:
-    """Percentile by linear interpolation between closest ranks."""
-    v = sorted(values)
-    k = (len(v) - 1) * p / 100
-    lo = int(k)
-    hi = min(lo + 1, len(v) - 1)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
-
-
-Call = Callable[[str, int], Awaitable[bytes]]
-
-
-async def drive(call: Call, jobs: list[tuple[str, int]], concurrency: int) -> dict:
-    """Run ``jobs`` with ``concurrency`` requests in flight; time each and check its output."""
-    pending = iter(jobs)
-    latencies: list[float] = []
-    qualities: set[int | None] = set()
-    errors: list[str] = []
-
-    async def client() -> None:
-        for name, width in pending:
-            t = time.perf_counter()
-            try:
-                data = await call(name, width)
-                elapsed = (time.perf_counter() - t) * 1000
-                check_output(data, width)
-            except (Failure, aiohttp.ClientError, OSError) as exc:
-                errors.append(f"{name} w={width}: {exc}")
-                continue
-            latencies.append(elapsed)
-            qualities.add(estimate_quality(data))
-
-    cpu = time.process_time()
-    start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    wall = time.perf_counter() - start
-    return {
-        "requests": len(jobs),
-        "ok": len(latencies),
-        "seconds": wall,
-        "rps": len(latencies) / wall,
-        "p50_ms": pct(latencies, 50) if latencies else None,
-        "p99_ms": pct(latencies, 99) if latencies else None,
-        "mean_ms": statistics.fmean(latencies) if latencies else None,
-        "jpeg_quality": sorted(q if q is not None else -1 for q in qualities),
-        "errors": len(errors),
-        "first_errors": errors[:3],
-        "client_cpu_s": time.process_time() - cpu,
-        "latencies_ms": [round(x, 2) for x in latencies],
-    }
-
-
-def ours_call(session: aiohttp.ClientSession, base: str, origin: str, tag: str) -> Call:
-    """A passthrough.jpg miss: the 301, then the result it points at."""
-
-    async def call(name: str, width: int) -> bytes:
-        src = quote(f"{origin}/{name}?{tag}", safe="")
-        url = f"{base}/graph/passthrough.jpg?input={src}&width={width}&quality={QUALITY}"
-        async with session.get(url, allow_redirects=False) as r:
-            body = await r.read()
-            if r.status != 301:
-                raise Failure(f"{r.status}: {body[:200]!r}")
-            if r.headers.get("X-Cache") != "MISS":
-                raise Failure(f"X-Cache {r.headers.get('X-Cache')}, expected MISS")
-            location = r.headers["Location"]
-        async with session.get(location) as r:
-            if r.status != 200:
-                raise Failure(f"result {r.status}")
-            return await r.read()
-
-    return call
-
-
-def thumbor_call(session: aiohttp.ClientSession, base: str, origin: str) -> Call:
-    host = origin.removeprefix("http://")
-
-    async def call(name: str, width: int) -> bytes:
-        url = f"{base}/unsafe/{width}x0/filters:quality({QUALITY}):format(jpeg)/{host}/{name}"
-        async with session.get(url) as r:
-            data = await r.read()
-            if r.status != 200:
-                raise Failure(f"{r.status}: {data[:200]!r}")
-            return data
-
-    return call
-
-
-Jobs = list[tuple[str, int]]
-
-
-async def run_http(
-    make: Callable[[aiohttp.ClientSession], Call],
-    warmup: Jobs,
-    jobs: Jobs,
-    meter: lab.CpuMeter | None = None,
-) -> dict:
-    timeout = aiohttp.ClientTimeout(total=120)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        call = make(session)
-        await drive(call, warmup, CONCURRENCY)  # processes warm, connections open
-        if meter:
-            meter.start()
-        result = await drive(call, jobs, CONCURRENCY)
-        if meter:
-            result["cpu_s"] = meter.stop()
-    return result
-
-
-def warmup_jobs(sources: list[str]) -> list[tuple[str, int]]:
-    return [(name, 250 + i) for i, name in enumerate(sources)]  # widths outside 300-800
 
 
 def miss_embedded(ctx: Context) -> dict:
@@ -650,45 +403,6 @@ def bytes_part(ctx: Context) -> list[dict]:
 # -- the run ----------------------------------------------------------------------------------
 
 
-class Context:
-    """What the parts share: options, sources, the origin, thumbor (started on first use)."""
-
-    def __init__(self, args: argparse.Namespace, root: Path) -> None:
-        self.args = args
-        self.root = root
-        self.miss_sources = QUICK_MISS_SOURCES if args.quick else MISS_SOURCES
-        n = args.requests or (2 * len(self.miss_sources) if args.quick else 20 * len(MISS_SOURCES))
-        self.jobs = miss_jobs(self.miss_sources, n)
-        self.hit_seconds = 3 if args.quick else 10
-        self.budget_seconds = 2 if args.quick else 5
-        names = set(self.miss_sources)
-        if "bytes" in args.only:
-            names |= set(QUICK_BYTES_SOURCES if args.quick else BYTES_SOURCES)
-        if "memory" in args.only:
-            names |= set(MEMORY_SOURCES)
-        log("preparing sources (first run: downloads mate-backgrounds, makes the large ones)")
-        self.paths = prepare_sources(sorted(names))
-        self.nginx = lab.Nginx(root / "nginx", SOURCES_DIR).start()
-        self._thumbor: lab.Thumbor | None = None
-        self.profiled = False
-
-    def thumbor(self) -> lab.Thumbor:
-        if self._thumbor is None:
-            if not (lab.THUMBOR_VENV / "bin" / "thumbor").exists():
-                raise SystemExit("thumbor is not installed: run `make bench` (or --skip-thumbor)")
-            self._thumbor = lab.Thumbor(self.root / "thumbor", CPUS).start()
-        return self._thumbor
-
-    def stop_thumbor(self) -> None:
-        if self._thumbor is not None:
-            self._thumbor.stop()
-            self._thumbor = None
-
-    def close(self) -> None:
-        self.stop_thumbor()
-        self.nginx.stop()
-
-
 def distributed(ctx: Context, results: dict) -> None:
     """The distributed mode's measurements, with the stack up only meanwhile."""
     stack = lab.Stack()
@@ -739,27 +453,6 @@ def distributed_variant(
         finally:
             worker.stop()
             web.stop()
-
-
-def median_round(measured: list[dict]) -> dict:
-    """The round with the median throughput, with every round's throughput beside it."""
-    by_rps = sorted(measured, key=lambda r: r["rps"])
-    chosen = dict(by_rps[(len(by_rps) - 1) // 2])
-    chosen["rounds_rps"] = [round(r["rps"], 2) for r in measured]
-    if "profile" not in chosen:  # profiled in one round only
-        chosen |= {k: r[k] for r in measured for k in ("profile",) if k in r}
-    return chosen
-
-
-def attempt(results: dict, what: str, measure: Callable[[], object]) -> Any:
-    """Run one measurement; a failure is logged and recorded, and the run goes on."""
-    log(what)
-    try:
-        return measure()
-    except Exception as exc:
-        traceback.print_exc()
-        results["failed"][what] = repr(exc)
-        return None
 
 
 def run_parts(ctx: Context, results: dict) -> None:
