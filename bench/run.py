@@ -12,26 +12,19 @@ what each part measures and how.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import io
 import json
-import multiprocessing
 import os
 import platform
-import re
 import resource
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
 
 import aiohttp
 from PIL import Image
@@ -39,8 +32,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench import floor, lab, ssim  # noqa: E402
-from bench.client import Failure, check_output, drive, ours_call, run_http, thumbor_call  # noqa: E402
+from bench import lab  # noqa: E402
+from bench.bytes_ssim import bytes_part  # noqa: E402
 from bench.context import (  # noqa: E402
     BARE,
     DIST_LOCAL,
@@ -51,24 +44,20 @@ from bench.context import (  # noqa: E402
     Context,
     attempt,
     log,
-    median_round,
 )
+from bench.hits import BUDGETS, hit_part, prime  # noqa: E402
+from bench.memory import memory  # noqa: E402
+from bench.miss_profile import PROFILE_RATE, profile_miss  # noqa: E402
+from bench.misses import miss_rounds, miss_service  # noqa: E402
 from bench.workload import (  # noqa: E402
-    BYTES_SOURCES,
     CONCURRENCY,
     CPUS,
     MEMORY_SOURCES,
     QUALITY,
-    QUICK_BYTES_SOURCES,
     size_of,
-    warmup_jobs,
 )
 
 PARTS = ("miss", "hit", "memory", "bytes")
-
-BIG_PIXELS = 120_000_000  # IMGSERVER_MAX_SOURCE_PIXELS for the memory part (96 MP JPEG)
-
-BUDGETS = {1: 20.0, 10: 200.0, 100: 2000.0, 1000: 10000.0}  # imgflo: connections -> mean ms
 
 # the targets of issue 6
 MISS_VS_THUMBOR = 1.2
@@ -77,327 +66,6 @@ HIT_VS_BARE = {"embedded": 0.7, "distributed": 0.5}
 HIT_P99_MS = 15.0
 PEAK_RSS_MB = 300.0
 SSIM_TOLERANCE = 0.001  # "equal SSIM": ours may be this much lower
-
-
-# -- measuring --------------------------------------------------------------------------------
-
-
-def miss_embedded(ctx: Context) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        svc = lab.Service(Path(tmp), {"IMGSERVER_WORKERS": str(CPUS)}).start()
-        try:
-            result = miss_service(ctx, svc.base, "v=embedded", [svc.proc.pid])
-            if ctx.args.profile and not ctx.profiled:
-                ctx.profiled = True
-                log("miss: profiling ours embedded")
-                result["profile"] = profile_miss(
-                    ctx, svc.base, "v=profile", {"embedded": svc.proc.pid}
-                )
-        finally:
-            svc.stop()
-    return result
-
-
-def miss_service(
-    ctx: Context, base: str, tag: str, roots: list[int], stack: list[int] | None = None
-) -> dict:
-    """The miss workload against one of our deployments; CPU of ``roots`` (and of the
-    distributed stack's servers, apart) is accounted."""
-    meter, stack_meter = lab.CpuMeter(roots), lab.CpuMeter(stack or [])
-    origin = ctx.nginx.origin
-    stack_meter.start()
-    result = asyncio.run(
-        run_http(
-            lambda s: ours_call(s, base, origin, tag),
-            warmup_jobs(ctx.miss_sources),
-            ctx.jobs,
-            meter,
-        )
-    )
-    if stack:
-        result["stack_cpu_s"] = stack_meter.stop()
-    return result
-
-
-def miss_thumbor(ctx: Context) -> dict:
-    thumbor = ctx.thumbor()
-    meter = lab.CpuMeter([thumbor.pid])
-    base, origin = thumbor.base, ctx.nginx.origin
-    return asyncio.run(
-        run_http(
-            lambda s: thumbor_call(s, base, origin), warmup_jobs(ctx.miss_sources), ctx.jobs, meter
-        )
-    )
-
-
-def miss_bare(ctx: Context, library: str) -> dict:
-    paths = [str(ctx.paths[n]) for n in ctx.miss_sources]
-    spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        CPUS, mp_context=spawn, initializer=floor.init, initargs=(library, paths, 1)
-    ) as pool:
-        for f in [pool.submit(floor.warm) for _ in range(CPUS * 2)]:
-            f.result()
-        pids = list(pool._processes)
-
-        async def go() -> dict:
-            loop = asyncio.get_running_loop()
-
-            async def call(name: str, width: int) -> bytes:
-                return await loop.run_in_executor(pool, floor.resize, name, width, QUALITY)
-
-            await drive(call, warmup_jobs(ctx.miss_sources), CONCURRENCY)
-            meter = lab.CpuMeter(pids)
-            meter.start()
-            result = await drive(call, ctx.jobs, CONCURRENCY)
-            result["cpu_s"] = meter.stop()
-            return result
-
-        return asyncio.run(go())
-
-
-PROFILE_RATE = 200  # py-spy samples per second
-
-
-def profile_miss(ctx: Context, base: str, tag: str, targets: dict[str, int]) -> dict:
-    """The miss workload again (not timed) under py-spy, for each process in ``targets`` and
-    its image processes. A service process is sampled when it runs (its CPU); an image
-    process all the time (``--idle``): its pixels are computed in libvips' own threads, which
-    py-spy cannot see, while its Python thread waits in the pyvips call that started them."""
-    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    recorders: list[tuple[str, Path, subprocess.Popen]] = []
-    for label, pid in targets.items():
-        kinds = [(label, pid, [])]
-        kinds += [(f"{label}: image processes", p, ["--idle"]) for p in lab.worker_pids(pid)]
-        for kind, p, flags in kinds:
-            out = RESULTS / f"profile-{label.replace(' ', '-')}-{p}.txt"
-            command = [
-                spy,
-                "record",
-                "--pid",
-                str(p),
-                "--nonblocking",
-                *flags,
-                "--rate",
-                str(PROFILE_RATE),
-                "--format",
-                "raw",
-                "--output",
-                str(out),
-            ]
-            proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            recorders.append((kind, out, proc))
-    time.sleep(1.0)
-    origin = ctx.nginx.origin
-    start = time.perf_counter()
-    asyncio.run(run_http(lambda s: ours_call(s, base, origin, tag), [], ctx.jobs))
-    wall = time.perf_counter() - start
-    for _, _, proc in recorders:
-        proc.send_signal(signal.SIGINT)
-    files: dict[str, list[Path]] = {}
-    for kind, out, proc in recorders:
-        proc.wait(60)
-        files.setdefault(kind, []).append(out)
-    return {kind: summarise_profile(paths, wall) for kind, paths in files.items()}
-
-
-def summarise_profile(paths: list[Path], wall: float, top: int = 12) -> dict:
-    """Samples per second of wall time (busy cores, or processes when idle is sampled) and
-    the hottest functions, self and inclusive, as % of the samples."""
-    samples, own, incl = 0, {}, {}
-    for path in paths:
-        for line in path.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not count.isdigit():
-                continue
-            stack = re.sub(r'process \d+:"[^"]*"(;|$)', "", stack)  # cmdlines hold ';'
-            funcs = [
-                re.sub(r":\d+\)$", ")", f)
-                for f in stack.split(";")
-                if f and not f.startswith("thread ")
-            ]
-            n = int(count)
-            samples += n
-            if funcs:
-                own[funcs[-1]] = own.get(funcs[-1], 0) + n
-            for f in set(funcs):
-                incl[f] = incl.get(f, 0) + n
-
-    def best(d: dict) -> list[tuple[str, float]]:
-        ranked = sorted(d.items(), key=lambda kv: -kv[1])[:top]
-        return [(f, round(100 * n / max(1, samples), 1)) for f, n in ranked]
-
-    return {
-        "samples": samples,
-        "per_wall_second": samples / PROFILE_RATE / wall,
-        "self": best(own),
-        "inclusive": best(incl),
-        "files": [str(p.relative_to(REPO)) for p in paths],
-    }
-
-
-# -- hit --------------------------------------------------------------------------------------
-
-
-def prime(base: str, origin: str, tag: str) -> str:
-    """Make one result and return its URL (answered from the cache from now on)."""
-    src = quote(f"{origin}/Aqua.jpg?{tag}", safe="")
-    url = f"{base}/graph/passthrough.jpg?input={src}&width=400&quality={QUALITY}"
-
-    async def go() -> None:
-        async with aiohttp.ClientSession() as s:
-            for expected in ("MISS", "HIT"):
-                async with s.get(url, allow_redirects=False) as r:
-                    await r.read()
-                    if (r.status, r.headers.get("X-Cache")) != (301, expected):
-                        raise Failure(f"priming {url}: {r.status} {r.headers.get('X-Cache')}")
-
-    asyncio.run(go())
-    return url
-
-
-def hit_part(ctx: Context, path: str) -> tuple[dict, dict]:
-    """wrk at 32 connections on the two 301 floors and on a cached URL of ours, in rounds,
-    interleaved (each system's median round is kept: one wrk run on a 2-core machine that
-    also runs wrk varies by ±15%); then imgflo's budgets on ours."""
-    with tempfile.TemporaryDirectory() as tmp:
-        bare = lab.Bare301().start()
-        svc = lab.Service(Path(tmp), {"IMGSERVER_WORKERS": str(CPUS)}).start()
-        try:
-            urls = {
-                "bare aiohttp 301": f"http://127.0.0.1:{bare.port}{path}",
-                "nginx 301": f"http://127.0.0.1:{ctx.nginx.moved_port}{path}",
-                EMBEDDED: prime(svc.base, ctx.nginx.origin, "v=hit"),
-            }
-            runs: dict[str, list[dict]] = {name: [] for name in urls}
-            for _ in range(ctx.args.rounds):
-                for name, url in urls.items():
-                    runs[name].append(lab.wrk(url, 32, ctx.hit_seconds))
-            budgets = {c: lab.wrk(urls[EMBEDDED], c, ctx.budget_seconds) for c in BUDGETS}
-        finally:
-            svc.stop()
-            bare.stop()
-    return {name: median_round(r) for name, r in runs.items()}, budgets
-
-
-# -- memory -----------------------------------------------------------------------------------
-
-
-def memory(ctx: Context) -> dict:
-    """Peak RSS (VmHWM) of each image worker process while it makes a 800 px passthrough of
-    each big source (one request per worker process at once, peak reset before each)."""
-    env = {"IMGSERVER_WORKERS": str(CPUS), "IMGSERVER_MAX_SOURCE_PIXELS": str(BIG_PIXELS)}
-    out: dict = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        svc = lab.Service(Path(tmp), env).start()
-        try:
-            pids = []
-            deadline = time.monotonic() + 30
-            while len(pids) < CPUS and time.monotonic() < deadline:
-                pids = lab.worker_pids(svc.proc.pid)
-                time.sleep(0.1)
-            origin = ctx.nginx.origin
-
-            async def batch(name: str, tag: str) -> None:
-                """One request per worker process, all at once."""
-                width = 300 if name == "Aqua.jpg" else 800
-                async with aiohttp.ClientSession() as s:
-                    calls = [ours_call(s, svc.base, origin, f"{tag}{i}") for i in range(CPUS)]
-                    for data in await asyncio.gather(*(call(name, width) for call in calls)):
-                        check_output(data, width)
-
-            asyncio.run(batch("Aqua.jpg", "m=warm"))
-            out["idle_rss_mb"] = {p: lab.status_kb(p, "VmRSS") / 1024 for p in pids}
-            for name in MEMORY_SOURCES:
-                for pid in pids:
-                    lab.reset_peak(pid)
-                front = svc.proc.pid
-                lab.reset_peak(front)
-                asyncio.run(batch(name, "m=big"))
-                w, h = size_of(ctx.paths[name])
-                out[name] = {
-                    "pixels": w * h,
-                    "bytes": ctx.paths[name].stat().st_size,
-                    "workers_peak_mb": [lab.status_kb(p, "VmHWM") / 1024 for p in pids],
-                    "frontend_peak_mb": lab.status_kb(front, "VmHWM") / 1024,
-                }
-        finally:
-            svc.stop()
-    return out
-
-
-# -- bytes ------------------------------------------------------------------------------------
-
-
-async def fetch(session: aiohttp.ClientSession, url: str) -> bytes:
-    async with session.get(url) as r:
-        data = await r.read()
-        if r.status != 200:
-            raise Failure(f"{url}: {r.status} {data[:200]!r}")
-        return data
-
-
-def bytes_part(ctx: Context) -> list[dict]:
-    """compress (q75, full size, same format) and passthrough (800 px, q80) of each source, by
-    us and by thumbor: output bytes and SSIM against the source."""
-    names = QUICK_BYTES_SOURCES if ctx.args.quick else BYTES_SOURCES
-    origin = ctx.nginx.origin
-    host = origin.removeprefix("http://")
-    thumbor = None if ctx.args.skip_thumbor else ctx.thumbor()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        svc = lab.Service(Path(tmp), {"IMGSERVER_WORKERS": str(CPUS)}).start()
-        try:
-            for name in names:
-                ext = Path(name).suffix.lstrip(".")
-                src = quote(f"{origin}/{name}?v=bytes", safe="")
-                urls = {
-                    ("compress", "ours"): f"{svc.base}/graph/compress.{ext}?input={src}&quality=75",
-                    ("resize", "ours"): f"{svc.base}/graph/passthrough.jpg?input={src}"
-                    f"&width=800&quality={QUALITY}",
-                }
-                if thumbor:
-                    urls[("compress", "thumbor")] = (
-                        f"{thumbor.base}/unsafe/filters:quality(75)/{host}/{name}"
-                    )
-                    urls[("resize", "thumbor")] = (
-                        f"{thumbor.base}/unsafe/800x0/filters:quality({QUALITY}):format(jpeg)/"
-                        f"{host}/{name}"
-                    )
-
-                async def get_all(urls: dict = urls) -> dict:
-                    async with aiohttp.ClientSession() as s:
-                        return {k: await fetch(s, u) for k, u in urls.items()}
-
-                outputs = asyncio.run(get_all())
-                source = ctx.paths[name].read_bytes()
-                refs: dict = {}
-                for (kind, system), data in outputs.items():
-                    out = ssim.decode(data)
-                    size = (out.width, out.height)
-                    if size not in refs:
-                        refs[size] = ssim.reference(source, *size)
-                    score = ssim.ssim(refs[size], ssim.luma(out))
-                    fmt = Image.open(io.BytesIO(data)).format
-                    rows.append(
-                        {
-                            "source": name,
-                            "source_bytes": len(source),
-                            "kind": kind,
-                            "system": system,
-                            "bytes": len(data),
-                            "ssim": score,
-                            "format": fmt,
-                            "width": size[0],
-                            "height": size[1],
-                            "kept_source": data == source,
-                        }
-                    )
-                log(f"bytes: {name} done")
-        finally:
-            svc.stop()
-    return rows
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -459,21 +127,7 @@ def run_parts(ctx: Context, results: dict) -> None:
     """Every part asked for, one measurement at a time."""
     only, args = ctx.args.only, ctx.args
     if "miss" in only:
-        systems = [(EMBEDDED, lambda: miss_embedded(ctx))]
-        if not args.skip_thumbor:
-            systems.append((THUMBOR, lambda: miss_thumbor(ctx)))
-        for library, label in BARE.items():
-            systems.append((label, lambda library=library: miss_bare(ctx, library)))
-        # Rounds, interleaved: a system's figure is its median round, so one noisy run on a
-        # shared 2-core machine does not decide a ratio.
-        rounds: dict[str, list[dict]] = {}
-        for n in range(args.rounds):
-            for label, measure in systems:
-                what = f"miss: {label}" + (f" (round {n + 1}/{args.rounds})" * (args.rounds > 1))
-                if (r := attempt(results, what, measure)) is not None:
-                    rounds.setdefault(label, []).append(r)
-        for label, measured in rounds.items():
-            results["miss"][label] = median_round(measured)
+        miss_rounds(ctx, results)
     if "bytes" in only and (r := attempt(results, "bytes", lambda: bytes_part(ctx))):
         results["bytes"] = r
     ctx.stop_thumbor()
