@@ -7,6 +7,12 @@
 thumbor venv, the photos.) Prints one table per part, then each of issue 6's targets with
 PASS/FAIL, and writes every raw figure to bench/results/latest.json. bench/README.md says
 what each part measures and how.
+
+This file is the command line and the order of the run; each part is a module of its own:
+misses.py (and miss_profile.py, ``--profile``), hits.py, memory.py, bytes_ssim.py, with the
+distributed deployments measured here. What they share: workload.py (sources, settings),
+context.py (``Context``, the systems' names, ``attempt``), client.py (the timed requests).
+The report: report.py, report_bytes.py, tables.py; machine.py.
 """
 
 from __future__ import annotations
@@ -15,17 +21,12 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import aiohttp
-from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -42,21 +43,38 @@ from bench.context import (  # noqa: E402
     log,
 )
 from bench.hits import hit_part, prime  # noqa: E402
+from bench.machine import machine_info  # noqa: E402
 from bench.memory import memory  # noqa: E402
 from bench.miss_profile import profile_miss  # noqa: E402
 from bench.misses import miss_rounds, miss_service  # noqa: E402
 from bench.report import report  # noqa: E402
-from bench.workload import (  # noqa: E402
-    CONCURRENCY,
-    CPUS,
-    QUALITY,
-    size_of,
-)
+from bench.workload import CONCURRENCY, CPUS, QUALITY, size_of  # noqa: E402
 
 PARTS = ("miss", "hit", "memory", "bytes")
 
 
-# -- the run ----------------------------------------------------------------------------------
+def run_parts(ctx: Context, results: dict) -> None:
+    """Every part asked for, one measurement at a time."""
+    only, args = ctx.args.only, ctx.args
+    if "miss" in only:
+        miss_rounds(ctx, results)
+    if "bytes" in only and (r := attempt(results, "bytes", lambda: bytes_part(ctx))):
+        results["bytes"] = r
+    ctx.stop_thumbor()
+    if "hit" in only:
+        path = "/graph/passthrough.jpg?width=400"
+        if r := attempt(
+            results, f"hit: the floors, {EMBEDDED}, imgflo's budgets", lambda: hit_part(ctx, path)
+        ):
+            results["hit"] |= r[0]
+            results["budgets"] = r[1]
+    if "memory" in only and (r := attempt(results, "memory", lambda: memory(ctx))):
+        results["memory"] = r
+    if not args.skip_distributed and {"miss", "hit"} & set(only):
+        if lab.stack_available():
+            attempt(results, "distributed", lambda: distributed(ctx, results))
+        else:
+            log("distributed: skipped (redis-server or rabbitmq-server not installed)")
 
 
 def distributed(ctx: Context, results: dict) -> None:
@@ -111,31 +129,8 @@ def distributed_variant(
             web.stop()
 
 
-def run_parts(ctx: Context, results: dict) -> None:
-    """Every part asked for, one measurement at a time."""
-    only, args = ctx.args.only, ctx.args
-    if "miss" in only:
-        miss_rounds(ctx, results)
-    if "bytes" in only and (r := attempt(results, "bytes", lambda: bytes_part(ctx))):
-        results["bytes"] = r
-    ctx.stop_thumbor()
-    if "hit" in only:
-        path = "/graph/passthrough.jpg?width=400"
-        if r := attempt(
-            results, f"hit: the floors, {EMBEDDED}, imgflo's budgets", lambda: hit_part(ctx, path)
-        ):
-            results["hit"] |= r[0]
-            results["budgets"] = r[1]
-    if "memory" in only and (r := attempt(results, "memory", lambda: memory(ctx))):
-        results["memory"] = r
-    if not args.skip_distributed and {"miss", "hit"} & set(only):
-        if lab.stack_available():
-            attempt(results, "distributed", lambda: distributed(ctx, results))
-        else:
-            log("distributed: skipped (redis-server or rabbitmq-server not installed)")
-
-
-def main() -> int:
+def parse_args() -> argparse.Namespace:
+    """The options, checked: the parts exist, and what they need is installed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
     parser.add_argument(
@@ -168,6 +163,11 @@ def main() -> int:
         parser.error("wrk is not installed: run `make bench`, or leave out the hit part")
     if not Path(lab.NGINX).exists():
         parser.error("nginx (the origin of the sources) is not installed: run `make bench`")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 1000 connections, both sides
 
@@ -196,55 +196,6 @@ def main() -> int:
     args.output.write_text(json.dumps(results, indent=1, default=str))
     print(f"\nraw figures: {args.output}; the run took {results['duration_s']:.0f} s")
     return 0
-
-
-def machine_info() -> dict:
-    import pyvips
-
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_kb = next(
-        int(line.split()[1])
-        for line in Path("/proc/meminfo").read_text().splitlines()
-        if line.startswith("MemTotal")
-    )
-
-    def run(*command: str) -> str:
-        """The first line a command prints (some print their version on stderr, exit 1)."""
-        try:
-            out = subprocess.run(command, capture_output=True, text=True, timeout=30)
-        except OSError:
-            return "not installed"
-        lines = (out.stdout + out.stderr).strip().splitlines()
-        return lines[0] if lines else "?"
-
-    thumbor_py = str(lab.THUMBOR_VENV / "bin" / "python")
-    versions = {
-        "python": platform.python_version(),
-        "libvips": f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}",
-        "pyvips": pyvips.__version__,
-        "Pillow": Image.__version__,
-        "thumbor": run(thumbor_py, "-c", "import thumbor; print(thumbor.__version__)"),
-        "thumbor's Pillow": run(thumbor_py, "-c", "import PIL; print(PIL.__version__)"),
-        "aiohttp": aiohttp.__version__,
-        "nginx": run(lab.NGINX, "-v").rsplit("/", 1)[-1],
-        "wrk": run("wrk", "-v").split(" [")[0].removeprefix("wrk "),
-        "redis": run("redis-server", "--version").split(" sha")[0].split("v=")[-1],
-    }
-    return {
-        "cpus": CPUS,
-        "cpu_model": model,
-        "ram_gb": mem_kb / 1024 / 1024,
-        "kernel": platform.release(),
-        "loadavg_start": os.getloadavg(),
-        "versions": versions,
-    }
 
 
 if __name__ == "__main__":
