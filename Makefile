@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: serve stack test test-fast lint check system-deps bench bench-deps clean
+.PHONY: serve stack test test-fast lint typecheck check system-deps bench bench-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint system-deps
+# mypy, strict, over imgserver/ and workers/ (settings in pyproject.toml)
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+test: lint typecheck system-deps
 	$(BIN)/pytest
 
 # unit + contract tests against the embedded backends: no Redis, RabbitMQ, S3 or service process

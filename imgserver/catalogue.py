@@ -77,7 +77,7 @@ class Param:
     def parse(self, raw: str) -> ParamValue:
         """Type a query-string value, raising 400 invalid_param when it does not fit."""
         value = self._convert(raw.strip())
-        if self.type in ("int", "number"):
+        if isinstance(value, int | float) and not isinstance(value, bool):
             if self.minimum is not None and value < self.minimum:
                 raise self._invalid(f"must be at least {_num(self.minimum)}", raw)
             if self.maximum is not None and value > self.maximum:
@@ -328,24 +328,20 @@ def _params(raw: Any, max_dimension: int) -> dict[str, Param]:
             values = tuple(values)
         elif values is not None:
             raise GraphError(f"{where}: only enums have 'values'")
-        bounds = [spec.get("minimum"), spec.get("maximum")]
-        for b in bounds:
+        low, high = spec.get("minimum"), spec.get("maximum")
+        for b in (low, high):
             if b is not None and (ptype not in ("int", "number") or not _is_number(b)):
                 raise GraphError(f"{where}: minimum/maximum must be numbers on int/number params")
-        if None not in bounds and bounds[0] > bounds[1]:
+        if low is not None and high is not None and low > high:
             raise GraphError(f"{where}: minimum is above maximum")
-        param = Param(
-            pname, ptype, None, bounds[0], bounds[1], values, str(spec.get("description", ""))
-        )
+        param = Param(pname, ptype, None, low, high, values, str(spec.get("description", "")))
         default = spec.get("default")
         if default is not None:
             try:
                 default = param.parse(_as_query(default))
             except InvalidParam as exc:
                 raise GraphError(f"{where}: the default is not valid: {exc.message}") from None
-        params[pname] = Param(
-            pname, ptype, default, bounds[0], bounds[1], values, param.description
-        )
+        params[pname] = Param(pname, ptype, default, low, high, values, param.description)
     return params
 
 

@@ -133,6 +133,10 @@ class AmqpBroker(Managed):
         self._closed = False
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def where(self) -> str:
         """The broker's address without credentials, for messages."""
         url = URL(self.url)
@@ -263,7 +267,7 @@ class AmqpBroker(Managed):
                     amqp_queue = await channel.declare_queue(name, durable=True)
                     await amqp_queue.consume(on_message)
                 except _FAILURES as exc:
-                    if self._closed:
+                    if self.closed:  # (closed meanwhile, by another task)
                         return
                     log.warning("rabbitmq: cannot consume %s yet (%s), retrying", name, _why(exc))
                     if channel is not None:

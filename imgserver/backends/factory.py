@@ -66,8 +66,10 @@ class _Opener:
     stack: contextlib.AsyncExitStack
 
     async def open(self, backend: B) -> B:
-        """``backend`` opened, and closed when the stack unwinds."""
-        return await self.stack.enter_async_context(backend)
+        """``backend`` opened, and closed when the stack unwinds (a backend's ``__aenter__``
+        answers the backend itself)."""
+        await self.stack.enter_async_context(backend)
+        return backend
 
 
 @dataclass(frozen=True)

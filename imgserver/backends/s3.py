@@ -168,11 +168,12 @@ class S3Storage(Managed):
         key = self.key(path)
         if self.settings.s3_public_url:
             return f"{self.settings.s3_public_url.rstrip('/')}/{quote(key, safe='/~')}"
-        return self.client.generate_presigned_url(
+        url: str = self.client.generate_presigned_url(
             "get_object",
             Params={"Bucket": self.bucket, "Key": key},
             ExpiresIn=self.settings.s3_presign_expiry,
         )
+        return url
 
     async def ping(self) -> None:
         await self._call("head_bucket", Bucket=self.bucket)

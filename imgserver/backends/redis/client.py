@@ -133,7 +133,7 @@ class OnRedis(Managed):
 async def update_record(
     client: Redis,
     key: str,
-    decode: Callable[[bytes], Rec],
+    decode: Callable[[bytes | str], Rec],
     changes: Mapping[str, Any],
     save: Callable[[Pipeline, Rec], None],
 ) -> Rec | None:

@@ -78,7 +78,8 @@ def normalise(im: Image.Image, ctx: Context) -> Image.Image:
             mode = "RGBA" if alpha else "RGB"
             if im.mode not in ("RGB", "RGBA", "CMYK", "L") or (alpha and im.mode != "RGBA"):
                 im = im.convert(mode)  # a tRNS chunk becomes alpha before the transform drops it
-            im = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode=mode)
+            srgb = ImageCms.createProfile("sRGB")
+            im = ImageCms.profileToProfile(im, src, srgb, outputMode=mode) or im
         except (ImageCms.PyCMSError, OSError, ValueError):
             ctx.warnings.append("the embedded colour profile is unusable and was ignored")
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
