@@ -44,7 +44,7 @@ from .test_uploads import wait_task
 # Far below the service's request deadline (25 s): a hang fails the test, it does not stall it.
 CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=10)
 
-# API.md's error vocabulary for client errors.
+# The API's error vocabulary for client errors (docs/api.md).
 CLIENT_ERRORS = {
     400: {"invalid_input", "invalid_param"},
     403: {"signature_required", "bad_signature", "source_not_allowed", "quota_exceeded"},
