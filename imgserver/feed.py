@@ -13,12 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from types import TracebackType
-from typing import Self, assert_never
+from typing import assert_never
 
 from .backends.base import EventBus
 from .coordinator import Coordinator
 from .errors import Unavailable
+from .lifecycle import Managed
 from .live import Hub
 from .messages import Event, ImageChanged, JobDone, JobFailed, Purged, TaskChanged
 
@@ -28,7 +28,7 @@ SUBSCRIBE_TIMEOUT = 15.0  # seconds start-up waits for the event bus
 RESUBSCRIBE_DELAY = 1.0
 
 
-class EventFeed:
+class EventFeed(Managed):
     """``async with EventFeed(bus, coordinator, hub)``: subscribed for the block."""
 
     def __init__(self, bus: EventBus, coordinator: Coordinator, hub: Hub) -> None:
@@ -38,24 +38,15 @@ class EventFeed:
         self._subscribed = asyncio.Event()
         self._runner: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         self._runner = asyncio.create_task(self._run(), name="imgserver-events")
         try:
             await asyncio.wait_for(self._subscribed.wait(), SUBSCRIBE_TIMEOUT)
         except TimeoutError:
-            await self._stop()
+            await self.close()
             raise Unavailable("cannot subscribe to the event bus") from None
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._stop()
-
-    async def _stop(self) -> None:
+    async def close(self) -> None:
         runner, self._runner = self._runner, None
         if runner is not None:
             runner.cancel()

@@ -7,7 +7,7 @@ import errno
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -22,6 +22,7 @@ from .errors import (
     SourceTooLarge,
     SourceUnreachable,
 )
+from .lifecycle import Managed
 from .security import host_allowed, ipv4_literal, is_public
 from .settings import Settings
 from .shared import Blocks, SharedBytes, Writer
@@ -97,22 +98,15 @@ def _read_into(blocks: Blocks | None) -> Reader[SharedBytes | bytes]:
     return read
 
 
-class Fetcher:
-    """Downloads sources over one pooled aiohttp session (one per process)."""
+class Fetcher(Managed):
+    """Downloads sources over one pooled aiohttp session (one per process); ``async with`` it."""
 
     def __init__(self, settings: Settings, resolver: AbstractResolver | None = None) -> None:
         self._settings = settings
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def start(self) -> None:
+    async def open(self) -> None:
         s = self._settings
         resolver = GuardedResolver(self._resolver or DefaultResolver(), s.allow_private_sources)
         connector = aiohttp.TCPConnector(
@@ -164,7 +158,7 @@ class Fetcher:
 
     async def _fetch(self, url: str, read: Reader[T]) -> T:
         if self._session is None:
-            raise RuntimeError("Fetcher.start() was not awaited")
+            raise RuntimeError("the Fetcher is not open")
         try:
             async with asyncio.timeout(self._settings.fetch_total_timeout):
                 return await self._follow(self._session, URL(url), read)

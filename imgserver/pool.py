@@ -27,8 +27,9 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
+from .lifecycle import Managed
 from .shared import Blocks, SharedBytes, attach, buffer
 
 J = TypeVar("J")  # a job
@@ -173,8 +174,9 @@ class _Slot(Generic[J, R]):
                 proc.join(5.0)
 
 
-class ProcessPool(Generic[J, R]):
-    """``await pool.run(job, source, priority)``: lower priority numbers are served first."""
+class ProcessPool(Managed, Generic[J, R]):
+    """``async with`` it, then ``await pool.run(job, source, priority=...)``: lower priority
+    numbers are served first."""
 
     def __init__(
         self,
@@ -206,14 +208,7 @@ class ProcessPool(Generic[J, R]):
     def pids(self) -> list[int]:
         return [pid for s in self._slots if (pid := s.pid) is not None]
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def start(self) -> None:
+    async def open(self) -> None:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._threads, s.spawn) for s in self._slots))
         self._free = list(self._slots)

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from ..errors import Failure
+from ..lifecycle import Managed as Managed
 from ..messages import Entry, Event, Job
 from ..records import ImageRecord, Task
 
@@ -38,29 +39,6 @@ class Lifecycle(Protocol):
     async def ping(self) -> None:
         """Return if the backend answers; raise (Unavailable) if it does not."""
         ...
-
-
-class Managed:
-    """The ``async with`` of a backend, from its ``open()`` and ``close()`` (by default: nothing
-    to do, e.g. a store on a connection someone else opened)."""
-
-    async def open(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
 
 @dataclass(frozen=True)

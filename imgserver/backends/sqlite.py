@@ -14,13 +14,23 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from ..messages import Entry, decode_entry, encode_entry
-from ..records import FINAL, ImageRecord, Task, advance, decode_image, decode_task, encode
+from ..records import (
+    FINAL,
+    ImageRecord,
+    Record,
+    Task,
+    advance,
+    decode_image,
+    decode_task,
+    encode,
+)
 from .base import Managed
 
 T = TypeVar("T")
+Rec = TypeVar("Rec", bound=Record)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cache (
@@ -112,33 +122,51 @@ class SqliteIndex(_OnDB):
         return [r[0] for r in rows]
 
 
-class SqliteTaskStore(_OnDB):
-    @staticmethod
-    def _save(c: sqlite3.Connection, task: Task) -> None:
-        c.execute(
-            "INSERT OR REPLACE INTO tasks (id, record, status, created_at) VALUES (?, ?, ?, ?)",
-            (task.id, encode(task).decode(), task.status, task.created_at),
+class _Records(_OnDB, Generic[Rec]):
+    """A table of records, each JSON in ``record`` beside the columns it is queried by; a
+    change is read, applied (``records.advance``) and written in one call to the database's
+    thread, so it is atomic."""
+
+    def __init__(
+        self, db: SqliteDB, table: str, columns: tuple[str, ...], decode: Callable[[str], Rec]
+    ) -> None:
+        super().__init__(db)
+        names = ("id", "record", *columns)
+        self._insert = (
+            f"INSERT OR REPLACE INTO {table} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))})"
         )
+        self._select = f"SELECT record FROM {table} WHERE id = ?"
+        self._columns = columns
+        self._decode = decode
 
-    @staticmethod
-    def _load(c: sqlite3.Connection, task_id: str) -> Task | None:
-        row = c.execute("SELECT record FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        return decode_task(row[0]) if row else None
+    def _save(self, c: sqlite3.Connection, record: Rec) -> None:
+        extra = tuple(getattr(record, name) for name in self._columns)
+        c.execute(self._insert, (record.id, encode(record).decode(), *extra))
 
-    async def create(self, task: Task) -> None:
-        await self.db.call(lambda c: self._save(c, task))
+    def _load(self, c: sqlite3.Connection, record_id: str) -> Rec | None:
+        row = c.execute(self._select, (record_id,)).fetchone()
+        return self._decode(row[0]) if row else None
 
-    async def get(self, task_id: str) -> Task | None:
-        return await self.db.call(lambda c: self._load(c, task_id))
+    async def create(self, record: Rec) -> None:
+        await self.db.call(lambda c: self._save(c, record))
 
-    async def update(self, task_id: str, changes: Mapping[str, Any]) -> Task | None:
-        def txn(c: sqlite3.Connection) -> Task | None:
-            task = self._load(c, task_id)
-            if task is not None and advance(task, changes):
-                self._save(c, task)
-            return task
+    async def get(self, record_id: str) -> Rec | None:
+        return await self.db.call(lambda c: self._load(c, record_id))
+
+    async def update(self, record_id: str, changes: Mapping[str, Any]) -> Rec | None:
+        def txn(c: sqlite3.Connection) -> Rec | None:
+            record = self._load(c, record_id)
+            if record is not None and advance(record, changes):
+                self._save(c, record)
+            return record
 
         return await self.db.call(txn)
+
+
+class SqliteTaskStore(_Records[Task]):
+    def __init__(self, db: SqliteDB) -> None:
+        super().__init__(db, "tasks", ("status", "created_at"), decode_task)
 
     async def unfinished(self) -> list[Task]:
         final = tuple(FINAL)
@@ -152,26 +180,11 @@ class SqliteTaskStore(_OnDB):
         return [decode_task(r[0]) for r in rows]
 
 
-class SqliteImageStore(_OnDB):
+class SqliteImageStore(_Records[ImageRecord]):
     """Image records, listed by id (the primary key), newest first."""
 
-    @staticmethod
-    def _save(c: sqlite3.Connection, image: ImageRecord) -> None:
-        c.execute(
-            "INSERT OR REPLACE INTO images (id, record, created_at) VALUES (?, ?, ?)",
-            (image.id, encode(image).decode(), image.created_at),
-        )
-
-    @staticmethod
-    def _load(c: sqlite3.Connection, image_id: str) -> ImageRecord | None:
-        row = c.execute("SELECT record FROM images WHERE id = ?", (image_id,)).fetchone()
-        return decode_image(row[0]) if row else None
-
-    async def create(self, image: ImageRecord) -> None:
-        await self.db.call(lambda c: self._save(c, image))
-
-    async def get(self, image_id: str) -> ImageRecord | None:
-        return await self.db.call(lambda c: self._load(c, image_id))
+    def __init__(self, db: SqliteDB) -> None:
+        super().__init__(db, "images", ("created_at",), decode_image)
 
     async def list_page(self, limit: int, before: str | None = None) -> list[ImageRecord]:
         where, args = ("WHERE id < ?", [before]) if before is not None else ("", [])
@@ -181,15 +194,6 @@ class SqliteImageStore(_OnDB):
             return c.execute(query, [*args, limit]).fetchall()
 
         return [decode_image(r[0]) for r in await self.db.call(page)]
-
-    async def update(self, image_id: str, changes: Mapping[str, Any]) -> ImageRecord | None:
-        def txn(c: sqlite3.Connection) -> ImageRecord | None:
-            image = self._load(c, image_id)
-            if image is not None and advance(image, changes):
-                self._save(c, image)
-            return image
-
-        return await self.db.call(txn)
 
     async def delete(self, image_id: str) -> None:
         await self.db.call(lambda c: c.execute("DELETE FROM images WHERE id = ?", (image_id,)))

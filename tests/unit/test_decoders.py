@@ -66,7 +66,7 @@ def loads_here(data: bytes) -> bool:
 
 async def started(**options: Any) -> ProcessPool:
     pool = ProcessPool(1, 1, deadline=60.0, module=TARGETS, init_options=options)
-    await pool.start()
+    await pool.open()
     return pool
 
 

@@ -81,7 +81,7 @@ async def fetcher_factory():
             **settings,
         }
         f = Fetcher(Settings.from_env({}, **options), resolver=resolver)
-        await f.start()
+        await f.open()
         made.append(f)
         return f
 

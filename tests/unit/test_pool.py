@@ -14,7 +14,7 @@ TARGETS = "tests.pool_targets"
 @pytest.fixture
 async def pool():
     p = ProcessPool(1, 1, deadline=2.0, module=TARGETS)
-    await p.start()
+    await p.open()
     yield p
     await p.close()
 
@@ -97,7 +97,7 @@ async def test_a_cancelled_caller_gives_the_process_back(pool: ProcessPool) -> N
 
 async def test_libvips_threads_are_sized_per_process() -> None:
     p = ProcessPool(2, 3, deadline=5.0, module=TARGETS)
-    await p.start()
+    await p.open()
     try:
         results = await asyncio.gather(*(p.run({"op": "threads"}) for _ in range(2)))
     finally:
@@ -107,7 +107,7 @@ async def test_libvips_threads_are_sized_per_process() -> None:
 
 async def test_memory_limit_fails_the_allocation_not_the_pool() -> None:
     p = ProcessPool(1, 1, deadline=5.0, module=TARGETS, memory_limit=1_500_000_000)
-    await p.start()
+    await p.open()
     try:
         assert await p.run({"op": "allocate", "bytes": 3_000_000_000}) == {"memory_error": True}
         assert await p.run({"op": "allocate", "bytes": 10_000_000}) == {"allocated": 10_000_000}

@@ -1,18 +1,13 @@
-"""SSRF: sources on loopback, private and link-local addresses (in every spelling), redirects to
-them, DNS rebinding, and the allow-list of source hosts.
-
-End to end against the service as a process (the origin on 127.0.0.1 must never be reached), and
-at the unit level against ``Fetcher`` with resolvers that answer what the test needs.
-"""
+"""SSRF at the fetcher: sources on loopback, private and link-local addresses (in every
+spelling), redirects to them, DNS rebinding, and the allow-list of source hosts, against
+``Fetcher`` with resolvers that answer what the test needs (end to end: tests/e2e/
+test_ssrf_service.py)."""
 
 from __future__ import annotations
 
-import json
 import socket
-import uuid
 from urllib.parse import urlencode
 
-import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
@@ -23,60 +18,9 @@ from imgserver.fetch import Fetcher, GuardedResolver
 from imgserver.security import ipv4_literal
 from imgserver.settings import Settings
 
-CLIENT_TIMEOUT = aiohttp.ClientTimeout(total=10)
+from ..addresses import ELSEWHERE, LOOPBACK
+
 JPEG = b"\xff\xd8\xff\xe0" + b"x" * 1000
-
-# Every spelling of the origin's own loopback address (PORT: the origin's port).
-LOOPBACK = [
-    "http://127.0.0.1:PORT",
-    "https://127.0.0.1:PORT",
-    "http://localhost:PORT",
-    "http://LocalHost:PORT",
-    "http://[::1]:PORT",
-    "http://[0:0:0:0:0:0:0:1]:PORT",
-    "http://0x7f000001:PORT",  # hex
-    "http://0X7F000001:PORT",
-    "http://2130706433:PORT",  # decimal
-    "http://0177.0.0.1:PORT",  # octal
-    "http://017700000001:PORT",
-    "http://127.1:PORT",  # short forms
-    "http://0x7f.1:PORT",
-    "http://127.0.1:PORT",
-    "http://127.0.0.1.:PORT",  # trailing dot
-    "http://[::ffff:127.0.0.1]:PORT",  # IPv4-mapped
-    "http://[::ffff:7f00:1]:PORT",
-    "http://[::127.0.0.1]:PORT",  # IPv4-compatible
-    "http://[64:ff9b::7f00:1]:PORT",  # NAT64
-    "http://[2002:7f00:1::1]:PORT",  # 6to4
-    "http://0.0.0.0:PORT",  # "this host": connects to loopback on Linux
-    "http://0:PORT",
-]
-# Not the origin: refused before any connection is tried (a try would hang on a connect timeout).
-ELSEWHERE = [
-    "http://169.254.169.254/latest/meta-data/",  # cloud metadata
-    "http://[fd00:ec2::254]/latest/meta-data/",  # its IPv6 twin
-    "http://0xa9fea9fe/latest/meta-data/",  # 169.254.169.254 in hex
-    "http://10.0.0.1/",
-    "http://172.16.0.1/",
-    "http://192.168.1.1/",
-    "http://100.64.0.1/",
-    "http://[fe80::1]/",
-    "http://[fc00::1]/",
-    "http://224.0.0.1/",
-    "http://255.255.255.255/",
-]
-
-
-def unique(prefix: str = "/ssrf") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}.jpg"
-
-
-async def get_json(session: aiohttp.ClientSession, url: str, method: str = "GET") -> tuple:
-    async with session.request(method, url, allow_redirects=False) as r:
-        return r.status, json.loads(await r.read())
-
-
-# -- unit level: the fetcher ------------------------------------------------------------------
 
 
 class MapResolver(AbstractResolver):
@@ -152,7 +96,7 @@ async def fetcher_factory():
             **settings,
         }
         f = Fetcher(Settings.from_env({}, **options), resolver=resolver)
-        await f.start()
+        await f.open()
         made.append(f)
         return f
 
