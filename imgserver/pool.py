@@ -197,7 +197,7 @@ class ProcessPool(Managed, Generic[J, R]):
         self._free: list[_Slot[J, R]] = []
         self._waiters: list[tuple[int, int, asyncio.Future[_Slot[J, R]]]] = []
         self._seq = itertools.count()
-        # sources in flight: the fetchers' (up to two per process, see app.py) and the running jobs'
+        # sources in flight: those being fetched and those of the running jobs
         self.blocks = Blocks(keep=2 * size + 2)
 
     @property

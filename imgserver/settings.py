@@ -62,7 +62,7 @@ class Settings:
     enable_svg: bool = False  # decode SVG sources (rasterised by libvips' svgload, librsvg)
 
     # -- access
-    keys: str = ""  # API keys "key:secret[:flag...]", comma separated (see keys.py)
+    keys: str = ""  # API keys "key:secret[:flag...]", comma separated (see apikeys.py)
     keys_file: str = ""  # JSON file of API keys
     allowed_sources: str = ""  # glob patterns of source hosts, comma separated; empty: any
 

@@ -155,6 +155,8 @@ class Worker:
             else:
                 log.exception("job %s failed unexpectedly", job.key)
                 error = Internal("the job failed unexpectedly")
+            if error.detail:  # a library's or a backend's own words: the log's, not the client's
+                log.warning("job %s: %s: %s", job.key, error.message, error.detail)
             transient = is_transient(error)
             if transient and job.attempt + 1 < self.settings.job_max_attempts:
                 await self._retry(delivery, job, error)

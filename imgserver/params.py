@@ -1,0 +1,103 @@
+"""A graph's parameters: typed, ranged, with defaults, as ``GET /graphs/{name}`` shows them, and
+how a query-string value is typed against one (400 ``invalid_param`` when it does not fit)."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidParam
+from .graphschema import COLOR_PATTERN, MAX_STRING
+from .records import ParamValue
+from .runtime.registry import ARG_TYPES
+
+PARAM_TYPES = ARG_TYPES
+_COLOR = re.compile(COLOR_PATTERN)
+_INT = re.compile(r"^[+-]?\d{1,12}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed graph parameter, as clients see it in ``GET /graphs/{name}``."""
+
+    name: str
+    type: str
+    default: Any = None
+    minimum: float | None = None
+    maximum: float | None = None
+    values: tuple[str, ...] | None = None
+    description: str = ""
+
+    def parse(self, raw: str) -> ParamValue:
+        """Type a query-string value, raising 400 invalid_param when it does not fit."""
+        value = self._convert(raw.strip())
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                raise self._invalid(f"must be at least {number_text(self.minimum)}", raw)
+            if self.maximum is not None and value > self.maximum:
+                raise self._invalid(f"must be at most {number_text(self.maximum)}", raw)
+        return value
+
+    def _convert(self, raw: str) -> ParamValue:
+        t = self.type
+        if t == "int":
+            if not _INT.match(raw):
+                raise self._invalid("must be a whole number", raw)
+            return int(raw)
+        if t == "number":
+            try:
+                value = float(raw)
+            except ValueError:
+                raise self._invalid("must be a number", raw) from None
+            if not math.isfinite(value):
+                raise self._invalid("must be a finite number", raw)
+            return value + 0.0  # -0.0 -> 0.0: one value, one cache key
+        if t == "bool":
+            low = raw.lower()
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise self._invalid("must be true or false", raw)
+        if t == "color":
+            m = _COLOR.match(raw)
+            if not m:
+                raise self._invalid("must be a colour like #rrggbb or #rrggbbaa", raw)
+            return normalise_color(m.group(1))
+        if t == "enum":
+            if raw not in (self.values or ()):
+                raise self._invalid(f"must be one of {', '.join(self.values or ())}", raw)
+            return raw
+        if len(raw) > MAX_STRING:
+            raise self._invalid(f"must be at most {MAX_STRING} characters", raw[:32] + "...")
+        return raw
+
+    def _invalid(self, why: str, raw: str) -> InvalidParam:
+        return InvalidParam(f"parameter '{self.name}' {why}", param=self.name, value=raw)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "default": self.default,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "values": list(self.values) if self.values is not None else None,
+            "description": self.description,
+        }
+
+
+def normalise_color(hexdigits: str) -> str:
+    h = hexdigits.lower()
+    if len(h) == 3:
+        h = "".join(c * 2 for c in h)
+    if len(h) == 8 and h.endswith("ff"):
+        h = h[:6]
+    return "#" + h
+
+
+def number_text(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v)
