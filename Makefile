@@ -48,9 +48,10 @@ typecheck: $(VENV)/.installed-test
 test: lint typecheck system-deps
 	$(BIN)/pytest
 
-# unit + contract tests against the embedded backends: no Redis, RabbitMQ, S3 or service process
+# unit + contract tests against the embedded backends: no Redis, RabbitMQ, S3, service process
+# or GEGL comparison
 test-fast: $(VENV)/.installed-test
-	$(BIN)/pytest -q tests/unit tests/contract -m "not services"
+	$(BIN)/pytest -q tests/unit tests/contract -m "not services and not gegl"
 
 # thumbor 7.8 in its own venv (its Pillow and tornado pins stay out of ours)
 THUMBOR_VENV := bench/.cache/thumbor-venv

@@ -4,7 +4,7 @@
 #   deploy/system-deps.sh pkg ...    (just these)
 set -euo pipefail
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(redis-server rabbitmq-server nginx chromium)
+[ ${#packages[@]} -gt 0 ] || packages=(redis-server rabbitmq-server nginx chromium gegl)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -284,10 +284,10 @@ def _node(node_id: Any, node: Any, runtime: str, params: dict[str, Param]) -> di
         raise GraphError(f"{where}: unknown op {node.get('op')!r}; known: {', '.join(OPS)}")
     if runtime not in op.runtimes:
         raise GraphError(f"{where}: op {op.name!r} is not available in the {runtime} runtime")
-    inputs = node.get("in", SOURCE)
+    wanted = len(op.inputs)
+    inputs = node.get("in", SOURCE if wanted == 1 else [])
     if isinstance(inputs, str):
         inputs = [inputs]
-    wanted = len(op.inputs)
     if not (
         isinstance(inputs, list)
         and len(inputs) == wanted
@@ -297,6 +297,8 @@ def _node(node_id: Any, node: Any, runtime: str, params: dict[str, Param]) -> di
         raise GraphError(
             f"{where}: 'in' must name one node (or 'source')"
             if wanted == 1
+            else f"{where}: op {op.name!r} makes an image: it takes no 'in'"
+            if wanted == 0
             else f"{where}: 'in' must list {wanted} nodes (or 'source'): {names}"
         )
     return {

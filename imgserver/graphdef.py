@@ -45,6 +45,19 @@ class Definition(msgspec.Struct, frozen=True):
         """The graph sends the source bytes unchanged (``noop``)."""
         return self.encode.get("copy_source") is True
 
+    @property
+    def needs_source(self) -> bool:
+        """The graph reads the source (a graph that only draws, like ``canvas``, does not)."""
+        return self.output == SOURCE or any(SOURCE in node.inputs for node in self.nodes)
+
+    def uses(self) -> dict[str, int]:
+        """How many nodes (and the output) read each node's image, by node id or SOURCE."""
+        counts: dict[str, int] = {self.output: 1}
+        for node in self.nodes:
+            for name in node.inputs:
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
 
 def resolve(args: Mapping[str, ArgSpec], params: Mapping[str, ParamValue]) -> Args:
     """The arguments with every parameter reference replaced by the request's value."""

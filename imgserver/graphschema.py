@@ -71,19 +71,19 @@ def _inputs(op: Op) -> dict[str, Any]:
 
 
 def _node(op: Op) -> dict[str, Any]:
+    properties: dict[str, Any] = {"op": {"const": op.name}}
+    if op.inputs:  # an op that makes an image (fill, delaunay) takes no "in"
+        properties["in"] = {
+            "description": f"The node(s) it takes ({', '.join(op.inputs)}), or 'source'.",
+            **_inputs(op),
+        }
+    properties["args"] = _args(op.args)
     return {
         "description": op.description,
         "type": "object",
-        "required": ["op"],
+        "required": ["op"] if len(op.inputs) < 2 else ["op", "in"],
         "additionalProperties": False,
-        "properties": {
-            "op": {"const": op.name},
-            "in": {
-                "description": f"The node(s) it takes ({', '.join(op.inputs)}), or 'source'.",
-                **_inputs(op),
-            },
-            "args": _args(op.args),
-        },
+        "properties": properties,
     }
 
 

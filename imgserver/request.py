@@ -37,7 +37,7 @@ class ImageRequest:
     graph: Graph
     format: str  # an output format name, or formats.AUTO
     negotiated: bool  # chosen from Accept (the answer must say Vary: Accept)
-    input: str  # canonical source: an http(s) URL or upload:{id}
+    input: str  # canonical source: an http(s) URL or upload:{id}; "" for a graph without one
     params: Mapping[str, ParamValue]  # typed, defaults applied, unset optional params left out
     nocache: bool = False
 
@@ -96,9 +96,11 @@ def parse_request(
         fmt, negotiated = negotiate(accept, avif_enabled=avif_enabled), True
 
     inputs = query.getall("input", [])
-    if len(inputs) != 1:
+    if len(inputs) > 1 or (not inputs and graph.definition.needs_source):
         raise InvalidInput("give exactly one 'input': an http(s) URL or upload:{id}")
-    source = canonical_input(inputs[0])
+    source = canonical_input(inputs[0]) if inputs else ""
+    if not graph.definition.needs_source:
+        source = ""  # a graph that draws its image: an input given anyway changes nothing
 
     params, nocache = parse_params(graph, query)
     return ImageRequest(graph, fmt, negotiated, source, params, nocache)
@@ -176,7 +178,7 @@ def _invalid(graph: Graph, message: str, key: str) -> InvalidParam:
 def check_source(source: str, settings: Settings) -> None:
     """403 source_not_allowed when an allow-list is set and the input's host is not on it."""
     patterns = settings.source_patterns
-    if not patterns or source.startswith(UPLOAD_PREFIX):
+    if not patterns or not source or source.startswith(UPLOAD_PREFIX):
         return
     host = URL(source).host or ""
     if not host_allowed(host, patterns):

@@ -211,17 +211,50 @@ class Worker:
         if graph.digest != job.digest:
             raise Unavailable(f"graph '{job.graph}' changed while the job was queued; retry")
 
-        # Storage is the source of truth: an index that was flushed or expired must not cost a
-        # recompute. Ask storage while the source downloads, so the check adds no latency.
+        if graph.definition.needs_source:
+            fetched = await self._fetch(job, path)
+            if isinstance(fetched, Entry):
+                return fetched, True
+            source, source_format = fetched
+        else:  # a graph that draws its image: nothing to fetch
+            stored = None if job.nocache else await self._stored(job, path)
+            if stored is not None:
+                return stored, True
+            source, source_format = b"", ""
+        # the pool owns a shared source from here, and releases it when the job ends
+        result = await self.run_graph(job, graph.definition, source, source_format)
+        await self._task(job, {"timings": {"processed": time.time()}})
+
+        content_type = mime_of(result.format)
+        await self.b.storage.put(path, result.data, content_type)
+        size = len(result.data)
+        entry = Entry(path, content_type, size, result.width, result.height, job.input, time.time())
+        await self.b.index.set(job.key, entry)
+        await self._done(job, entry, result.warnings)
+        return entry, False
+
+    async def _stored(self, job: Job, path: str) -> Entry | None:
+        """The result, found in storage (and indexed again), or None."""
+        stored = await self.b.storage.head(path)
+        if stored is None:
+            return None
+        entry = Entry(path, stored[0], stored[1], 0, 0, job.input, time.time())
+        await self.b.index.set(job.key, entry)
+        await self._done(job, entry, [])
+        return entry
+
+    async def _fetch(self, job: Job, path: str) -> Entry | tuple[bytes | SharedBytes, str]:
+        """The source and its sniffed format; or the result, when storage has it already.
+
+        Storage is the source of truth: an index that was flushed or expired must not cost a
+        recompute. Storage is asked while the source downloads, so the check adds no latency.
+        A shared source is the caller's to release."""
         fetching = asyncio.create_task(self.read_source(job.input))
         source: bytes | SharedBytes | None = None
         try:
-            stored = None if job.nocache else await self.b.storage.head(path)
+            stored = None if job.nocache else await self._stored(job, path)
             if stored is not None:
-                entry = Entry(path, stored[0], stored[1], 0, 0, job.input, time.time())
-                await self.b.index.set(job.key, entry)
-                await self._done(job, entry, [])
-                return entry, True
+                return stored
             source = await fetching
         finally:
             if source is None:
@@ -242,24 +275,7 @@ class Worker:
             if isinstance(source, SharedBytes):
                 source.release()
             raise
-        # the pool owns a shared source from here, and releases it when the job ends
-        result = await self.run_graph(job, graph.definition, source, source_format)
-        await self._task(job, {"timings": {"processed": time.time()}})
-
-        content_type = mime_of(result.format)
-        await self.b.storage.put(path, result.data, content_type)
-        entry = Entry(
-            path,
-            content_type,
-            len(result.data),
-            result.width,
-            result.height,
-            job.input,
-            time.time(),
-        )
-        await self.b.index.set(job.key, entry)
-        await self._done(job, entry, result.warnings)
-        return entry, False
+        return source, source_format
 
     async def read_source(self, source: str) -> bytes | SharedBytes:
         """An upload's bytes from storage, or a fetched source in one of the pool's blocks."""

@@ -37,6 +37,22 @@ GRAVITIES = (
     "entropy",
 )
 RESIZE_MODES = ("fit", "fill", "crop")
+BLEND_MODES = (
+    "over",
+    "multiply",
+    "screen",
+    "overlay",
+    "darken",
+    "lighten",
+    "colour-dodge",
+    "colour-burn",
+    "hard-light",
+    "soft-light",
+    "difference",
+    "exclusion",
+    "add",
+)
+MAX_CANVAS = 16384  # a side of an image an op makes (fill, delaunay)
 
 
 @dataclass(frozen=True)
@@ -68,15 +84,17 @@ class Op:
     name: str
     description: str
     args: Mapping[str, Arg]
-    inputs: tuple[str, ...] = ("image",)  # names of the images it takes, in order
+    inputs: tuple[str, ...] = ("image",)  # names of the images it takes, in order; () makes one
     runtimes: frozenset[str] = frozenset(RUNTIMES)
     scales: bool = False  # a resize: when it reads the source directly, the loader shrinks on load
+    frames: bool = True  # runs on every frame of an animation (else: only the first frame is kept)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "description": self.description,
             "inputs": list(self.inputs),
             "runtimes": sorted(self.runtimes),
+            "frames": self.frames,
             "args": {name: arg.to_json() for name, arg in self.args.items()},
         }
 
@@ -85,15 +103,23 @@ def _op(
     name: str,
     description: str,
     *,
+    inputs: tuple[str, ...] = ("image",),
     scales: bool = False,
+    frames: bool = True,
     runtimes: tuple[str, ...] = RUNTIMES,
     **args: Arg,
 ) -> Op:
-    return Op(name, description, MappingProxyType(args), ("image",), frozenset(runtimes), scales)
+    return Op(
+        name, description, MappingProxyType(args), inputs, frozenset(runtimes), scales, frames
+    )
 
 
 def _size(side: str) -> Arg:
     return Arg("int", optional=True, minimum=1, description=f"The box's {side} in pixels.")
+
+
+def _side(side: str) -> Arg:
+    return Arg("int", optional=True, minimum=1, maximum=MAX_CANVAS, description=f"The {side}.")
 
 
 _UPSCALE = Arg("bool", False, description="Allow making the image larger than it is.")
@@ -141,6 +167,44 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 "desaturate",
                 "Remove colour: 1 is fully grey, 0 leaves the image unchanged.",
                 amount=Arg("number", 1.0, minimum=0, maximum=1, description="How much."),
+            ),
+            _op(
+                "greyscale",
+                "Colour to grey by luminance in linear light (GEGL's gray); alpha is kept.",
+                runtimes=(VIPS,),
+            ),
+            _op(
+                "composite",
+                "Blend the overlay onto the base (SVG compositing, as GEGL's svg:* operations): "
+                "in linear light, or on sRGB values with srgb; the result has the base's size "
+                "and colour model.",
+                inputs=("base", "overlay"),
+                runtimes=(VIPS,),
+                frames=False,
+                mode=Arg("enum", "over", values=BLEND_MODES, description="The blend mode."),
+                srgb=Arg("bool", False, description="Blend sRGB-encoded values, not linear light."),
+                x=Arg("int", 0, description="Where the overlay's left edge goes on the base."),
+                y=Arg("int", 0, description="Where the overlay's top edge goes on the base."),
+            ),
+            _op(
+                "opacity",
+                "Multiply the alpha by value (an opaque image gains an alpha band).",
+                runtimes=(VIPS,),
+                value=Arg("number", 1.0, minimum=0, maximum=1, description="The opacity."),
+            ),
+            _op(
+                "fill",
+                "A canvas of one colour.",
+                inputs=(),
+                runtimes=(VIPS,),
+                frames=False,
+                width=Arg(
+                    "int", minimum=1, maximum=MAX_CANVAS, optional=True, description="Width."
+                ),
+                height=Arg(
+                    "int", minimum=1, maximum=MAX_CANVAS, optional=True, description="Height."
+                ),
+                color=Arg("color", "#000000", description="The colour, #rrggbb or #rrggbbaa."),
             ),
             _op(
                 "autocontrast",

@@ -5,7 +5,7 @@ through them in turn.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
@@ -13,7 +13,20 @@ from ...errors import InvalidParam
 from ...graphdef import Args, bool_arg, int_arg, number_arg, text_arg
 from .load import BIG, Context, output_size, split_alpha, with_alpha
 
-Operation = Callable[[Image.Image, Args, Context], Image.Image]
+Operation = Callable[[Sequence[Image.Image], Args, Context], Image.Image]
+OneImage = Callable[[Image.Image, Args, Context], Image.Image]
+
+
+def one(fn: OneImage) -> Operation:
+    """An operation of one image, as the pipeline calls operations."""
+
+    def operation(images: Sequence[Image.Image], args: Args, ctx: Context) -> Image.Image:
+        (image,) = images
+        return fn(image, args, ctx)
+
+    operation.__name__ = fn.__name__
+    return operation
+
 
 _GRAVITY = {
     "north": (0.5, 0.0),
@@ -90,10 +103,10 @@ def autocontrast(im: Image.Image, args: Args, ctx: Context) -> Image.Image:
 
 
 OPERATIONS: Mapping[str, Operation] = {
-    "fit": fit,
-    "resize": fit,
-    "crop": crop,
-    "gaussblur": gaussblur,
-    "desaturate": desaturate,
-    "autocontrast": autocontrast,
+    "fit": one(fit),
+    "resize": one(fit),
+    "crop": one(crop),
+    "gaussblur": one(gaussblur),
+    "desaturate": one(desaturate),
+    "autocontrast": one(autocontrast),
 }

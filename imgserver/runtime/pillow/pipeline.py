@@ -3,10 +3,13 @@ operations of ``ops``, ``encode``)."""
 
 from __future__ import annotations
 
+from PIL import Image
+
 from ...errors import UnsupportedSource
 from ...formats import AUTO, OUTPUT_FORMATS
-from ...graphdef import SOURCE, bool_arg, int_arg, resolve
+from ...graphdef import SOURCE, Definition, bool_arg, int_arg, resolve
 from ...messages import Rendered, RenderJob
+from ...records import Params
 from ..registry import OPS
 from .encode import finish
 from .load import Context, draft, frames_of, open_source
@@ -23,7 +26,11 @@ def run(job: RenderJob, data: bytes | memoryview) -> Rendered:
     n_frames = getattr(im, "n_frames", 1)
     if definition.copies_source:
         return Rendered(bytes(data), job.source_format, im.width, im.height, n_frames)
-    animate = n_frames > 1 and (job.format == AUTO or OUTPUT_FORMATS[job.format].animated)
+    animate = (
+        n_frames > 1
+        and (job.format == AUTO or OUTPUT_FORMATS[job.format].animated)
+        and all(OPS[node.op].frames for node in definition.nodes)
+    )
 
     nodes = definition.nodes
     if nodes and nodes[0].inputs == (SOURCE,) and OPS[nodes[0].op].scales:
@@ -33,10 +40,7 @@ def run(job: RenderJob, data: bytes | memoryview) -> Rendered:
     plain = im.mode in ("RGB", "RGBA", "L", "LA") and not im.info.get("icc_profile")
     frames, durations = frames_of(im, animate, job.limits, ctx)
     upright = frames[0].size
-    for node in nodes:
-        operation = OPERATIONS[node.op]
-        args = resolve(node.args, params)
-        frames = [operation(f, args, ctx) for f in frames]
+    frames = [_evaluate(definition, params, frame, ctx) for frame in frames]
     enc = resolve(definition.encode, params)
     rendered = finish(frames, durations, im.info.get("loop", 0), job.format, enc, ctx)
     if (
@@ -49,3 +53,14 @@ def run(job: RenderJob, data: bytes | memoryview) -> Rendered:
     ):
         rendered.data = bytes(data)
     return rendered
+
+
+def _evaluate(
+    definition: Definition, params: Params, source: Image.Image, ctx: Context
+) -> Image.Image:
+    """The output node's image for one frame of the source, each node made once."""
+    images: dict[str, Image.Image] = {SOURCE: source}
+    for node in definition.nodes:
+        args = resolve(node.args, params)
+        images[node.id] = OPERATIONS[node.op]([images[n] for n in node.inputs], args, ctx)
+    return images[definition.output]

@@ -29,7 +29,8 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
     data = encode(image, fmt, enc)
     src = ctx.source
     if (
-        bool_arg(enc, "keep_source_if_smaller")
+        src is not None
+        and bool_arg(enc, "keep_source_if_smaller")
         and fmt == src.format
         and src.plain
         and (image.width, ph, frames) == (src.width, src.height, src.pages_in_file)

@@ -36,8 +36,15 @@ class Context:
     """One job's run: its limits, its source, and the warnings it collects."""
 
     limits: Limits
-    source: Source
+    source: Source | None  # None: the graph reads no source (it draws its image)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def src(self) -> Source:
+        """The source (only asked for by what reads it: never None there)."""
+        if self.source is None:
+            raise RuntimeError("this graph has no source")
+        return self.source
 
 
 def inspect(
@@ -85,7 +92,7 @@ def memory(data: bytes | memoryview) -> pyvips.Source:
 
 def load(ctx: Context) -> pyvips.Image:
     """Decode the whole source: upright, sRGB (or grey), 8 bits per sample."""
-    src = ctx.source
+    src = ctx.src
     image = pyvips.Image.new_from_source(memory(src.data), src.load_options, fail_on="error")
     if src.pages > 1:
         cut_warning(ctx)
@@ -125,7 +132,7 @@ def _without_profile(image: pyvips.Image) -> pyvips.Image:
 
 
 def cut_warning(ctx: Context) -> None:
-    src = ctx.source
+    src = ctx.src
     if src.pages < src.pages_in_file:
         msg = f"the animation was cut to {src.pages} of its {src.pages_in_file} frames"
         if msg not in ctx.warnings:

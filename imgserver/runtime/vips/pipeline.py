@@ -1,5 +1,6 @@
-"""The libvips runtime's pipeline: ``run`` takes a job through its steps (``load``, the
-operations of ``ops``, ``encode``)."""
+"""The libvips runtime's pipeline: ``run`` takes a job through its steps: the source (``load``:
+read once, shrunk on load when the first node scales it), the graph's nodes in dependency
+order (the operations of ``ops``; a node may take several images), the result (``encode``)."""
 
 from __future__ import annotations
 
@@ -7,37 +8,62 @@ import pyvips
 
 from ...errors import UnsupportedSource
 from ...formats import AUTO, OUTPUT_FORMATS
-from ...graphdef import SOURCE, resolve
+from ...graphdef import SOURCE, Definition, resolve
 from ...messages import Rendered, RenderJob
+from ...records import Params
 from ..registry import OPS
 from .encode import finish
+from .geometry import resize, sized
 from .load import Context, inspect, load
-from .ops import OPERATIONS, resize, sized
+from .ops import OPERATIONS
 
 
 def run(job: RenderJob, data: bytes | memoryview) -> Rendered:
-    """Run ``job``'s graph on the source ``data``."""
+    """Run ``job``'s graph on the source ``data`` (empty for a graph that reads none)."""
     definition, params = job.definition, job.params
-    animate = job.format == AUTO or OUTPUT_FORMATS[job.format].animated
     if definition.copies_source and job.source_format == "svg":  # it may carry scripts
         raise UnsupportedSource("an SVG source is only rasterised, never passed through")
-    source = inspect(data, job.source_format, job.limits, animate=animate)
+    source = None
+    if definition.needs_source:
+        source = inspect(data, job.source_format, job.limits, animate=_animates(job))
     ctx = Context(job.limits, source)
     if definition.copies_source:
-        return Rendered(
-            bytes(data), job.source_format, source.width, source.height, source.pages_in_file
-        )
-
-    results: dict[str, pyvips.Image] = {}
-    first = definition.nodes[0] if definition.nodes else None
-    for node in definition.nodes:
-        args = resolve(node.args, params)
-        (inp,) = node.inputs
-        if node is first and inp == SOURCE and OPS[node.op].scales and sized(args):
-            results[node.id] = resize(None, args, ctx)  # shrink-on-load from the bytes
-            continue
-        image = results[inp] if inp != SOURCE else load(ctx)
-        results[node.id] = OPERATIONS[node.op](image, args, ctx)
-    out = definition.output
-    image = results[out] if out != SOURCE else load(ctx)
+        src = ctx.src
+        return Rendered(bytes(data), job.source_format, src.width, src.height, src.pages_in_file)
+    image = _evaluate(definition, params, ctx)
     return finish(image, job.format, resolve(definition.encode, params), ctx)
+
+
+def _animates(job: RenderJob) -> bool:
+    """Whether an animated source stays animated: the output format can hold frames, and
+    every op of the graph runs frame by frame."""
+    fmt_animates = job.format == AUTO or OUTPUT_FORMATS[job.format].animated
+    return fmt_animates and all(OPS[node.op].frames for node in job.definition.nodes)
+
+
+def _evaluate(definition: Definition, params: Params, ctx: Context) -> pyvips.Image:
+    """The output node's image. Each node's image is made once; one read by more than one
+    node is made in memory first, so it is neither computed twice nor read twice from a
+    sequential source."""
+    uses = definition.uses()
+    images: dict[str, pyvips.Image] = {}
+
+    def image_of(name: str) -> pyvips.Image:
+        if name == SOURCE and SOURCE not in images:
+            images[SOURCE] = load(ctx)
+        return images[name]
+
+    for i, node in enumerate(definition.nodes):
+        args = resolve(node.args, params)
+        if (
+            i == 0
+            and node.inputs == (SOURCE,)
+            and uses.get(SOURCE) == 1
+            and OPS[node.op].scales
+            and sized(args)
+        ):
+            image = resize(None, args, ctx)  # shrink-on-load, straight from the bytes
+        else:
+            image = OPERATIONS[node.op]([image_of(name) for name in node.inputs], args, ctx)
+        images[node.id] = image.copy_memory() if uses.get(node.id, 0) > 1 else image
+    return image_of(definition.output)
