@@ -23,7 +23,7 @@ from .metrics import Metrics
 from .names import BACKGROUND, URGENT, result_path
 from .recent import RecentEntries
 from .records import Task, new_id
-from .request import ImageRequest
+from .request import CHAIN_PREFIX, MAX_CHAIN, ImageRequest
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -181,11 +181,19 @@ class Coordinator:
             self._reserved[queue] -= 1
 
     async def purge(self, source: str) -> list[str]:
-        """Drop every result made from ``source`` (storage and index); the keys dropped.
+        """Drop every result made from ``source`` (storage and index), and every result chained
+        from those (whose input is ``graph:{key}``); the keys dropped.
 
         Results are found through the index's input -> keys set; every frontend hears a
         ``purge`` event so nothing keeps serving them from a local cache."""
-        keys = await self.b.index.keys_for_input(source)
+        keys: list[str] = []
+        level = [source]
+        for _ in range(MAX_CHAIN):
+            found = [k for s in level for k in await self.b.index.keys_for_input(s)]
+            keys += [k for k in found if k not in keys]
+            level = [CHAIN_PREFIX + k for k in found]
+            if not level:
+                break
         self._recent.drop(keys)
         for key in keys:
             await self.b.storage.delete(result_path(key))

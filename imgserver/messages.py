@@ -48,6 +48,7 @@ class Job(msgspec.Struct, frozen=True):
     nocache: bool = False
     queued_at: float = msgspec.field(default_factory=time.time)
     attempt: int = 0
+    inner: Job | None = None  # a chained input: the job whose result is this one's source
 
 
 # -- the event bus ------------------------------------------------------------------------------

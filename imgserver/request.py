@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -15,7 +15,7 @@ from yarl import URL
 
 from .catalogue import GRAPH_NAME, Catalogue, Graph
 from .errors import InvalidInput, InvalidParam, SourceNotAllowed, UnknownGraph
-from .formats import negotiate, output_format
+from .formats import AUTO, negotiate, output_format
 from .messages import Job
 from .records import Params, ParamValue
 from .security import host_allowed
@@ -24,6 +24,9 @@ from .settings import Settings
 KEY_VERSION = 1  # bump when the runtime's output for the same request changes
 MAX_INPUT_LENGTH = 4096
 UPLOAD_PREFIX = "upload:"
+CHAIN_PREFIX = "graph:"  # the input of a chained request: graph:{the inner request's key}
+GRAPH_PATH = "/graph/"  # an input that is a path of this service: a chained request
+MAX_CHAIN = 4  # graphs in a chain, the outer one included
 UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # A host as yarl leaves it (lower case, IDNA-encoded): a DNS name or an IP address.
 _HOST = re.compile(r"[a-z0-9._-]+|[0-9a-f:.]+")
@@ -37,9 +40,18 @@ class ImageRequest:
     graph: Graph
     format: str  # an output format name, or formats.AUTO
     negotiated: bool  # chosen from Accept (the answer must say Vary: Accept)
-    input: str  # canonical source: an http(s) URL or upload:{id}; "" for a graph without one
+    input: str  # an http(s) URL, upload:{id}, graph:{inner key}; "" for a graph without one
     params: Mapping[str, ParamValue]  # typed, defaults applied, unset optional params left out
     nocache: bool = False
+    inner: ImageRequest | None = None  # the request whose result is the input (a chain)
+
+    def sources(self) -> Iterator[str]:
+        """Every source this request (and the chain under it) fetches: checked against the
+        allow-list before anything is queued."""
+        if self.inner is not None:
+            yield from self.inner.sources()
+        elif self.input and not self.input.startswith(UPLOAD_PREFIX):
+            yield self.input
 
     def job(self, task_id: str | None = None) -> Job:
         """The job that makes this request's result (for a task, when ``task_id`` is given)."""
@@ -52,6 +64,7 @@ class ImageRequest:
             dict(self.params),
             task_id,
             self.nocache,
+            inner=self.inner.job() if self.inner is not None else None,
         )
 
     def canonical(self) -> dict[str, Any]:
@@ -84,26 +97,62 @@ def parse_request(
     accept: str,
     catalogue: Catalogue,
     avif_enabled: bool,
+    depth: int = 1,
 ) -> ImageRequest:
-    """Validate a ``/graph/{spec}?{query}`` request, cheapest checks first."""
+    """Validate a ``/graph/{spec}?{query}`` request, cheapest checks first. ``depth``: how many
+    graphs of a chain this one is (1: the request itself; its input's request is 2, …)."""
     name, ext = split_graph_spec(spec)
     if not GRAPH_NAME.match(name):
         raise UnknownGraph(f"no graph named '{name}'", graphs=list(catalogue))
     graph = catalogue.get_graph(name)
     if ext is not None:
         fmt, negotiated = output_format(ext), False
+    elif depth > 1:  # an inner request of a chain: no client of its own to negotiate with
+        fmt, negotiated = AUTO, False
     else:
         fmt, negotiated = negotiate(accept, avif_enabled=avif_enabled), True
 
     inputs = query.getall("input", [])
     if len(inputs) > 1 or (not inputs and graph.definition.needs_source):
         raise InvalidInput("give exactly one 'input': an http(s) URL or upload:{id}")
-    source = canonical_input(inputs[0]) if inputs else ""
-    if not graph.definition.needs_source:
+    inner = None
+    if not inputs or not graph.definition.needs_source:
         source = ""  # a graph that draws its image: an input given anyway changes nothing
+    elif inputs[0].strip().startswith(GRAPH_PATH):
+        inner = _chained(inputs[0].strip(), catalogue, avif_enabled, depth + 1)
+        source = CHAIN_PREFIX + inner.key
+    else:
+        source = canonical_input(inputs[0])
 
     params, nocache = parse_params(graph, query)
-    return ImageRequest(graph, fmt, negotiated, source, params, nocache)
+    if nocache and depth > 1:
+        raise InvalidInput("'_nocache' goes on the outer request of a chain, not an inner one")
+    return ImageRequest(graph, fmt, negotiated, source, params, nocache, inner)
+
+
+def _chained(path: str, catalogue: Catalogue, avif_enabled: bool, depth: int) -> ImageRequest:
+    """The request an input ``/graph/…`` names, parsed like one (its signature, if it has one,
+    is not checked: the outer request's covers it). Its format, without an extension, is
+    ``auto``: the client's Accept is the outer request's."""
+    if depth > MAX_CHAIN:
+        raise InvalidInput(f"a chain of inputs has at most {MAX_CHAIN} graphs")
+    if len(path) > MAX_INPUT_LENGTH:
+        raise InvalidInput(f"'input' is longer than {MAX_INPUT_LENGTH} characters")
+    try:
+        url = URL(path)
+    except (ValueError, TypeError):
+        raise InvalidInput("'input' is not a valid /graph/ path") from None
+    parts = url.path.split("/")  # "", "graph", [key, signature,] spec
+    if url.is_absolute() or len(parts) not in (3, 5) or not parts[-1]:
+        raise InvalidInput("'input' must be /graph/{graph}[.{ext}]?… for a chained request")
+    return parse_request(
+        parts[-1],
+        url.query,
+        accept="",
+        catalogue=catalogue,
+        avif_enabled=avif_enabled,
+        depth=depth,
+    )
 
 
 def canonical_input(raw: str) -> str:
@@ -175,11 +224,13 @@ def _invalid(graph: Graph, message: str, key: str) -> InvalidParam:
     return InvalidParam(message, param=key, params=_schema(graph))
 
 
-def check_source(source: str, settings: Settings) -> None:
-    """403 source_not_allowed when an allow-list is set and the input's host is not on it."""
+def check_sources(req: ImageRequest, settings: Settings) -> None:
+    """403 source_not_allowed when an allow-list is set and a source the request would fetch
+    (its input, or the input at the end of its chain) is on a host not on it."""
     patterns = settings.source_patterns
-    if not patterns or not source or source.startswith(UPLOAD_PREFIX):
+    if not patterns:
         return
-    host = URL(source).host or ""
-    if not host_allowed(host, patterns):
-        raise SourceNotAllowed(f"the source host {host} is not on the allow-list", host=host)
+    for source in req.sources():
+        host = URL(source).host or ""
+        if not host_allowed(host, patterns):
+            raise SourceNotAllowed(f"the source host {host} is not on the allow-list", host=host)

@@ -21,6 +21,7 @@ from .catalogue import Catalogue
 from .errors import (
     ImgServerError,
     Internal,
+    InvalidInput,
     NotFound,
     SourceTimeout,
     SourceUnreachable,
@@ -49,7 +50,7 @@ from .names import ORIGINALS_PREFIX, PRIORITY, result_path
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
 from .probe import check_pixels
 from .records import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
-from .request import UPLOAD_PREFIX
+from .request import CHAIN_PREFIX, UPLOAD_PREFIX
 from .settings import Settings
 from .shared import SharedBytes
 from .uploads import follow_task
@@ -249,7 +250,7 @@ class Worker:
         Storage is the source of truth: an index that was flushed or expired must not cost a
         recompute. Storage is asked while the source downloads, so the check adds no latency.
         A shared source is the caller's to release."""
-        fetching = asyncio.create_task(self.read_source(job.input))
+        fetching = asyncio.create_task(self.read_source(job))
         source: bytes | SharedBytes | None = None
         try:
             stored = None if job.nocache else await self._stored(job, path)
@@ -277,14 +278,34 @@ class Worker:
             raise
         return source, source_format
 
-    async def read_source(self, source: str) -> bytes | SharedBytes:
-        """An upload's bytes from storage, or a fetched source in one of the pool's blocks."""
+    async def read_source(self, job: Job) -> bytes | SharedBytes:
+        """The job's source: an upload's bytes or a chained request's result from storage, or
+        a fetched source in one of the pool's blocks."""
+        source = job.input
         if source.startswith(UPLOAD_PREFIX):
             stored = await self.b.storage.get(ORIGINALS_PREFIX + source[len(UPLOAD_PREFIX) :])
             if stored is None:
                 raise NotFound(f"no uploaded image {source}")
             return stored.data
+        if source.startswith(CHAIN_PREFIX):
+            return await self._chained(job)
         return await self.fetcher.fetch_shared(source, self.pool.blocks)
+
+    async def _chained(self, job: Job) -> bytes:
+        """The result of the job's inner request (a chained input): from storage, or made here
+        first, like any job (cached for everyone, announced to whoever waits for it). Two
+        workers that need the same missing inner result at once may both make it."""
+        inner = job.inner
+        if inner is None or CHAIN_PREFIX + inner.key != job.input:
+            raise InvalidInput("a chained input came without its inner request")
+        stored = await self.b.storage.get(result_path(inner.key))
+        if stored is None:
+            entry, cached = await self.process(inner)
+            await _quietly(self.b.events.publish(JobDone(inner.key, entry, cached)))
+            stored = await self.b.storage.get(entry.path)
+            if stored is None:
+                raise Unavailable("the storage did not return a chained input's result")
+        return stored.data
 
     async def run_graph(
         self,

@@ -9,7 +9,7 @@ from ..backends.base import Backends
 from ..errors import QuotaExceeded, SignatureRequired, Unavailable
 from ..messages import Entry
 from ..names import result_path
-from ..request import ImageRequest, check_source, parse_request
+from ..request import ImageRequest, check_sources, parse_request
 from .state import BACKENDS, CATALOGUE, COORDINATOR, KEYS, PARSED, SETTINGS, url_for
 
 routes = web.RouteTableDef()
@@ -50,7 +50,7 @@ async def graph(request: web.Request) -> web.StreamResponse:
     req = _parse(request)
     if req.nocache and (key is None or not key.admin):
         raise SignatureRequired("_nocache needs a URL signed with an admin key")
-    check_source(req.input, request.app[SETTINGS])
+    check_sources(req, request.app[SETTINGS])
     coordinator = request.app[COORDINATOR]
     entry = await coordinator.lookup(req)
     if entry is not None:
