@@ -21,6 +21,7 @@ raises :class:`GraphError` naming the file and the problem.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -48,7 +49,7 @@ _FEEDS = {
     "int": {"int", "number"},
     "number": {"number"},
     "bool": {"bool"},
-    "string": {"string"},
+    "string": {"string", "source"},
     "color": {"color"},
     "enum": {"enum", "string"},
 }
@@ -70,6 +71,20 @@ class Graph:
     @property
     def copies_source(self) -> bool:
         return self.definition.copies_source
+
+    @functools.cached_property
+    def source_params(self) -> tuple[str, ...]:
+        """The parameters that name another image to fetch (they feed a "source" argument):
+        checked and fetched like the input."""
+        ops = {node.op: OPS[node.op] for node in self.definition.nodes}
+        return tuple(
+            dict.fromkeys(
+                value.param
+                for node in self.definition.nodes
+                for name, value in node.args.items()
+                if isinstance(value, ParamRef) and ops[node.op].args[name].type == "source"
+            )
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -371,6 +386,8 @@ def _const_ok(value: Any, arg: Arg) -> bool:
         return value in arg.values
     if arg.type == "color":
         return isinstance(value, str) and bool(_COLOR.match(value))
+    if arg.type == "source":  # another image to fetch: only ever from a parameter
+        return False
     return isinstance(value, str)
 
 

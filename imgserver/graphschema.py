@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .runtime.registry import ARG_TYPES, ENCODE_ARGS, OPS, RUNTIMES, Arg, Op
+from .runtime.registry import ENCODE_ARGS, OPS, PARAM_TYPES, RUNTIMES, Arg, Op
 
 MAX_NODES = 32  # nodes in one graph
 MAX_STRING = 256  # characters of a string value
@@ -39,6 +39,8 @@ def _value(arg: Arg) -> dict[str, Any]:
         schema = {"enum": list(arg.values)}
     elif arg.type == "color":
         schema = {"type": "string", "pattern": COLOR_PATTERN}
+    elif arg.type == "source":  # another image: only ever from a parameter, never a constant
+        schema = {"type": "null"}
     else:
         schema = {"type": "string", "maxLength": MAX_STRING}
     if arg.optional:
@@ -93,7 +95,7 @@ def _param() -> dict[str, Any]:
         "required": ["type"],
         "additionalProperties": False,
         "properties": {
-            "type": {"enum": list(ARG_TYPES)},
+            "type": {"enum": list(PARAM_TYPES)},
             "default": {"type": ["integer", "number", "boolean", "string"]},
             "minimum": {"type": "number"},
             "maximum": {"type": "number"},

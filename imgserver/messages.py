@@ -33,6 +33,7 @@ class Entry(msgspec.Struct, frozen=True):
     height: int
     input: str = ""
     created_at: float = 0.0
+    quality: int | None = None  # the quality a lossy format was encoded at (X-Quality)
 
 
 class Job(msgspec.Struct, frozen=True):
@@ -105,6 +106,7 @@ class RenderJob(msgspec.Struct, frozen=True):
     format: str  # an output format name, or formats.AUTO
     source_format: str  # sniffed from the source's bytes
     limits: Limits
+    assets: dict[str, bytes] = {}  # other images the graph reads (a watermark), by URL
 
 
 class Rendered(msgspec.Struct, tag="rendered"):
@@ -114,6 +116,7 @@ class Rendered(msgspec.Struct, tag="rendered"):
     height: int
     frames: int = 1
     warnings: list[str] = []
+    quality: int | None = None  # the quality a lossy format was encoded at
 
 
 class RenderFailed(msgspec.Struct, frozen=True, tag="render_failed"):

@@ -11,9 +11,8 @@ from typing import Any
 from .errors import InvalidParam
 from .graphschema import COLOR_PATTERN, MAX_STRING
 from .records import ParamValue
-from .runtime.registry import ARG_TYPES
+from .runtime.registry import PARAM_TYPES as PARAM_TYPES
 
-PARAM_TYPES = ARG_TYPES
 _COLOR = re.compile(COLOR_PATTERN)
 _INT = re.compile(r"^[+-]?\d{1,12}$")
 _TRUE = {"1", "true", "yes", "on"}

@@ -52,6 +52,10 @@ class ImageRequest:
             yield from self.inner.sources()
         elif self.input and not self.input.startswith(UPLOAD_PREFIX):
             yield self.input
+        for name in self.graph.source_params:
+            value = self.params.get(name)
+            if isinstance(value, str) and not value.startswith(UPLOAD_PREFIX):
+                yield value
 
     def job(self, task_id: str | None = None) -> Job:
         """The job that makes this request's result (for a task, when ``task_id`` is given)."""
@@ -213,6 +217,14 @@ def parse_params(graph: Graph, query: MultiMapping[str]) -> tuple[Params, bool]:
     for pname, param in graph.params.items():
         if pname not in values and param.default is not None:
             values[pname] = param.default
+    for pname in graph.source_params:  # another image to fetch: checked like the input
+        value = values.get(pname)
+        if isinstance(value, str):
+            try:
+                values[pname] = canonical_input(value)
+            except InvalidInput as exc:
+                message = exc.message.replace("'input'", f"'{pname}'")
+                raise _invalid(graph, message, pname) from None
     return values, nocache
 
 

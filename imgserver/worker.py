@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from .backends.base import Backends, Delivery
-from .catalogue import Catalogue
+from .catalogue import Catalogue, Graph
 from .errors import (
     ImgServerError,
     Internal,
@@ -49,6 +49,7 @@ from .metrics import Metrics
 from .names import ORIGINALS_PREFIX, PRIORITY, result_path
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
 from .probe import check_pixels
+from .recent import Recent
 from .records import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .request import CHAIN_PREFIX, UPLOAD_PREFIX
 from .settings import Settings
@@ -59,6 +60,9 @@ RenderPool = ProcessPool[RenderJob, RenderOutcome]
 
 log = logging.getLogger(__name__)
 SNIFF_BYTES = 4096  # enough for every format's signature (and an SVG's root element)
+ASSET_CACHE_SIZE = 32  # watermarks and the like kept in memory, by URL
+ASSET_CACHE_BYTES = 4 * 1024 * 1024  # larger ones are fetched each time
+ASSET_CACHE_TTL = 3600.0  # seconds one is trusted
 
 
 def is_transient(error: ImgServerError) -> bool:
@@ -115,6 +119,7 @@ class Worker:
         self.concurrency = concurrency
         self._running: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._assets: Recent[str, bytes] = Recent(ASSET_CACHE_SIZE, ASSET_CACHE_TTL)
 
     async def run(self) -> None:
         """Consume until cancelled; at most ``concurrency`` jobs at once."""
@@ -211,6 +216,7 @@ class Worker:
         graph = self.catalogue.get_graph(job.graph)
         if graph.digest != job.digest:
             raise Unavailable(f"graph '{job.graph}' changed while the job was queued; retry")
+        assets = {url: await self._asset(url) for url in _urls(graph, job)}
 
         if graph.definition.needs_source:
             fetched = await self._fetch(job, path)
@@ -223,13 +229,22 @@ class Worker:
                 return stored, True
             source, source_format = b"", ""
         # the pool owns a shared source from here, and releases it when the job ends
-        result = await self.run_graph(job, graph.definition, source, source_format)
+        result = await self.run_graph(job, graph.definition, source, source_format, assets)
         await self._task(job, {"timings": {"processed": time.time()}})
 
         content_type = mime_of(result.format)
         await self.b.storage.put(path, result.data, content_type)
         size = len(result.data)
-        entry = Entry(path, content_type, size, result.width, result.height, job.input, time.time())
+        entry = Entry(
+            path,
+            content_type,
+            size,
+            result.width,
+            result.height,
+            job.input,
+            time.time(),
+            result.quality,
+        )
         await self.b.index.set(job.key, entry)
         await self._done(job, entry, result.warnings)
         return entry, False
@@ -278,6 +293,26 @@ class Worker:
             raise
         return source, source_format
 
+    async def _asset(self, url: str) -> bytes:
+        """Another image a graph reads (a watermark): fetched under the input's rules and
+        limits, checked like it, and kept in this worker's memory, so an image used on every
+        request is fetched once (while it is recently used)."""
+        cached = self._assets.get(url)
+        if cached is not None:
+            return cached
+        if url.startswith(UPLOAD_PREFIX):
+            stored = await self.b.storage.get(ORIGINALS_PREFIX + url[len(UPLOAD_PREFIX) :])
+            if stored is None:
+                raise NotFound(f"no uploaded image {url}")
+            data = stored.data
+        else:
+            data = await self.fetcher.fetch(url)
+        fmt = require_source_format(data[:SNIFF_BYTES], svg=self.settings.enable_svg)
+        check_pixels(data, fmt, self.settings.max_source_pixels)
+        if len(data) <= ASSET_CACHE_BYTES:
+            self._assets.put(url, data)
+        return data
+
     async def read_source(self, job: Job) -> bytes | SharedBytes:
         """The job's source: an upload's bytes or a chained request's result from storage, or
         a fetched source in one of the pool's blocks."""
@@ -313,6 +348,7 @@ class Worker:
         definition: Definition,
         source: bytes | SharedBytes,
         source_format: str,
+        assets: dict[str, bytes] | None = None,
     ) -> Rendered:
         """Run the graph in a worker process; its error as an exception."""
         s = self.settings
@@ -323,6 +359,7 @@ class Worker:
             job.format,
             source_format,
             Limits(s.max_source_pixels, s.max_output_pixels, s.max_frames),
+            assets or {},
         )
         self.metrics.pool_busy.set(self.pool.busy)
         try:
@@ -359,3 +396,9 @@ class Worker:
         if task is not None:
             await self.b.events.publish(TaskChanged(task))
             await follow_task(self.b, task, entry)
+
+
+def _urls(graph: Graph, job: Job) -> list[str]:
+    """The other images the job's graph reads (its parameters naming a source), in order."""
+    urls = (job.params.get(name) for name in graph.source_params)
+    return [url for url in urls if isinstance(url, str) and url]

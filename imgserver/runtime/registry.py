@@ -20,7 +20,10 @@ from ..graphdef import ArgValue
 VIPS = "vips"
 PILLOW = "pillow"
 RUNTIMES = (VIPS, PILLOW)
-ARG_TYPES = ("int", "number", "bool", "string", "enum", "color")
+PARAM_TYPES = ("int", "number", "bool", "string", "enum", "color")
+# An argument may also be a "source": another image to fetch, an http(s) URL or upload:{id}
+# (a string parameter feeds it; the worker fetches it under the same rules as the input).
+ARG_TYPES = (*PARAM_TYPES, "source")
 
 GRAVITIES = (
     "centre",
@@ -35,8 +38,11 @@ GRAVITIES = (
     "smart",
     "attention",
     "entropy",
+    "focal",
 )
-RESIZE_MODES = ("fit", "fill", "crop")
+PLACES = GRAVITIES[:9]  # where a thing goes: the centre or a compass point
+FLIPS = ("none", "horizontal", "vertical", "both")
+RESIZE_MODES = ("fit", "fill", "crop", "pad")
 BLEND_MODES = (
     "over",
     "multiply",
@@ -107,11 +113,12 @@ def _op(
     scales: bool = False,
     frames: bool = True,
     runtimes: tuple[str, ...] = RUNTIMES,
+    common: Mapping[str, Arg] | None = None,
     **args: Arg,
 ) -> Op:
-    return Op(
-        name, description, MappingProxyType(args), inputs, frozenset(runtimes), scales, frames
-    )
+    """An op; ``common``: arguments it shares with others (given before its own)."""
+    merged = MappingProxyType({**(common or {}), **args})
+    return Op(name, description, merged, inputs, frozenset(runtimes), scales, frames)
 
 
 def _size(side: str) -> Arg:
@@ -123,6 +130,72 @@ def _side(side: str) -> Arg:
 
 
 _UPSCALE = Arg("bool", False, description="Allow making the image larger than it is.")
+_BACKGROUND = Arg("color", "#ffffff", description="Fills padding and rotated corners.")
+_RESIZE = {
+    "width": _size("width"),
+    "height": _size("height"),
+    "mode": Arg("enum", "fit", values=RESIZE_MODES, description="How to meet the box."),
+    "gravity": Arg(
+        "enum",
+        "centre",
+        values=GRAVITIES,
+        description="What mode=crop keeps (focal: the point focus_x, focus_y); where mode=pad "
+        "puts the image.",
+    ),
+    "focus_x": Arg("number", 0.5, minimum=0, maximum=1, description="Focal point, 0 = left."),
+    "focus_y": Arg("number", 0.5, minimum=0, maximum=1, description="Focal point, 0 = top."),
+    "upscale": _UPSCALE,
+    "background": _BACKGROUND,
+}
+
+_TRANSFORM = {
+    **_RESIZE,
+    "dpr": Arg("number", 1.0, minimum=1, maximum=4, description="Multiplies the box."),
+    "trim": Arg(
+        "number",
+        0.0,
+        minimum=0,
+        maximum=255,
+        description="Cut away a uniform border of the top-left pixel's colour, this far apart "
+        "(0: off).",
+    ),
+    "rotate": Arg(
+        "number",
+        0.0,
+        minimum=-360,
+        maximum=360,
+        description="Degrees clockwise, any angle; multiples of 90 are exact.",
+    ),
+    "flip": Arg("enum", "none", values=FLIPS, description="Mirror the image."),
+    "pad": Arg("int", 0, minimum=0, maximum=1000, description="A border on every side, in px."),
+    "blur": Arg("number", 0.0, minimum=0, maximum=100, description="Gaussian blur sigma."),
+    "sharpen": Arg("number", 0.0, minimum=0, maximum=10, description="Unsharp mask sigma."),
+    "brightness": Arg("number", 1.0, minimum=0, maximum=4, description="1: unchanged."),
+    "contrast": Arg("number", 1.0, minimum=0, maximum=4, description="1: unchanged."),
+    "saturation": Arg("number", 1.0, minimum=0, maximum=4, description="1: unchanged."),
+    "watermark": Arg(
+        "source",
+        optional=True,
+        description="An image laid over the result: an http(s) URL or upload:{id}, fetched "
+        "under the input's rules and limits.",
+    ),
+    "watermark_position": Arg(
+        "enum", "south-east", values=PLACES, description="Where the watermark goes."
+    ),
+    "watermark_opacity": Arg(
+        "number", 1.0, minimum=0, maximum=1, description="The watermark's opacity."
+    ),
+    "watermark_scale": Arg(
+        "number",
+        0.0,
+        minimum=0,
+        maximum=1,
+        description="The watermark's width as a share of the result's (0: its own size).",
+    ),
+    "watermark_margin": Arg(
+        "int", 0, minimum=0, maximum=1000, description="Its distance from the edges, in px."
+    ),
+}
 
 OPS: Mapping[str, Op] = MappingProxyType(
     {
@@ -138,16 +211,10 @@ OPS: Mapping[str, Op] = MappingProxyType(
             ),
             _op(
                 "resize",
-                "Resize: fit inside the box, fill it exactly (stretch), or cover it and crop "
-                "by gravity.",
+                "Resize: fit inside the box, fill it exactly (stretch), cover it and crop by "
+                "gravity, or fit inside it and pad it to the exact box with the background.",
                 scales=True,
-                width=_size("width"),
-                height=_size("height"),
-                mode=Arg("enum", "fit", values=RESIZE_MODES, description="How to meet the box."),
-                gravity=Arg(
-                    "enum", "centre", values=GRAVITIES, description="What mode=crop keeps."
-                ),
-                upscale=_UPSCALE,
+                common=_RESIZE,
             ),
             _op(
                 "crop",
@@ -207,6 +274,15 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 color=Arg("color", "#000000", description="The colour, #rrggbb or #rrggbbaa."),
             ),
             _op(
+                "transform",
+                "Everything a page needs in one op, in a fixed order: trim, crop box or focal "
+                "point, resize (dpr), rotate, flip, pad, blur, sharpen, colour, watermark.",
+                runtimes=(VIPS,),
+                scales=True,
+                frames=False,
+                common=_TRANSFORM,
+            ),
+            _op(
                 "autocontrast",
                 "Stretch the histogram so the darkest pixel is black and the lightest white, "
                 "ignoring `cutoff` percent at each end.",
@@ -240,6 +316,16 @@ ENCODE_ARGS: Mapping[str, Arg] = MappingProxyType(
             "bool", False, description="Never larger than the source: send it when it is smaller."
         ),
         "copy_source": Arg("bool", False, description="Send the source bytes unchanged."),
+        "background": Arg(
+            "color", "#ffffff", description="Fills alpha for a format that has none (JPEG)."
+        ),
+        "max_bytes": Arg(
+            "int",
+            optional=True,
+            minimum=1,
+            description="Lower the quality (never below 30) until the result fits in this many "
+            "bytes.",
+        ),
     }
 )
 

@@ -81,6 +81,8 @@ async def _deliver(
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     headers = {"X-Cache": cache}
+    if entry.quality is not None:
+        headers["X-Quality"] = str(entry.quality)
     if req.negotiated:
         headers["Vary"] = "Accept"
     if settings.delivery == "redirect":

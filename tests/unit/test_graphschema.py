@@ -80,7 +80,7 @@ def test_ops_lists_every_op_with_its_arguments_and_runtimes() -> None:
         "description": "Standard deviation in x.",
     }
     assert body["ops"]["autocontrast"]["runtimes"] == ["pillow"]
-    assert body["ops"]["resize"]["args"]["mode"]["values"] == ["fit", "fill", "crop"]
+    assert body["ops"]["resize"]["args"]["mode"]["values"] == ["fit", "fill", "crop", "pad"]
     for op in body["ops"].values():
         assert op["description"] and all(a["description"] for a in op["args"].values())
 

@@ -88,7 +88,7 @@ def test_every_graph_produces_a_decodable_image(graph: str, fmt: str) -> None:
 
 def test_execute_answers_with_the_result_fields() -> None:
     r = ok(run("passthrough", jpeg(texture(64, 48)), "png"))
-    assert set(r) == {"ok", "data", "format", "width", "height", "frames", "warnings"}
+    assert set(r) == {"ok", "data", "format", "width", "height", "frames", "warnings", "quality"}
     assert isinstance(r["data"], bytes)
 
 

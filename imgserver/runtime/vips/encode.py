@@ -9,13 +9,16 @@ import math
 
 import pyvips
 
+from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
-from ...graphdef import Args, bool_arg, int_arg
+from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
+from .geometry import background
 from .load import Context, check_output, page_height
 
 KEEP_NONE = 0  # ForeignKeep: no metadata
-WHITE = [255.0, 255.0, 255.0]
+LOSSY = frozenset({"jpeg", "webp", "avif"})
+MIN_QUALITY = 30  # max_bytes never lowers the quality below this
 
 
 def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
@@ -26,7 +29,16 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
     if frames > 1 and not OUTPUT_FORMATS[fmt].animated:
         image, frames = image.crop(0, 0, image.width, ph), 1
     check_output(image.width, ph, ctx)
-    data = encode(image, fmt, enc)
+    quality = (int_arg(enc, "quality") or 80) if fmt in LOSSY else None
+    max_bytes = int_arg(enc, "max_bytes")
+    if fmt == "jpeg" and image.hasalpha():  # flattened once, not at every try of max_bytes
+        colour = text_arg(enc, "background", "#ffffff")
+        image = image.flatten(background=background(image, colour)[: image.bands - 1])
+    if max_bytes is not None:
+        image = image.copy_memory()  # encoded more than once: made once (and read at will)
+        data, quality = _within(image, fmt, enc, max_bytes, quality)
+    else:
+        data = encode(image, fmt, enc)
     src = ctx.source
     if (
         src is not None
@@ -37,7 +49,42 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
         and len(data) >= len(src.data)
     ):
         data = bytes(src.data)  # (not a view of the pool's shared block)
-    return Rendered(data, fmt, image.width, ph, frames, ctx.warnings)
+        quality = None
+    return Rendered(data, fmt, image.width, ph, frames, ctx.warnings, quality)
+
+
+def _within(
+    image: pyvips.Image, fmt: str, enc: Args, max_bytes: int, quality: int | None
+) -> tuple[bytes, int | None]:
+    """The encoding at the highest quality (from the asked one down to MIN_QUALITY) that fits
+    in ``max_bytes``, by bisection: at most 7 encodes. 422 when even the lowest does not fit
+    (or, for a lossless format, when it does not)."""
+    data = encode(image, fmt, enc)
+    if len(data) <= max_bytes:
+        return data, quality
+    if quality is None or quality <= MIN_QUALITY:
+        raise TooManyPixels(_too_big(fmt, len(data), max_bytes), max_bytes=max_bytes)
+    lowest = encode(image, fmt, {**enc, "quality": MIN_QUALITY})
+    if len(lowest) > max_bytes:
+        raise TooManyPixels(_too_big(fmt, len(lowest), max_bytes, MIN_QUALITY), max_bytes=max_bytes)
+    best, best_q = lowest, MIN_QUALITY
+    low, high = MIN_QUALITY + 1, quality - 1
+    while low <= high:
+        q = (low + high) // 2
+        tried = encode(image, fmt, {**enc, "quality": q})
+        if len(tried) <= max_bytes:
+            best, best_q, low = tried, q, q + 1
+        else:
+            high = q - 1
+    return best, best_q
+
+
+def _too_big(fmt: str, size: int, max_bytes: int, quality: int | None = None) -> str:
+    at = f" even at quality {quality}" if quality is not None else ""
+    return (
+        f"the {fmt.upper()} result is {size} bytes{at}, over max-bytes ({max_bytes}): ask for "
+        "fewer pixels or more bytes"
+    )
 
 
 PALETTE_SAMPLE = 256  # px, long side of the sample whose colours are counted
@@ -86,7 +133,8 @@ def encode(image: pyvips.Image, fmt: str, enc: Args) -> bytes:
     progressive = bool_arg(enc, "progressive")
     if fmt == "jpeg":
         if image.hasalpha():
-            image = image.flatten(background=WHITE[: image.bands - 1])
+            colour = text_arg(enc, "background", "#ffffff")
+            image = image.flatten(background=background(image, colour)[: image.bands - 1])
         # optimize: the standard tables (so quality means what it means to libjpeg), with
         # mozjpeg's scan optimisation. Trellis quantisation and mozjpeg's own tables make
         # files a third smaller, but at a lower SSIM than libjpeg at the same quality.

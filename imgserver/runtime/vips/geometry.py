@@ -10,7 +10,7 @@ from typing import Any
 import pyvips
 
 from ...errors import InvalidParam
-from ...graphdef import Args, bool_arg, int_arg, text_arg
+from ...graphdef import Args, bool_arg, int_arg, number_arg, text_arg
 from .load import Context, check_output, cut_warning, load, memory, normalise, page_height, per_page
 
 MAX_COORD = 10_000_000  # libvips' "no limit" for one side of a thumbnail box
@@ -55,6 +55,12 @@ def resize(image: pyvips.Image | None, args: Args, ctx: Context) -> pyvips.Image
         if size == "down":
             width, height = min(width, cur_w), min(height, cur_h)
         return after(thumb(width, height=height, size="force"))
+    if mode == "pad" and width is not None and height is not None:
+        fitted = after(thumb(width, height=height, size=size))
+        check_output(width, height, ctx)
+        colour = text_arg(args, "background", "#ffffff")
+        where = text_arg(args, "gravity", "centre")
+        return per_page(fitted, lambda p: _pad_to(p, width, height, where, colour))
     if mode == "crop" and width is not None and height is not None:
         # libvips computes a crop eagerly: refuse an over-large result before, not after
         check_output(
@@ -77,7 +83,8 @@ def resize(image: pyvips.Image | None, args: Args, ctx: Context) -> pyvips.Image
         else:
             covered = thumb(width, height=MAX_COORD, size=size)
         covered = after(covered)
-        return per_page(covered, lambda p: _gravity_crop(p, width, height, gravity))
+        focus = (number_arg(args, "focus_x", 0.5), number_arg(args, "focus_y", 0.5))
+        return per_page(covered, lambda p: _gravity_crop(p, width, height, gravity, focus))
     return after(thumb(width or MAX_COORD, height=height or MAX_COORD, size=size))
 
 
@@ -85,12 +92,52 @@ def _identity(image: pyvips.Image) -> pyvips.Image:
     return image
 
 
-def _gravity_crop(image: pyvips.Image, width: int, height: int, gravity: str) -> pyvips.Image:
+def _gravity_crop(
+    image: pyvips.Image,
+    width: int,
+    height: int,
+    gravity: str,
+    focus: tuple[float, float] = (0.5, 0.5),
+) -> pyvips.Image:
+    """The ``width`` x ``height`` window at ``gravity``; ``focal``: the window centred on the
+    point ``focus`` (fractions of the image), as near as the edges allow."""
     w, h = min(width, image.width), min(height, image.height)
     dx, dy = image.width - w, image.height - h
+    if gravity == "focal":
+        left = round(focus[0] * image.width - w / 2)
+        top = round(focus[1] * image.height - h / 2)
+        return image.crop(max(0, min(dx, left)), max(0, min(dy, top)), w, h)
+    left, top = place(dx, dy, gravity)
+    return image.crop(left, top, w, h)
+
+
+def place(dx: int, dy: int, gravity: str) -> tuple[int, int]:
+    """Where a thing goes in room (dx, dy) to spare: the centre, or towards a compass point."""
     left = dx if "east" in gravity else 0 if "west" in gravity else dx // 2
     top = 0 if gravity.startswith("north") else dy if gravity.startswith("south") else dy // 2
-    return image.crop(left, top, w, h)
+    return left, top
+
+
+def _pad_to(
+    image: pyvips.Image, width: int, height: int, gravity: str, colour: str
+) -> pyvips.Image:
+    """The image on a ``width`` x ``height`` canvas of ``colour``, placed at ``gravity``."""
+    left, top = place(max(0, width - image.width), max(0, height - image.height), gravity)
+    return image.embed(
+        left, top, width, height, extend="background", background=background(image, colour)
+    )
+
+
+def background(image: pyvips.Image, colour: str) -> list[float]:
+    """``#rrggbb[aa]`` as band values for ``image``: grey for a grey image, and alpha (opaque
+    unless the colour says otherwise) when the image has alpha."""
+    h = colour.lstrip("#")
+    rgba = [int(h[i : i + 2], 16) for i in range(0, len(h), 2)] + [255]
+    r, g, b, a = rgba[:4]
+    colour_bands = image.bands - (1 if image.hasalpha() else 0)
+    grey = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    values: list[float] = [r, g, b] if colour_bands >= 3 else [grey]
+    return [*values, a] if image.hasalpha() else values
 
 
 def crop(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
@@ -106,3 +153,15 @@ def crop(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
     cw = min(int_arg(args, "width") or w, w - x)
     ch = min(int_arg(args, "height") or h, h - y)
     return per_page(image, lambda p: p.crop(x, y, cw, ch))
+
+
+def rotate_clockwise(image: pyvips.Image, degrees: float, colour: str) -> pyvips.Image:
+    """Rotated by ``degrees`` clockwise about its centre, on a canvas that holds it all; the
+    corners are ``colour``. Multiples of 90 are exact (no resampling)."""
+    turn = degrees % 360
+    if turn == 0:
+        return image
+    if turn % 90 == 0:
+        return per_page(image, lambda p: p.rot(f"d{int(turn)}"))
+    fill = background(image, colour)
+    return per_page(image, lambda p: p.rotate(turn, background=fill))

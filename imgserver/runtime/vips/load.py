@@ -5,7 +5,7 @@ applied), CMYK and ICC-tagged images converted to sRGB, 16 bits reduced to 8.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pyvips
@@ -38,6 +38,7 @@ class Context:
     limits: Limits
     source: Source | None  # None: the graph reads no source (it draws its image)
     warnings: list[str] = field(default_factory=list)
+    assets: Mapping[str, bytes] = field(default_factory=dict)  # other images, by their URL
 
     @property
     def src(self) -> Source:
@@ -90,10 +91,14 @@ def memory(data: bytes | memoryview) -> pyvips.Source:
     return pyvips.Source.new_from_memory(data)
 
 
-def load(ctx: Context) -> pyvips.Image:
-    """Decode the whole source: upright, sRGB (or grey), 8 bits per sample."""
+def load(ctx: Context, *, shrink: int = 1) -> pyvips.Image:
+    """Decode the whole source: upright, sRGB (or grey), 8 bits per sample. ``shrink`` (a JPEG
+    only: 2, 4 or 8) decodes it that many times smaller, at the cost of an exact size."""
     src = ctx.src
-    image = pyvips.Image.new_from_source(memory(src.data), src.load_options, fail_on="error")
+    options = src.load_options
+    if shrink > 1 and src.format == "jpeg":
+        options = ",".join(o for o in (options, f"shrink={shrink}") if o)
+    image = pyvips.Image.new_from_source(memory(src.data), options, fail_on="error")
     if src.pages > 1:
         cut_warning(ctx)
     else:

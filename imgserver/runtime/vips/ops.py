@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import colour, compose, filters, geometry
+from . import colour, compose, filters, geometry, transform
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -40,4 +40,13 @@ OPERATIONS: Mapping[str, Operation] = {
     "composite": compose.composite,
     "opacity": one(compose.opacity),
     "fill": compose.fill,
+    "transform": one(transform.transform),
+}
+
+# Ops that, as a graph's first node reading the source, decode it shrunk on load (they take
+# their arguments and the context, and read the source themselves).
+FROM_SOURCE: Mapping[str, Callable[[Args, Context], pyvips.Image]] = {
+    "fit": lambda args, ctx: geometry.resize(None, args, ctx),
+    "resize": lambda args, ctx: geometry.resize(None, args, ctx),
+    "transform": lambda args, ctx: transform.transform(None, args, ctx),
 }

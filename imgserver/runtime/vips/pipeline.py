@@ -13,9 +13,9 @@ from ...messages import Rendered, RenderJob
 from ...records import Params
 from ..registry import OPS
 from .encode import finish
-from .geometry import resize, sized
+from .geometry import sized
 from .load import Context, inspect, load
-from .ops import OPERATIONS
+from .ops import FROM_SOURCE, OPERATIONS
 
 
 def run(job: RenderJob, data: bytes | memoryview) -> Rendered:
@@ -26,7 +26,7 @@ def run(job: RenderJob, data: bytes | memoryview) -> Rendered:
     source = None
     if definition.needs_source:
         source = inspect(data, job.source_format, job.limits, animate=_animates(job))
-    ctx = Context(job.limits, source)
+    ctx = Context(job.limits, source, assets=job.assets)
     if definition.copies_source:
         src = ctx.src
         return Rendered(bytes(data), job.source_format, src.width, src.height, src.pages_in_file)
@@ -59,10 +59,10 @@ def _evaluate(definition: Definition, params: Params, ctx: Context) -> pyvips.Im
             i == 0
             and node.inputs == (SOURCE,)
             and uses.get(SOURCE) == 1
-            and OPS[node.op].scales
+            and node.op in FROM_SOURCE
             and sized(args)
         ):
-            image = resize(None, args, ctx)  # shrink-on-load, straight from the bytes
+            image = FROM_SOURCE[node.op](args, ctx)  # shrink-on-load, from the bytes
         else:
             image = OPERATIONS[node.op]([image_of(name) for name in node.inputs], args, ctx)
         images[node.id] = image.copy_memory() if uses.get(node.id, 0) > 1 else image
