@@ -91,6 +91,7 @@ class Graph:
             "name": self.name,
             "description": self.description,
             "runtime": self.runtime,
+            "needs_input": self.definition.needs_source,
             "params": {n: p.to_json() for n, p in self.params.items()},
         }
 

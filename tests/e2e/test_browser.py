@@ -297,6 +297,42 @@ def test_playground_runs_a_graph_on_an_upload(page: Page, service: Service) -> N
     assert same_document(page)
 
 
+def test_playground_chains_a_result_and_offers_uploads_as_watermarks(
+    page: Page, service: Service
+) -> None:
+    image = upload_raw(service, jpeg(texture(640, 480)))
+    logo = upload_raw(service, png(marked(40, 20, 20)))
+    c = card(page, image["id"])
+    expect(c).to_have_attribute("data-status", "completed")
+    expect(card(page, logo["id"])).to_have_attribute("data-status", "completed")
+
+    page.select_option("#graph", "resize")
+    c.get_by_role("button", name="Try a graph").click()
+    page.fill("#p-width", "200")
+    page.fill("#p-height", "100")
+    page.select_option("#p-mode", "crop")
+    page.select_option("#format", "png")
+    page.get_by_role("button", name="Run graph").click()
+    result = page.locator("#result-img")
+    assert poll(page, "img => img.complete && img.naturalWidth", result) == 200
+
+    # the result is now an input: a chained request, resolved by the service
+    page.select_option("#graph", "transform")
+    chained = page.locator("#input option", has_text="Result of resize.png")
+    expect(chained).to_have_count(1)
+    page.select_option("#input", chained.get_attribute("value"))
+    page.fill("#p-rotate", "90")
+    watermark = page.locator("#p-watermark")
+    assert watermark.get_attribute("list") == "uploaded-images"
+    expect(page.locator(f"#uploaded-images option[value='upload:{logo['id']}']")).to_have_count(1)
+    watermark.fill(f"upload:{logo['id']}")
+    page.get_by_role("button", name="Run graph").click()
+    expect(page.locator("#result-info")).to_contain_text(f"100{TIMES}200")
+    url = page.locator("#result-url").input_value()
+    assert "input=%2Fgraph%2Fresize.png%3Finput%3Dupload" in url and "watermark=upload" in url
+    assert same_document(page)
+
+
 def graphs(service: Service) -> dict[str, Any]:
     return json.loads(http(service.url("/graphs"))[2])["graphs"]
 

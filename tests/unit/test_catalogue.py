@@ -50,8 +50,9 @@ def test_shipped_graph_loads(catalogue: Catalogue, name: str) -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_graph_json_shape(catalogue: Catalogue, name: str) -> None:
     body = json.loads(json.dumps(catalogue[name].to_json()))
-    assert set(body) == {"name", "description", "runtime", "params"}
+    assert set(body) == {"name", "description", "runtime", "needs_input", "params"}
     assert body["name"] == name
+    assert body["needs_input"] is (name not in {"canvas", "delaunay_triangles"})  # they draw
     params = body["params"]
     assert {"width", "height"} <= set(params)
     for pname, schema in params.items():

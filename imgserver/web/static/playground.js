@@ -1,9 +1,13 @@
 // The graph playground: a form built from GET /graphs (one control per parameter type), the
 // URL it makes (only parameters that differ from their defaults go into it), and its result.
+// A result can be the input of the next run (a chained request: input=/graph/…), and a string
+// parameter that names an image (transform's watermark) offers the uploaded images.
 
 import { ApiError, errorFrom, formatBytes, IMAGE_ACCEPT } from "./api.js";
 
 const URL_CHOICE = "url";
+const MAX_RESULTS = 8; // earlier results offered as inputs
+const IMAGE_PARAM = /watermark$/; // string parameters that name another image
 
 function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -82,6 +86,11 @@ function control(name, spec) {
     }
     default: {
       input = el("input", { ...attrs, type: "text", maxLength: 256, value: spec.default ?? "" });
+      if (IMAGE_PARAM.test(name)) {
+        input.type = "url";
+        input.placeholder = "https://example.com/logo.png or upload:{id}";
+        input.setAttribute("list", "uploaded-images");
+      }
       read = () => {
         const v = input.value;
         return v === "" || v === (spec.default ?? "") ? null : v;
@@ -118,6 +127,13 @@ export class Playground {
     this.controls = new Map();
     this.objectUrl = null;
     this.chosen = false;
+    this.results = []; // [{path, label}] of earlier runs, newest first
+    this.runs = 0;
+    this.images = [];
+    this.imageLabel = (i) => i.id;
+    this.inputField = this.inputSelect.closest(".field");
+    this.uploaded = el("datalist", { id: "uploaded-images" });
+    this.form.append(this.uploaded);
 
     this.graphSelect.addEventListener("change", () => this.build());
     this.inputSelect.addEventListener("change", () => {
@@ -149,6 +165,10 @@ export class Playground {
       return;
     }
     this.graphDesc.textContent = graph.description || "";
+    const needsInput = graph.needs_input !== false; // canvas, delaunay_triangles: no input
+    this.inputField.hidden = !needsInput;
+    if (!needsInput) this.urlField.hidden = true;
+    else this.toggleUrl();
     const rows = Object.entries(graph.params).map(([name, spec]) => {
       const c = control(name, spec);
       this.controls.set(name, c);
@@ -157,12 +177,23 @@ export class Playground {
     this.params.replaceChildren(legend, ...rows);
   }
 
-  /** The input choices: this page's images (newest first), then a URL of your own. */
+  /** The input choices: this page's images (newest first), earlier results (a chained
+   * request), then a URL of your own. */
   setImages(images, label) {
+    this.images = images;
+    this.imageLabel = label;
+    this.setInputs();
+  }
+
+  setInputs() {
     const chosen = this.chosen ? this.inputSelect.value : null;
-    const options = images.filter((i) => i.status !== "failed")
-      .map((i) => el("option", { value: `upload:${i.id}` }, label(i)));
+    const usable = this.images.filter((i) => i.status !== "failed");
+    const options = usable.map((i) => el("option", { value: `upload:${i.id}` }, this.imageLabel(i)));
+    for (const r of this.results) options.push(el("option", { value: r.path }, r.label));
     options.push(el("option", { value: URL_CHOICE }, "An image URL…"));
+    this.uploaded.replaceChildren(
+      ...usable.map((i) => el("option", { value: `upload:${i.id}` }, this.imageLabel(i))),
+    );
     const key = options.map((o) => `${o.value} ${o.textContent}`).join("\n");
     if (key === this.optionsKey) return; // unchanged: leave an open list alone
     this.optionsKey = key;
@@ -179,16 +210,29 @@ export class Playground {
   }
 
   toggleUrl() {
-    this.urlField.hidden = this.inputSelect.value !== URL_CHOICE;
+    this.urlField.hidden = this.inputField.hidden || this.inputSelect.value !== URL_CHOICE;
     this.urlInput.required = !this.urlField.hidden;
+  }
+
+  /** Offer a result as the input of later runs (newest first, a few at most). */
+  remember(path) {
+    this.runs += 1;
+    const spec = path.split("?")[0].slice("/graph/".length);
+    const earlier = this.results.filter((r) => r.path !== path);
+    this.results = [{ path, label: `Result of ${spec} (run ${this.runs})` }, ...earlier]
+      .slice(0, MAX_RESULTS);
+    this.setInputs();
   }
 
   /** The request path for the form, e.g. /graph/resize.webp?input=upload%3A…&width=300 */
   path() {
-    const input = this.inputSelect.value === URL_CHOICE ? this.urlInput.value.trim()
-      : this.inputSelect.value;
-    if (!input) throw new ApiError("Choose an uploaded image, or type the URL of an image.");
-    const query = new URLSearchParams({ input });
+    const query = new URLSearchParams();
+    if (!this.inputField.hidden) {
+      const input = this.inputSelect.value === URL_CHOICE ? this.urlInput.value.trim()
+        : this.inputSelect.value;
+      if (!input) throw new ApiError("Choose an uploaded image, or type the URL of an image.");
+      query.append("input", input);
+    }
     for (const [name, c] of this.controls) {
       const value = c.read();
       if (value !== null) query.append(name, value);
@@ -230,6 +274,7 @@ export class Playground {
         // fetch refused (a redirect to another origin without CORS): the <img> can still load it
       }
       await this.show(src, path);
+      this.remember(path);
       const ms = Math.round(performance.now() - started);
       this.info.textContent = `${this.img.naturalWidth}×${this.img.naturalHeight} ${size}${ms} ms`;
     } catch (e) {
