@@ -276,8 +276,8 @@ OPS: Mapping[str, Op] = MappingProxyType(
             _op(
                 "transform",
                 "Everything a page needs in one op, in a fixed order: trim, crop box or focal "
-                "point, resize (dpr), rotate, flip, pad, blur, sharpen, colour, watermark.",
-                runtimes=(VIPS,),
+                "point, resize (dpr), rotate, flip, pad, blur, sharpen, colour, watermark "
+                "(on Pillow, all but the interest finders: gravity smart/attention/entropy).",
                 scales=True,
                 frames=False,
                 common=_TRANSFORM,

@@ -5,6 +5,8 @@ fixed order of the steps, max-bytes, and shrink-on-load from the source."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,7 @@ from ..images import (
     close,
     jpeg,
     marked,
+    pillow_twin,
     png,
     solid,
     texture,
@@ -36,12 +39,30 @@ from ..images import (
 MARK = "https://marks.example.com/logo.png"
 
 
-def run(src: bytes, fmt: str = "png", assets: dict[str, bytes] | None = None, **query: Any):
-    g = catalogue()["transform"]
-    raw = MultiDict({k.replace("_", "-"): _text(v) for k, v in query.items()})
-    params, _ = parse_params(g, raw)
-    job = RenderJob(g.name, g.definition, params, fmt, sniff(src), Limits(**LIMITS), assets or {})
-    return execute(job, src)
+Run = Callable[..., Any]
+
+
+@pytest.fixture(params=["vips", "pillow"])
+def run(request: pytest.FixtureRequest, tmp_path: Path) -> Run:
+    """``run(src, fmt, assets, **query)`` on each runtime in turn (a test that only libvips
+    can pass is marked ``vips_only``)."""
+    if request.param == "pillow":
+        if request.node.get_closest_marker("vips_only"):
+            pytest.skip("libvips only")
+        graph = pillow_twin("transform", tmp_path)
+    else:
+        graph = catalogue()["transform"]
+
+    def render(
+        src: bytes, fmt: str = "png", assets: dict[str, bytes] | None = None, **query: Any
+    ) -> Any:
+        raw = MultiDict({k.replace("_", "-"): _text(v) for k, v in query.items()})
+        params, _ = parse_params(graph, raw)
+        limits = Limits(**LIMITS)
+        job = RenderJob(graph.name, graph.definition, params, fmt, sniff(src), limits, assets or {})
+        return execute(job, src)
+
+    return render
 
 
 def _text(v: Any) -> str:
@@ -72,12 +93,12 @@ def ok(outcome: Any) -> pyvips.Image:
         ({"width": 800, "upscale": True}, (800, 600)),
     ],
 )
-def test_the_box(query: dict[str, Any], size: tuple[int, int]) -> None:
+def test_the_box(run: Run, query: dict[str, Any], size: tuple[int, int]) -> None:
     out = ok(run(jpeg(texture(400, 300)), **query))
     assert (out.width, out.height) == size
 
 
-def test_pad_mode_fills_the_box_with_the_background() -> None:
+def test_pad_mode_fills_the_box_with_the_background(run: Run) -> None:
     out = ok(run(png(texture(400, 200)), width=100, height=100, mode="pad", background="#ff0000"))
     assert vpixel(out, 50, 5) == [255, 0, 0] and vpixel(out, 50, 94) == [255, 0, 0]
     assert vpixel(out, 50, 50) != [255, 0, 0]
@@ -89,7 +110,9 @@ def test_pad_mode_fills_the_box_with_the_background() -> None:
     ("gravity", "colour"),
     [("west", RED), ("east", BLUE), ("centre", GREEN)],
 )
-def test_crop_keeps_the_side_gravity_names(gravity: str, colour: tuple[int, int, int]) -> None:
+def test_crop_keeps_the_side_gravity_names(
+    run: Run, gravity: str, colour: tuple[int, int, int]
+) -> None:
     src = solid(300, 100, GREEN).insert(solid(100, 100, RED), 0, 0)
     src = src.insert(solid(100, 100, BLUE), 200, 0)
     out = ok(run(png(src), width=50, height=50, mode="crop", gravity=gravity))
@@ -97,7 +120,7 @@ def test_crop_keeps_the_side_gravity_names(gravity: str, colour: tuple[int, int,
 
 
 @pytest.mark.parametrize(("fx", "colour"), [(0.05, RED), (0.95, BLUE), (0.5, GREEN)])
-def test_focal_gravity_centres_the_crop_on_the_point(fx: float, colour: tuple) -> None:
+def test_focal_gravity_centres_the_crop_on_the_point(run: Run, fx: float, colour: tuple) -> None:
     src = solid(300, 100, GREEN).insert(solid(100, 100, RED), 0, 0)
     src = src.insert(solid(100, 100, BLUE), 200, 0)
     out = ok(
@@ -115,19 +138,19 @@ def bordered(width: int = 400, height: int = 300) -> pyvips.Image:
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg"])
-def test_trim_cuts_the_border_away(fmt: str) -> None:
+def test_trim_cuts_the_border_away(run: Run, fmt: str) -> None:
     src = png(bordered()) if fmt == "png" else jpeg(bordered(), q=95)
     out = ok(run(src, trim=40))
     assert (out.width, out.height) == (200, 100)
 
 
-def test_trim_then_resize_uses_the_trimmed_box() -> None:
+def test_trim_then_resize_uses_the_trimmed_box(run: Run) -> None:
     out = ok(run(jpeg(bordered(1600, 1200).resize(1), q=95), trim=40, width=100))
     # the content (200x100 in 1600x1200) trimmed first, then fitted to 100 wide
     assert (out.width, out.height) == (100, 50)
 
 
-def test_trim_of_an_image_that_is_all_border_leaves_it() -> None:
+def test_trim_of_an_image_that_is_all_border_leaves_it(run: Run) -> None:
     out = ok(run(png(solid(60, 40, RED)), trim=10))
     assert (out.width, out.height) == (60, 40)
 
@@ -139,14 +162,16 @@ def test_trim_of_an_image_that_is_all_border_leaves_it() -> None:
     ("degrees", "size", "where"),
     [(90, (100, 200), (90, 5)), (180, (200, 100), (190, 90)), (270, (100, 200), (5, 190))],
 )
-def test_rotation_by_quarter_turns_is_exact(degrees: int, size: tuple, where: tuple) -> None:
+def test_rotation_by_quarter_turns_is_exact(
+    run: Run, degrees: int, size: tuple, where: tuple
+) -> None:
     src = marked(200, 100, 20)  # red 20x20 in the top-left corner
     out = ok(run(png(src), rotate=degrees))
     assert (out.width, out.height) == size
     assert vpixel(out, *where) == [255, 0, 0]  # clockwise: top-left goes top-right at 90
 
 
-def test_any_angle_fills_the_corners_with_the_background() -> None:
+def test_any_angle_fills_the_corners_with_the_background(run: Run) -> None:
     out = ok(run(png(solid(100, 100, BLUE)), rotate=45, background="#00ff00"))
     assert out.width > 140 and out.height > 140
     assert close(vpixel(out, 1, 1), GREEN) and close(vpixel(out, 70, 70), BLUE)
@@ -156,18 +181,18 @@ def test_any_angle_fills_the_corners_with_the_background() -> None:
     ("flip", "where"),
     [("none", (5, 5)), ("horizontal", (195, 5)), ("vertical", (5, 95)), ("both", (195, 95))],
 )
-def test_flip(flip: str, where: tuple[int, int]) -> None:
+def test_flip(run: Run, flip: str, where: tuple[int, int]) -> None:
     out = ok(run(png(marked(200, 100, 20)), flip=flip))
     assert vpixel(out, *where) == [255, 0, 0]
 
 
-def test_pad_puts_a_border_of_background_on_every_side() -> None:
+def test_pad_puts_a_border_of_background_on_every_side(run: Run) -> None:
     out = ok(run(png(solid(40, 20, RED)), pad=10, background="#0000ff"))
     assert (out.width, out.height) == (60, 40)
     assert vpixel(out, 5, 5) == [0, 0, 255] and vpixel(out, 30, 20) == [255, 0, 0]
 
 
-def test_the_order_is_fixed_whatever_the_query() -> None:
+def test_the_order_is_fixed_whatever_the_query(run: Run) -> None:
     """resize -> rotate -> pad: a 90° turn of a 100-wide fit, then 10 px of pad."""
     out = ok(run(png(texture(400, 200)), pad=10, rotate=90, width=100))
     assert (out.width, out.height) == (50 + 20, 100 + 20)
@@ -176,7 +201,7 @@ def test_the_order_is_fixed_whatever_the_query() -> None:
 # -- filters and colour ------------------------------------------------------------------------
 
 
-def test_blur_and_sharpen_change_an_edge_the_right_way() -> None:
+def test_blur_and_sharpen_change_an_edge_the_right_way(run: Run) -> None:
     src = png(solid(100, 100, (0, 0, 0)).insert(solid(50, 100, (255, 255, 255)), 50, 0))
     plain, blurred, sharp = (ok(run(src, **q)) for q in ({}, {"blur": 3}, {"sharpen": 2}))
     assert vpixel(plain, 48, 50) == [0, 0, 0]
@@ -192,19 +217,19 @@ def test_blur_and_sharpen_change_an_edge_the_right_way() -> None:
         ({"brightness": 0}, [0, 0, 0]),
     ],
 )
-def test_brightness_and_contrast(query: dict[str, float], expected: list[int]) -> None:
+def test_brightness_and_contrast(run: Run, query: dict[str, float], expected: list[int]) -> None:
     out = ok(run(png(solid(10, 10, (100, 50, 20))), **query))
     assert vpixel(out, 5, 5) == pytest.approx(expected, abs=1)
 
 
-def test_saturation_zero_is_grey_and_one_is_unchanged() -> None:
+def test_saturation_zero_is_grey_and_one_is_unchanged(run: Run) -> None:
     src = png(solid(10, 10, (200, 40, 40)))
     grey = vpixel(ok(run(src, saturation=0)), 5, 5)
     assert max(grey) - min(grey) <= 2
     assert vpixel(ok(run(src, saturation=1)), 5, 5) == [200, 40, 40]
 
 
-def test_background_fills_alpha_for_jpeg() -> None:
+def test_background_fills_alpha_for_jpeg(run: Run) -> None:
     src = png(solid(10, 10, (255, 0, 0, 0)))
     out = ok(run(src, "jpeg", background="#00ff00"))
     assert close(vpixel(out, 5, 5), GREEN)
@@ -213,7 +238,7 @@ def test_background_fills_alpha_for_jpeg() -> None:
 # -- watermark ---------------------------------------------------------------------------------
 
 
-def test_watermark_position_margin_and_opacity() -> None:
+def test_watermark_position_margin_and_opacity(run: Run) -> None:
     mark = png(solid(20, 10, RED))
     src = png(solid(200, 100, BLUE))
     out = ok(
@@ -232,7 +257,7 @@ def test_watermark_position_margin_and_opacity() -> None:
     assert vpixel(faded, 195, 95) == pytest.approx([128, 0, 127], abs=2)
 
 
-def test_watermark_scale_is_a_share_of_the_width() -> None:
+def test_watermark_scale_is_a_share_of_the_width(run: Run) -> None:
     mark = png(solid(20, 10, RED))
     out = ok(
         run(
@@ -246,13 +271,13 @@ def test_watermark_scale_is_a_share_of_the_width() -> None:
     assert vpixel(out, 95, 45) == [255, 0, 0] and vpixel(out, 105, 55) == [0, 0, 255]
 
 
-def test_a_watermark_with_alpha_keeps_its_holes() -> None:
+def test_a_watermark_with_alpha_keeps_its_holes(run: Run) -> None:
     mark = png(solid(20, 20, (255, 0, 0, 0)).insert(solid(10, 10, (255, 0, 0, 255)), 5, 5))
     out = ok(run(png(solid(100, 100, BLUE)), assets={MARK: mark}, watermark=MARK))
     assert vpixel(out, 82, 82) == [0, 0, 255] and vpixel(out, 90, 90) == [255, 0, 0]
 
 
-def test_a_watermark_that_is_not_a_url_is_invalid_param() -> None:
+def test_a_watermark_that_is_not_a_url_is_invalid_param(run: Run) -> None:
     with pytest.raises(InvalidParam, match="'watermark'"):
         run(png(solid(10, 10, RED)), watermark="ftp://example.com/x.png")
 
@@ -260,7 +285,7 @@ def test_a_watermark_that_is_not_a_url_is_invalid_param() -> None:
 # -- max-bytes ---------------------------------------------------------------------------------
 
 
-def test_max_bytes_lowers_the_quality_until_it_fits() -> None:
+def test_max_bytes_lowers_the_quality_until_it_fits(run: Run) -> None:
     src = jpeg(texture(400, 300))
     full = run(src, "jpeg", quality=90)
     assert isinstance(full, Rendered) and full.quality == 90
@@ -272,7 +297,7 @@ def test_max_bytes_lowers_the_quality_until_it_fits() -> None:
     assert isinstance(one_more, Rendered) and len(one_more.data) > limit  # the highest that fits
 
 
-def test_max_bytes_too_small_even_at_quality_30_is_422() -> None:
+def test_max_bytes_too_small_even_at_quality_30_is_422(run: Run) -> None:
     out = run(jpeg(texture(400, 300)), "webp", max_bytes=50)
     assert isinstance(out, RenderFailed)
     assert out.error.code == "too_many_pixels" and "even at quality 30" in out.error.message
@@ -281,7 +306,8 @@ def test_max_bytes_too_small_even_at_quality_30_is_422() -> None:
 # -- shrink-on-load ----------------------------------------------------------------------------
 
 
-def test_a_transform_that_scales_down_decodes_at_reduced_size(monkeypatch) -> None:
+@pytest.mark.vips_only
+def test_a_transform_that_scales_down_decodes_at_reduced_size(run: Run, monkeypatch) -> None:
     calls: list[int] = []
     original = pyvips.Image.thumbnail_source
 
@@ -293,3 +319,14 @@ def test_a_transform_that_scales_down_decodes_at_reduced_size(monkeypatch) -> No
     out = ok(run(jpeg(texture(1600, 1200)), width=200, rotate=90, blur=1))
     assert (out.width, out.height) == (150, 200)
     assert calls == [200]  # the loader shrank it: no full-size decode
+
+
+def test_the_interest_finders_are_libvips_only(tmp_path: Path) -> None:
+    graph = pillow_twin("transform", tmp_path)
+    query = {"width": "10", "height": "10", "mode": "crop", "gravity": "smart"}
+    params, _ = parse_params(graph, MultiDict(query))
+    src = png(texture(40, 30))
+    job = RenderJob(graph.name, graph.definition, params, "png", "png", Limits(**LIMITS))
+    out = execute(job, src)
+    assert isinstance(out, RenderFailed) and out.error.code == "invalid_param"
+    assert "libvips" in out.error.message

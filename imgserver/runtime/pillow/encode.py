@@ -7,12 +7,13 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from PIL import Image
+from PIL import Image, ImageColor
 
 from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
-from ...graphdef import Args, bool_arg, int_arg
+from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
+from ..quality import LOSSY, within
 from .load import Context
 
 _SAVE_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF", "gif": "GIF"}
@@ -38,33 +39,50 @@ def finish(
             limit=ctx.limits.max_output_pixels,
         )
     q = int_arg(enc, "quality") or 80
+    if fmt == "jpeg":
+        colour = ImageColor.getrgb(text_arg(enc, "background", "#ffffff"))[:3]
+        frames = [_flatten(f, colour) for f in frames]
+    elif fmt in ("png", "gif"):  # quantize and GIF take L, RGB and RGBA, not LA
+        frames = [f.convert("RGBA") if f.mode == "LA" else f for f in frames]
+    if fmt == "png" and bool_arg(enc, "palette"):
+        frames = [f.quantize(256, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
+    quality = q if fmt in LOSSY else None
+    max_bytes = int_arg(enc, "max_bytes")
+    data = _save(frames, durations, loop, fmt, enc, q)
+    if max_bytes is not None:
+        data, quality = within(
+            lambda at: _save(frames, durations, loop, fmt, enc, at), fmt, quality, max_bytes, data
+        )
+    return Rendered(data, fmt, first.width, first.height, len(frames), ctx.warnings, quality)
+
+
+def _save(
+    frames: list[Image.Image], durations: list[int], loop: int, fmt: str, enc: Args, q: int
+) -> bytes:
     optimize = bool_arg(enc, "optimize")
     opts: dict[str, Any] = {}
     if fmt == "jpeg":
-        frames = [_flatten(f) for f in frames]
         opts = {"quality": q, "optimize": True, "progressive": bool_arg(enc, "progressive")}
     elif fmt == "png":
         opts = {"optimize": optimize, "compress_level": 9 if optimize else 6}
-        if bool_arg(enc, "palette"):  # quantize takes L, RGB and RGBA, not LA
-            frames = [f.convert("RGBA") if f.mode == "LA" else f for f in frames]
-            frames = [f.quantize(256, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
     elif fmt == "webp":
         opts = {"quality": q, "method": 6 if optimize else 4}
     elif fmt == "avif":
         opts = {"quality": q, "speed": 4 if optimize else 6}
     elif fmt == "gif":
-        frames = [f.convert("RGBA") if f.mode == "LA" else f for f in frames]  # LA loses alpha
         opts = {"optimize": optimize}
     if len(frames) > 1:
         opts.update(save_all=True, append_images=frames[1:], duration=durations, loop=loop)
     out = io.BytesIO()
     frames[0].save(out, _SAVE_FORMAT[fmt], **opts)
-    return Rendered(out.getvalue(), fmt, first.width, first.height, len(frames), ctx.warnings)
+    return out.getvalue()
 
 
-def _flatten(im: Image.Image) -> Image.Image:
+def _flatten(im: Image.Image, colour: tuple[int, ...] = (255, 255, 255)) -> Image.Image:
     if im.mode not in ("RGBA", "LA"):
         return im
-    base = Image.new(im.mode[:-1], im.size, 255 if im.mode == "LA" else (255, 255, 255))
+    r, g, b = colour[:3]
+    grey = round(0.2126 * r + 0.7152 * g + 0.0722 * b)
+    base = Image.new(im.mode[:-1], im.size, grey if im.mode == "LA" else (r, g, b))
     base.paste(im, mask=im.getchannel("A"))
     return base

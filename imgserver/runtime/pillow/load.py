@@ -7,6 +7,7 @@ profile when there is one.
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from PIL import ExifTags, Image, ImageCms, ImageOps, ImageSequence
@@ -23,6 +24,7 @@ class Context:
 
     limits: Limits
     warnings: list[str] = field(default_factory=list)
+    assets: Mapping[str, bytes] = field(default_factory=dict)  # other images, by their URL
 
 
 def open_source(data: bytes | memoryview, limits: Limits) -> Image.Image:

@@ -21,7 +21,7 @@ def run(job: RenderJob, data: bytes | memoryview) -> Rendered:
     if job.source_format == "svg":  # Pillow has no SVG decoder; libvips graphs rasterise SVG
         raise UnsupportedSource("SVG sources are decoded by libvips graphs only, not Pillow ones")
     definition, params = job.definition, job.params
-    ctx = Context(job.limits)
+    ctx = Context(job.limits, assets=job.assets)
     im = open_source(data, job.limits)
     n_frames = getattr(im, "n_frames", 1)
     if definition.copies_source:

@@ -9,16 +9,14 @@ import math
 
 import pyvips
 
-from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
+from ..quality import LOSSY, within
 from .geometry import background
 from .load import Context, check_output, page_height
 
 KEEP_NONE = 0  # ForeignKeep: no metadata
-LOSSY = frozenset({"jpeg", "webp", "avif"})
-MIN_QUALITY = 30  # max_bytes never lowers the quality below this
 
 
 def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
@@ -35,10 +33,12 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
         colour = text_arg(enc, "background", "#ffffff")
         image = image.flatten(background=background(image, colour)[: image.bands - 1])
     if max_bytes is not None:
-        image = image.copy_memory()  # encoded more than once: made once (and read at will)
-        data, quality = _within(image, fmt, enc, max_bytes, quality)
-    else:
-        data = encode(image, fmt, enc)
+        image = image.copy_memory()  # maybe encoded more than once: made once, read at will
+    data = encode(image, fmt, enc)
+    if max_bytes is not None:
+        data, quality = within(
+            lambda at: encode(image, fmt, {**enc, "quality": at}), fmt, quality, max_bytes, data
+        )
     src = ctx.source
     if (
         src is not None
@@ -51,40 +51,6 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
         data = bytes(src.data)  # (not a view of the pool's shared block)
         quality = None
     return Rendered(data, fmt, image.width, ph, frames, ctx.warnings, quality)
-
-
-def _within(
-    image: pyvips.Image, fmt: str, enc: Args, max_bytes: int, quality: int | None
-) -> tuple[bytes, int | None]:
-    """The encoding at the highest quality (from the asked one down to MIN_QUALITY) that fits
-    in ``max_bytes``, by bisection: at most 7 encodes. 422 when even the lowest does not fit
-    (or, for a lossless format, when it does not)."""
-    data = encode(image, fmt, enc)
-    if len(data) <= max_bytes:
-        return data, quality
-    if quality is None or quality <= MIN_QUALITY:
-        raise TooManyPixels(_too_big(fmt, len(data), max_bytes), max_bytes=max_bytes)
-    lowest = encode(image, fmt, {**enc, "quality": MIN_QUALITY})
-    if len(lowest) > max_bytes:
-        raise TooManyPixels(_too_big(fmt, len(lowest), max_bytes, MIN_QUALITY), max_bytes=max_bytes)
-    best, best_q = lowest, MIN_QUALITY
-    low, high = MIN_QUALITY + 1, quality - 1
-    while low <= high:
-        q = (low + high) // 2
-        tried = encode(image, fmt, {**enc, "quality": q})
-        if len(tried) <= max_bytes:
-            best, best_q, low = tried, q, q + 1
-        else:
-            high = q - 1
-    return best, best_q
-
-
-def _too_big(fmt: str, size: int, max_bytes: int, quality: int | None = None) -> str:
-    at = f" even at quality {quality}" if quality is not None else ""
-    return (
-        f"the {fmt.upper()} result is {size} bytes{at}, over max-bytes ({max_bytes}): ask for "
-        "fewer pixels or more bytes"
-    )
 
 
 PALETTE_SAMPLE = 256  # px, long side of the sample whose colours are counted
