@@ -330,3 +330,17 @@ def test_the_interest_finders_are_libvips_only(tmp_path: Path) -> None:
     out = execute(job, src)
     assert isinstance(out, RenderFailed) and out.error.code == "invalid_param"
     assert "libvips" in out.error.message
+
+
+@pytest.mark.parametrize("query", [{"rotate": 33}, {"rotate": 90}, {"flip": "vertical"}])
+def test_steps_that_read_out_of_order_work_on_a_shrunk_jpeg(run: Run, query: dict) -> None:
+    """The loader's sequential decode is made in memory before a rotation or a flip."""
+    out = ok(run(jpeg(texture(1600, 1200)), "jpeg", width=400, **query))  # (it used to fail)
+    assert max(out.width, out.height) >= 400
+
+
+def test_a_large_blur_is_still_a_blur(run: Run) -> None:
+    src = png(solid(200, 100, (0, 0, 0)).insert(solid(100, 100, (255, 255, 255)), 100, 0))
+    out = ok(run(src, blur=20))
+    row = [vpixel(out, x, 50)[0] for x in (60, 90, 100, 110, 140)]
+    assert row == sorted(row) and row[0] < 60 and row[-1] > 195 and 100 < row[2] < 160
