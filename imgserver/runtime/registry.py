@@ -53,6 +53,7 @@ BLEND_MODES = (
     "add",
 )
 MAX_CANVAS = 16384  # a side of an image an op makes (fill, delaunay)
+RETRO_PRESETS = ("none", "prog", "indie", "batcave", "country")
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ def _side(side: str) -> Arg:
 
 
 _UPSCALE = Arg("bool", False, description="Allow making the image larger than it is.")
+
 
 OPS: Mapping[str, Op] = MappingProxyType(
     {
@@ -212,6 +214,19 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 "ignoring `cutoff` percent at each end.",
                 runtimes=(PILLOW,),
                 cutoff=Arg("number", 0.0, minimum=0, maximum=49, description="Percent ignored."),
+            ),
+            _op(
+                "curves",
+                "imgflo's retro presets: per-channel curves on sRGB values (retro-curve's), "
+                "laid over the image at strength; a grey image becomes a colour one.",
+                runtimes=(VIPS,),
+                preset=Arg(
+                    "enum", "prog", values=RETRO_PRESETS, description="The curves ('none': as is)."
+                ),
+                strength=Arg(
+                    "number", 0.5, minimum=0, maximum=1, description="Opacity of the curved image."
+                ),
+                srgb=Arg("bool", True, description="Blend sRGB-encoded values, not linear light."),
             ),
         )
     }

@@ -34,6 +34,7 @@ def test_ships_the_expected_graphs() -> None:
         "noop",
         "passthrough",
         "resize",
+        "retro",
     } <= set(SHIPPED)
 
 
@@ -123,6 +124,7 @@ def nodes(graph: Any) -> dict[str, Node]:
         ("passthrough", False),
         ("resize", False),
         ("noop", False),  # copies the source: nothing to fit
+        ("retro", False),
     ],
 )
 def test_implicit_fit(catalogue: Catalogue, name: str, has_fit: bool) -> None:

@@ -1,0 +1,199 @@
+"""imgflo's colour-map and drawing graphs: ``retro`` (op ``curves``, retro-curve.c's presets).
+
+Debian's GEGL has no imgflo retro-curve, so the reference here is its definition: the curve
+tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import pyvips
+
+from imgserver.errors import InvalidParam
+from imgserver.messages import Limits
+from imgserver.runtime.registry import OPS, RETRO_PRESETS
+from imgserver.runtime.vips.curves import CURVES, IDENTITY, PRESETS, tables
+from imgserver.runtime.vips.load import Context
+from imgserver.runtime.vips.ops import OPERATIONS
+
+from ..images import LIMITS, catalogue, ok, png, run, solid, texture, vload, vpixel
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def to_linear(code: float) -> float:
+    v = code / 255
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def to_code(linear: float) -> int:
+    v = min(1.0, max(0.0, linear))
+    v = v * 12.92 if v <= 0.0031308 else 1.055 * v ** (1 / 2.4) - 0.055
+    return int(v * 255 + 0.5)
+
+
+def ctx() -> Context:
+    return Context(Limits(**LIMITS), None)
+
+
+def op(name: str, image: pyvips.Image, **args: Any) -> pyvips.Image:
+    return OPERATIONS[name]([image], {**defaults(name), **args}, ctx())
+
+
+def defaults(name: str) -> dict[str, Any]:
+    return {arg: spec.default for arg, spec in OPS[name].args.items()}
+
+
+def ramp(alpha: int | None = None) -> pyvips.Image:
+    """256 x 4 grey (as sRGB): column v has the value v."""
+    xyz = pyvips.Image.xyz(256, 4)
+    v = xyz[0].cast("uchar")
+    image = v.bandjoin([v, v])
+    if alpha is not None:
+        image = image.bandjoin(v * 0 + alpha).cast("uchar")
+    return image.copy(interpretation="srgb")
+
+
+def row(image: pyvips.Image) -> list[list[int]]:
+    """The pixels of the first row."""
+    return [[int(c) for c in vpixel(image, x, 0)] for x in range(image.width)]
+
+
+# -- curves and retro ---------------------------------------------------------------------------
+
+
+def test_every_preset_is_declared() -> None:
+    assert PRESETS == RETRO_PRESETS == OPS["curves"].args["preset"].values
+    assert catalogue()["retro"].params["preset"].values == RETRO_PRESETS
+    assert set(CURVES) == set(PRESETS) - {"none"}
+
+
+@pytest.mark.parametrize("query", [{"preset": "sepia"}, {"strength": 1.5}, {"strength": -0.1}])
+def test_retro_refuses_what_is_out_of_range(query: dict[str, Any]) -> None:
+    with pytest.raises(InvalidParam):
+        run("retro", png(texture(8, 8)), **query)
+
+
+def test_the_curves_are_retro_curve_c_s() -> None:
+    """Spot checks against imgflo-components-extra's retro-curve.c (first and last entries, a
+    few in between), and the composition: each channel's curve, then the common one."""
+    prog_r, prog_g, prog_b, prog_a = CURVES["prog"]
+    assert prog_r[:3] == (58, 58, 58) and prog_r[32:36] == (59, 60, 60, 61) and prog_r[255] == 212
+    assert prog_g[0] == 40 and prog_g[255] == 255 and prog_b[0] == 45 and prog_b[255] == 198
+    assert prog_a[:6] == (0, 1, 3, 4, 6, 7) and prog_a[252:] == (252, 253, 254, 255)
+    assert CURVES["indie"][0][:13] == (50,) * 13 and CURVES["indie"][1][255] == 252
+    assert CURVES["batcave"][2][20:24] == (0, 0, 1, 1) and CURVES["batcave"][0][255] == 255
+    assert CURVES["country"][2][0] == 97 and CURVES["country"][2][255] == 176
+    for preset in ("indie", "batcave", "country"):
+        assert CURVES[preset][3] == IDENTITY
+    red, green, blue = tables("prog")
+    assert all(red[v] == prog_a[prog_r[v]] for v in range(256))
+    assert all(blue[v] == prog_a[prog_b[v]] for v in range(256))
+    assert green == tuple(prog_a[prog_g[v]] for v in range(256))
+
+
+def test_country_raises_the_contrast_of_red_only() -> None:
+    """retro-curve.c's 8-bit path: red gets (v/255 - 0.5)·1.1 + 0.45 first; green and blue,
+    meant to, do not (their results are overwritten)."""
+    red, green, blue = tables("country")
+    r_curve, g_curve, b_curve, _ = CURVES["country"]
+    assert green == g_curve and blue == b_curve
+    for v in (0, 10, 24, 25, 26, 64, 128, 200, 254, 255):
+        contrasted = min(1.0, max(0.0, (v / 255 - 0.5) * 1.1 - 0.05 + 0.5))
+        assert abs(red[v] - r_curve[int(contrasted * 255)]) <= 1, v  # float32 vs double
+    assert red[0] == r_curve[0] and red[24] == r_curve[0] and red[255] == r_curve[255]
+
+
+def expected_curved(preset: str, colour: tuple[int, int, int]) -> list[int]:
+    """retro-curve's 8-bit result for one colour, computed from the tables."""
+    out = [tables(preset)[c][colour[c]] for c in range(3)]
+    if preset == "indie":
+        top = max(out)
+        out = [c + int((top - c) * 0.1 + 0.5) for c in out]
+    return out
+
+
+COLOURS = [(0, 0, 0), (255, 255, 255), (10, 200, 100), (128, 64, 250), (33, 33, 33)]
+
+
+@pytest.mark.parametrize("preset", ["prog", "indie", "batcave", "country"])
+@pytest.mark.parametrize("srgb", [True, False], ids=["srgb", "linear"])
+def test_exact_curve_values_on_solid_colours(preset: str, srgb: bool) -> None:
+    for colour in COLOURS:
+        out = op("curves", solid(4, 3, colour), preset=preset, strength=1.0, srgb=srgb)
+        assert out.bands == 3 and out.format == "uchar"
+        assert vpixel(out, 3, 2) == expected_curved(preset, colour), colour
+
+
+def test_indie_moves_channels_towards_the_brightest() -> None:
+    colour = (10, 200, 100)
+    curved = [tables("indie")[c][colour[c]] for c in range(3)]
+    out = vpixel(op("curves", solid(2, 2, colour), preset="indie", strength=1.0), 0, 0)
+    assert max(out) == max(curved)
+    assert all(o >= c for o, c in zip(out, curved, strict=True)) and out != curved
+
+
+def test_strength_zero_and_none_leave_the_image_as_it_is() -> None:
+    image = texture(40, 30)
+    for args in ({"strength": 0.0}, {"preset": "none", "strength": 1.0}):
+        out = op("curves", image, **args)
+        assert out.write_to_memory() == image.write_to_memory()
+
+
+@pytest.mark.parametrize("strength", [0.25, 0.5, 0.75])
+def test_strength_mixes_on_srgb_values_or_in_linear_light(strength: float) -> None:
+    colour = (200, 40, 90)
+    curved = expected_curved("batcave", colour)
+    srgb = vpixel(op("curves", solid(2, 2, colour), preset="batcave", strength=strength), 0, 0)
+    mixed = [
+        round(strength * c + (1 - strength) * v, 6) for c, v in zip(curved, colour, strict=True)
+    ]
+    assert all(abs(o - m) <= 0.5 + 1e-6 for o, m in zip(srgb, mixed, strict=True)), (srgb, mixed)
+    linear = op("curves", solid(2, 2, colour), preset="batcave", strength=strength, srgb=False)
+    expected = [
+        to_code(strength * to_linear(c) + (1 - strength) * to_linear(v))
+        for c, v in zip(curved, colour, strict=True)
+    ]
+    assert all(abs(o - e) <= 1 for o, e in zip(vpixel(linear, 0, 0), expected, strict=True))
+    assert vpixel(linear, 0, 0) != srgb  # mixing in linear light is lighter
+
+
+def test_retro_batcave_as_imgflo_asks_for_it() -> None:
+    """imgflo-server's test request: /graph/retro.png?input=…&preset=batcave (strength 0.5 and
+    srgb true by default): the curved image at half opacity over the original, on sRGB values."""
+    graph = catalogue()["retro"]
+    assert {n: graph.params[n].default for n in ("preset", "strength", "srgb")} == {
+        "preset": "prog",
+        "strength": 0.5,
+        "srgb": True,
+    }
+    source = texture(64, 48)
+    out = vload(ok(run("retro", png(source), preset="batcave"))["data"])
+    assert (out.width, out.height, out.bands) == (64, 48, 3)
+    lut = tables("batcave")
+    for x, y in [(0, 0), (10, 5), (33, 21), (63, 47), (50, 12)]:
+        v = [int(c) for c in vpixel(source, x, y)]
+        mixed = [(lut[c][v[c]] + v[c]) / 2 for c in range(3)]
+        assert all(abs(o - m) <= 0.5 for o, m in zip(vpixel(out, x, y), mixed, strict=True))
+
+
+def test_alpha_is_kept_and_grey_gains_colour() -> None:
+    """The curved image keeps the original's alpha (imgflo's retro-curve dropped it, which made
+    transparent areas opaque): it lies over the original as the original is."""
+    colour = (100, 150, 200)
+    pixels = [solid(1, 1, (*colour, a)) for a in (0, 128, 255)]
+    source = pixels[0].join(pixels[1], "horizontal").join(pixels[2], "horizontal")
+    rgba = op("curves", source.copy(interpretation="srgb"), preset="prog", strength=1.0)
+    curved = expected_curved("prog", colour)
+    a = 128 / 255
+    out_a = a + a - a * a  # Sa = Da = a: svg:src-over
+    mixed = [(a * c + a * (1 - a) * v) / out_a for c, v in zip(curved, colour, strict=True)]
+    assert rgba.bands == 4
+    assert vpixel(rgba, 0, 0)[3] == 0
+    assert vpixel(rgba, 1, 0)[3] == int(out_a * 255 + 0.5)
+    assert all(abs(o - m) <= 0.5 for o, m in zip(vpixel(rgba, 1, 0), mixed, strict=False))
+    assert vpixel(rgba, 2, 0) == [*curved, 255]
+    grey = op("curves", solid(3, 3, (90,)), preset="prog", strength=1.0)
+    assert grey.bands == 3 and grey.interpretation == "srgb"
+    assert vpixel(grey, 1, 1) == expected_curved("prog", (90, 90, 90))
