@@ -126,6 +126,36 @@ def _side(side: str) -> Arg:
 _UPSCALE = Arg("bool", False, description="Allow making the image larger than it is.")
 
 
+def _gradient_map() -> Op:
+    """The gradient_map op: color1..color5 at stop1..stop5 (GEGL gradient-map's defaults:
+    black at 0, the others white at 1), srgb, opacity."""
+    args = {}
+    for i in range(1, 6):
+        colour = "#000000" if i == 1 else "#ffffff"
+        args[f"color{i}"] = Arg("color", colour, description=f"Colour {i}, #rrggbb or #rrggbbaa.")
+        args[f"stop{i}"] = Arg(
+            "number",
+            0.0 if i == 1 else 1.0,
+            minimum=0,
+            maximum=1,
+            description=f"Where colour {i} is, as a grey value 0..1.",
+        )
+    args["srgb"] = Arg(
+        "bool", False, description="Grey as sRGB-encoded luminance, colours mixed on sRGB values."
+    )
+    args["opacity"] = Arg(
+        "number", 1.0, minimum=0, maximum=1, description="Opacity of the mapped image."
+    )
+    return Op(
+        "gradient_map",
+        "Grey values mapped through a gradient of up to five colours at stops in 0..1 (GEGL's "
+        "gradient-map; stops taken in order of position), laid over the image at opacity in "
+        "linear light.",
+        MappingProxyType(args),
+        runtimes=frozenset((VIPS,)),
+    )
+
+
 OPS: Mapping[str, Op] = MappingProxyType(
     {
         op.name: op
@@ -228,6 +258,7 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 ),
                 srgb=Arg("bool", True, description="Blend sRGB-encoded values, not linear light."),
             ),
+            _gradient_map(),
         )
     }
 )

@@ -31,6 +31,7 @@ def test_ships_the_expected_graphs() -> None:
         "crop",
         "desaturate",
         "gaussianblur",
+        "gradientmap",
         "noop",
         "passthrough",
         "resize",
@@ -125,6 +126,7 @@ def nodes(graph: Any) -> dict[str, Node]:
         ("resize", False),
         ("noop", False),  # copies the source: nothing to fit
         ("retro", False),
+        ("gradientmap", False),
     ],
 )
 def test_implicit_fit(catalogue: Catalogue, name: str, has_fit: bool) -> None:

@@ -1,10 +1,12 @@
-"""imgflo's colour-map and drawing graphs: ``retro`` (op ``curves``, retro-curve.c's presets).
+"""imgflo's colour-map and drawing graphs: ``retro`` (op ``curves``, retro-curve.c's presets),
+``gradientmap`` (op ``gradient_map``, GEGL's gradient-map).
 
-Debian's GEGL has no imgflo retro-curve, so the reference here is its definition: the curve
-tables."""
+Debian's GEGL has neither imgflo's retro-curve nor gradient-map, so the references here are
+their definitions: the curve tables, and the gradient computed independently below."""
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -197,3 +199,131 @@ def test_alpha_is_kept_and_grey_gains_colour() -> None:
     grey = op("curves", solid(3, 3, (90,)), preset="prog", strength=1.0)
     assert grey.bands == 3 and grey.interpretation == "srgb"
     assert vpixel(grey, 1, 1) == expected_curved("prog", (90, 90, 90))
+
+
+# -- gradient_map and gradientmap -------------------------------------------------------------
+
+
+def hexrgb(colour: str) -> tuple[int, ...]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def gradient_model(t: float, stops: list[float], colours: list[str]) -> list[float]:
+    """The gradient at t, on sRGB codes (an independent model: stops sorted, colours constant
+    before the first and after the last, linear in between)."""
+    points = sorted(zip(stops, [hexrgb(c) for c in colours], strict=True), key=lambda p: p[0])
+    if t <= points[0][0]:
+        return list(points[0][1])
+    for (s0, c0), (s1, c1) in itertools.pairwise(points):
+        if s0 < t <= s1:
+            w = (t - s0) / (s1 - s0)
+            return [a + w * (b - a) for a, b in zip(c0, c1, strict=True)]
+    return list(points[-1][1])
+
+
+def test_gradient_with_several_stops_as_imgflo_asks_for_it() -> None:
+    """imgflo-server's test request "gradient_multiple_stops": a black-to-white ramp, five
+    colours at 0, 0.3, 0.5, 0.7, 0.9, srgb, opacity 0.9 (laid over the ramp in linear light)."""
+    colours = ["#555555", "#ff0000", "#00ff00", "#0000ff", "#dddddd"]
+    stops = [0.0, 0.3, 0.5, 0.7, 0.9]
+    query: dict[str, Any] = {f"color{i + 1}": c for i, c in enumerate(colours)}
+    query |= {f"stop{i + 1}": s for i, s in enumerate(stops)}
+    out = vload(ok(run("gradientmap", png(ramp()), srgb=True, opacity=0.9, **query))["data"])
+    assert (out.width, out.height, out.bands) == (256, 4, 3)
+    for v, pixel in enumerate(row(out)):
+        mapped = gradient_model(v / 255, stops, colours)
+        expected = [to_code(0.9 * to_linear(m) + 0.1 * to_linear(v)) for m in mapped]
+        assert all(abs(p - e) <= 1 for p, e in zip(pixel, expected, strict=True)), (v, pixel)
+    assert row(out)[0] == [to_code(0.9 * to_linear(0x55))] * 3
+    assert row(out)[255] == [to_code(0.9 * to_linear(0xDD) + 0.1)] * 3
+
+
+def test_exact_colours_at_the_stops() -> None:
+    colours = ["#102030", "#ff8000", "#00c0ff", "#f0f0f0", "#ffffff"]
+    stops = [0.0, 0.2, 0.6, 1.0, 1.0]  # grey 0, 51, 153, 255
+    args = {f"color{i + 1}": c for i, c in enumerate(colours)}
+    args |= {f"stop{i + 1}": s for i, s in enumerate(stops)}
+    out = row(op("gradient_map", ramp(), srgb=True, **args))
+    for v, colour in [(0, "#102030"), (51, "#ff8000"), (153, "#00c0ff"), (255, "#f0f0f0")]:
+        assert out[v] == list(hexrgb(colour)), v
+    for v in (20, 100, 200):  # in between: the model
+        expected = gradient_model(v / 255, stops, colours)
+        assert all(abs(o - e) <= 0.5 for o, e in zip(out[v], expected, strict=True)), v
+
+
+def test_stops_out_of_order_are_taken_in_order_of_position() -> None:
+    ordered = {"color1": "#000000", "stop1": 0.0, "color2": "#ff0000", "stop2": 0.4}
+    ordered |= {"color3": "#0000ff", "stop3": 0.8, "color4": "#ffffff", "stop4": 1.0}
+    shuffled = {"color1": "#0000ff", "stop1": 0.8, "color2": "#ffffff", "stop2": 1.0}
+    shuffled |= {"color3": "#000000", "stop3": 0.0, "color4": "#ff0000", "stop4": 0.4}
+    a = op("gradient_map", ramp(), srgb=True, **ordered)
+    b = op("gradient_map", ramp(), srgb=True, **shuffled)
+    assert a.write_to_memory() == b.write_to_memory()
+    assert row(a)[102] == [255, 0, 0] and row(a)[204] == [0, 0, 255]
+
+
+def test_equal_stops_make_a_hard_edge_and_the_ends_hold_their_colours() -> None:
+    args = {"color1": "#ff0000", "stop1": 0.2, "color2": "#00ff00", "stop2": 0.5}
+    args |= {"color3": "#0000ff", "stop3": 0.5, "color4": "#0000ff", "stop4": 0.8}
+    args |= {"color5": "#0000ff", "stop5": 0.8}
+    out = row(op("gradient_map", ramp(), srgb=True, **args))
+    assert all(out[v] == [255, 0, 0] for v in range(52))  # before the first stop
+    assert all(out[v] == [0, 0, 255] for v in range(128, 256))  # after the edge at 0.5
+    assert out[127][1] > 245 and out[127][0] < 10  # green just below the edge
+
+
+def test_the_default_gradient_gives_the_luminance() -> None:
+    """Black at 0 to white at 1: in linear light (the default) or on sRGB values alike, a grey
+    value maps to itself: a colour image becomes GEGL's gray of it."""
+    image = texture(60, 40)
+    grey = op("greyscale", image)
+    for srgb in (False, True):
+        out = op("gradient_map", image, srgb=srgb)
+        assert out.bands == 3
+        assert abs(out - grey.bandjoin([grey, grey])).max() <= 1
+    ramp_out = op("gradient_map", ramp())
+    assert abs(ramp_out - ramp()).max() <= 1
+
+
+def test_srgb_decides_where_the_grey_value_and_the_mix_are() -> None:
+    args = {"color1": "#000000", "color2": "#ff0000"}
+    linear = row(op("gradient_map", ramp(), **args))
+    srgb = row(op("gradient_map", ramp(), srgb=True, **args))
+    for v in (64, 128, 192):
+        assert srgb[v] == [v, 0, 0]  # Y' = v, mixed on sRGB values: red = v
+        assert abs(linear[v][0] - v) <= 1  # Y = lin(v) mixed in linear light: the same red
+    two = {"color1": "#ff0000", "color2": "#0000ff"}
+    mid_srgb = row(op("gradient_map", ramp(), srgb=True, **two))[128]
+    mid_linear = row(op("gradient_map", ramp(), **two))[128]
+    assert mid_srgb != mid_linear
+
+
+def test_opacity_and_alpha() -> None:
+    args = {"color1": "#ff0000", "color2": "#ff0000"}
+    out = row(op("gradient_map", ramp(), opacity=0.5, **args))
+    assert out[0] == [to_code(0.5), 0, 0] and out[255][0] == 255
+    assert out[255][1] == to_code(0.5 * to_linear(255))
+    half = row(op("gradient_map", ramp(), **{"color1": "#ff000080", "color2": "#ff000080"}))
+    assert half[0] == [to_code(128 / 255), 0, 0]  # the colour's own alpha, over black
+    assert op("gradient_map", ramp()).bands == 3
+    with_alpha = row(op("gradient_map", ramp(alpha=100), **args))
+    a = 100 / 255  # the effect's alpha is the pixel's: red (Sa = a) over black (Da = a)
+    out_a = a + a - a * a
+    assert with_alpha[0] == [to_code(a / out_a), 0, 0, int(out_a * 255 + 0.5)]
+    untouched = op("gradient_map", ramp(), opacity=0.0, **args)
+    assert untouched.write_to_memory() == ramp().write_to_memory()
+
+
+def test_gradientmap_takes_imgflo_s_inports() -> None:
+    params = catalogue()["gradientmap"].params
+    for i in range(1, 6):
+        assert params[f"color{i}"].default == ("#000000" if i == 1 else "#ffffff")
+        assert params[f"stop{i}"].default == (0 if i == 1 else 1)
+        assert (params[f"stop{i}"].minimum, params[f"stop{i}"].maximum) == (0, 1)
+    assert params["srgb"].default is False and params["opacity"].default == 1
+
+
+@pytest.mark.parametrize("query", [{"stop3": 1.01}, {"opacity": 2}, {"color2": "#12345"}])
+def test_gradientmap_refuses_what_is_out_of_range(query: dict[str, Any]) -> None:
+    with pytest.raises(InvalidParam):
+        run("gradientmap", png(texture(8, 8)), **query)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import colour, compose, curves, filters, geometry
+from . import colour, compose, curves, filters, geometry, gradient
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -41,4 +41,5 @@ OPERATIONS: Mapping[str, Operation] = {
     "opacity": one(compose.opacity),
     "fill": compose.fill,
     "curves": one(curves.curves),
+    "gradient_map": one(gradient.gradient_map),
 }
