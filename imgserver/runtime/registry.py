@@ -259,6 +259,17 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 srgb=Arg("bool", True, description="Blend sRGB-encoded values, not linear light."),
             ),
             _gradient_map(),
+            _op(
+                "delaunay",
+                "imgflo's Delaunay triangle pattern: 50 points and 10 colours drawn from the seed "
+                "(the same seed, the same image), on #dddddd.",
+                inputs=(),
+                runtimes=(VIPS,),
+                frames=False,
+                seed=Arg("string", "", description="Any text: the pattern's seed."),
+                width=Arg("int", 600, minimum=1, maximum=MAX_CANVAS, description="Width."),
+                height=Arg("int", 400, minimum=1, maximum=MAX_CANVAS, description="Height."),
+            ),
         )
     }
 )

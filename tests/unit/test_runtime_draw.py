@@ -1,12 +1,15 @@
 """imgflo's colour-map and drawing graphs: ``retro`` (op ``curves``, retro-curve.c's presets),
-``gradientmap`` (op ``gradient_map``, GEGL's gradient-map).
+``gradientmap`` (op ``gradient_map``, GEGL's gradient-map), ``delaunay_triangles`` (op
+``delaunay``) and ``canvas`` (op ``fill``); the two that draw need no source.
 
 Debian's GEGL has neither imgflo's retro-curve nor gradient-map, so the references here are
 their definitions: the curve tables, and the gradient computed independently below."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import math
 from typing import Any
 
 import pytest
@@ -15,7 +18,9 @@ import pyvips
 from imgserver.errors import InvalidParam
 from imgserver.messages import Limits
 from imgserver.runtime.registry import OPS, RETRO_PRESETS
+from imgserver.runtime.vips import delaunay as delaunay_module
 from imgserver.runtime.vips.curves import CURVES, IDENTITY, PRESETS, tables
+from imgserver.runtime.vips.delaunay import SeedRandom, random_numbers, triangulate
 from imgserver.runtime.vips.load import Context
 from imgserver.runtime.vips.ops import OPERATIONS
 
@@ -327,3 +332,138 @@ def test_gradientmap_takes_imgflo_s_inports() -> None:
 def test_gradientmap_refuses_what_is_out_of_range(query: dict[str, Any]) -> None:
     with pytest.raises(InvalidParam):
         run("gradientmap", png(texture(8, 8)), **query)
+
+
+# -- delaunay and delaunay_triangles -----------------------------------------------------------
+
+
+def test_seedrandom_gives_its_published_sequence() -> None:
+    """seedrandom's README: ``seedrandom('hello.')()`` is always 0.9282578795792454."""
+    assert SeedRandom("hello.")() == 0.9282578795792454
+    numbers = random_numbers("abc", 1000, -200, 300)
+    assert all(-200 <= n < 300 for n in numbers) and len(set(numbers)) == 1000
+
+
+def test_each_list_restarts_the_generator() -> None:
+    """noflo-seedrandom's RandomArray seeds a fresh generator for every list it makes."""
+    assert hashlib.md5(b"foobar").hexdigest() == "3858f62230ac3c915f300c664312c63f"
+    rng = SeedRandom("3858f")
+    expected = [-200 + rng() * 500 for _ in range(5)]
+    assert random_numbers("3858f", 5, -200, 300) == expected
+    assert random_numbers("3858f", 5, -200, 300) == expected
+    assert random_numbers("3858f6", 5, -200, 300) != expected
+
+
+def circumcircle(a: Any, b: Any, c: Any) -> tuple[float, float, float]:
+    (ax, ay), (bx, by), (cx, cy) = a, b, c
+    d = 2 * (ax * (by - cy) + bx * (cy - ay) + cx * (ay - by))
+    ux = (ax**2 + ay**2) * (by - cy) + (bx**2 + by**2) * (cy - ay) + (cx**2 + cy**2) * (ay - by)
+    uy = (ax**2 + ay**2) * (cx - bx) + (bx**2 + by**2) * (ax - cx) + (cx**2 + cy**2) * (bx - ax)
+    ux, uy = ux / d, uy / d
+    return ux, uy, (ax - ux) ** 2 + (ay - uy) ** 2
+
+
+def hull_area(points: list[tuple[float, float]]) -> tuple[float, int]:
+    def cross(o: Any, a: Any, b: Any) -> float:
+        return float((a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]))
+
+    pts = sorted(points)
+    lower: list[Any] = []
+    upper: list[Any] = []
+    for p in pts:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], p) <= 0:
+            lower.pop()
+        lower.append(p)
+    for p in reversed(pts):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], p) <= 0:
+            upper.pop()
+        upper.append(p)
+    hull = lower[:-1] + upper[:-1]
+    n = len(hull)
+    twice = sum(
+        hull[i][0] * hull[(i + 1) % n][1] - hull[(i + 1) % n][0] * hull[i][1] for i in range(n)
+    )
+    return abs(twice) / 2, n
+
+
+@pytest.mark.parametrize("seed", ["foobar", "imgflo", "", "ünïcode ✓"])
+def test_the_triangulation_is_delaunay(seed: str) -> None:
+    digest = hashlib.md5(seed.encode()).hexdigest()
+    xs = random_numbers(digest, 50, -200, 300)
+    points = list(zip(xs, random_numbers(digest[:5], 50, -200, 300), strict=True))
+    triangles = triangulate(points)
+    area, hull = hull_area(points)
+    # all of them but, as delaunay.js (its supertriangle is finite), a sliver along the hull
+    complete = 2 * len(points) - 2 - hull
+    assert complete - 2 <= len(triangles) <= complete
+    assert len(set(map(frozenset, triangles))) == len(triangles)
+    total = 0.0
+    for tri in triangles:
+        a, b, c = (points[i] for i in tri)
+        total += abs((b[0] - a[0]) * (c[1] - a[1]) - (c[0] - a[0]) * (b[1] - a[1])) / 2
+        ux, uy, r2 = circumcircle(a, b, c)
+        for k, p in enumerate(points):
+            if k not in tri:
+                assert (p[0] - ux) ** 2 + (p[1] - uy) ** 2 >= r2 * (1 - 1e-9), (tri, k)
+    assert total <= area * (1 + 1e-9)  # no overlap
+    assert total == pytest.approx(area, rel=1e-9) or len(triangles) < complete
+
+
+def test_triangles_sharing_an_edge_paint_each_pixel_once() -> None:
+    width, height = 37, 23
+    corners = [(-0.3, 1.7), (35.2, -2.0), (36.9, 22.6), (0.4, 24.0)]
+    counts = [0] * (width * height)
+    for tri in ((0, 1, 2), (0, 2, 3)):
+        for y, x0, x1 in delaunay_module._spans([corners[i] for i in tri], width, height):
+            for x in range(x0, x1):
+                counts[y * width + x] += 1
+    assert max(counts) == 1
+    assert counts.count(0) < 2 * (width + height)  # only along the quadrilateral's edges
+
+
+def draw(**query: Any) -> pyvips.Image:
+    return vload(ok(run("delaunay_triangles", b"", **query))["data"])
+
+
+def test_delaunay_foobar_as_imgflo_asks_for_it() -> None:
+    """imgflo-server's test request: delaunay_triangles.png?seed=foobar&width=100&height=100"""
+    result = ok(run("delaunay_triangles", b"", seed="foobar", width=100, height=100))
+    image = vload(result["data"])
+    assert (image.width, image.height, image.bands) == (100, 100, 3)
+    assert image.interpretation == "srgb"
+    again = ok(run("delaunay_triangles", b"", seed="foobar", width=100, height=100))
+    assert again["data"] == result["data"]
+    digest = hashlib.md5(b"foobar").hexdigest()
+    reds = random_numbers(digest[:10], 10, 0, 255)
+    greens = random_numbers(digest[:15], 10, 0, 255)
+    blues = random_numbers(digest[:20], 10, 0, 255)
+    palette = {
+        tuple(int(0.9 * math.floor(c + 0.5) + 0.1 * 0xDD + 0.5) for c in rgb)
+        for rgb in zip(reds, greens, blues, strict=True)
+    } | {(0xDD,) * 3}
+    grid = [(x, y) for x in range(0, 100, 3) for y in range(0, 100, 3)]
+    seen = {tuple(int(v) for v in vpixel(image, x, y)) for x, y in grid}
+    assert seen <= palette and len(seen) >= 3
+
+
+def test_the_same_seed_gives_the_same_bytes_another_seed_another_image() -> None:
+    a = OPERATIONS["delaunay"]([], {"seed": "one", "width": 80, "height": 60}, ctx())
+    b = OPERATIONS["delaunay"]([], {"seed": "one", "width": 80, "height": 60}, ctx())
+    c = OPERATIONS["delaunay"]([], {"seed": "two", "width": 80, "height": 60}, ctx())
+    assert a.write_to_memory() == b.write_to_memory()
+    assert a.write_to_memory() != c.write_to_memory()
+
+
+def test_delaunay_size_defaults_and_limits() -> None:
+    assert OPS["delaunay"].inputs == () and not OPS["delaunay"].frames
+    graph = catalogue()["delaunay_triangles"]
+    assert not graph.definition.needs_source
+    assert (graph.params["width"].default, graph.params["height"].default) == (600, 400)
+    assert graph.params["seed"].type == "string"
+    image = draw()
+    assert (image.width, image.height) == (600, 400)
+    for bad in ({"width": 0}, {"height": 16385}, {"width": "wide"}):
+        with pytest.raises(InvalidParam):
+            run("delaunay_triangles", b"", **bad)
+    too_big = run("delaunay_triangles", b"", width=5000, height=5001)
+    assert not too_big["ok"] and too_big["error"]["code"] == "too_many_pixels"

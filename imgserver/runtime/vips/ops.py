@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import colour, compose, curves, filters, geometry, gradient
+from . import colour, compose, curves, delaunay, filters, geometry, gradient
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -42,4 +42,5 @@ OPERATIONS: Mapping[str, Operation] = {
     "fill": compose.fill,
     "curves": one(curves.curves),
     "gradient_map": one(gradient.gradient_map),
+    "delaunay": delaunay.delaunay,
 }
