@@ -27,6 +27,7 @@ def catalogue() -> Catalogue:
 def test_ships_the_expected_graphs() -> None:
     assert {
         "autocontrast",
+        "canvas",
         "compress",
         "crop",
         "delaunay_triangles",
@@ -131,6 +132,7 @@ def nodes(graph: Any) -> dict[str, Node]:
         ("retro", False),
         ("gradientmap", False),
         ("delaunay_triangles", False),  # width and height are the size it draws
+        ("canvas", False),
     ],
 )
 def test_implicit_fit(catalogue: Catalogue, name: str, has_fit: bool) -> None:

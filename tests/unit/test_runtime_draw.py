@@ -467,3 +467,18 @@ def test_delaunay_size_defaults_and_limits() -> None:
             run("delaunay_triangles", b"", **bad)
     too_big = run("delaunay_triangles", b"", width=5000, height=5001)
     assert not too_big["ok"] and too_big["error"]["code"] == "too_many_pixels"
+
+
+# -- canvas -----------------------------------------------------------------------------------
+
+
+def test_canvas() -> None:
+    graph = catalogue()["canvas"]
+    assert not graph.definition.needs_source
+    image = vload(ok(run("canvas", b""))["data"])
+    assert (image.width, image.height, image.bands) == (600, 400, 3)
+    assert image.min() == 0 and vpixel(image, 599, 399) == [255, 0, 255]
+    teal = vload(ok(run("canvas", b"", color="#87a9a7", width=30, height=20))["data"])
+    assert (teal.width, teal.height) == (30, 20) and vpixel(teal, 0, 0) == [0x87, 0xA9, 0xA7]
+    with pytest.raises(InvalidParam):
+        run("canvas", b"", color="magenta")
