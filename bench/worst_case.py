@@ -69,11 +69,10 @@ def source() -> bytes:
 def run(graph: Any, query: dict[str, str], data: bytes) -> tuple[float, str]:
     from multidict import MultiDict
 
+    from imgserver.errors import InvalidParam
     from imgserver.messages import Limits, RenderFailed, RenderJob
     from imgserver.request import parse_params
     from imgserver.runtime.execute import execute
-
-    from imgserver.errors import InvalidParam
 
     try:
         params, _ = parse_params(graph, MultiDict(query))

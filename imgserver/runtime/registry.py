@@ -59,6 +59,7 @@ BLEND_MODES = (
     "add",
 )
 MAX_CANVAS = 16384  # a side of an image an op makes (fill, delaunay)
+RETRO_PRESETS = ("none", "prog", "indie", "batcave", "country")
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,37 @@ _TRANSFORM = {
     ),
 }
 
+
+def _gradient_map() -> Op:
+    """The gradient_map op: color1..color5 at stop1..stop5 (GEGL gradient-map's defaults:
+    black at 0, the others white at 1), srgb, opacity."""
+    args = {}
+    for i in range(1, 6):
+        colour = "#000000" if i == 1 else "#ffffff"
+        args[f"color{i}"] = Arg("color", colour, description=f"Colour {i}, #rrggbb or #rrggbbaa.")
+        args[f"stop{i}"] = Arg(
+            "number",
+            0.0 if i == 1 else 1.0,
+            minimum=0,
+            maximum=1,
+            description=f"Where colour {i} is, as a grey value 0..1.",
+        )
+    args["srgb"] = Arg(
+        "bool", False, description="Grey as sRGB-encoded luminance, colours mixed on sRGB values."
+    )
+    args["opacity"] = Arg(
+        "number", 1.0, minimum=0, maximum=1, description="Opacity of the mapped image."
+    )
+    return Op(
+        "gradient_map",
+        "Grey values mapped through a gradient of up to five colours at stops in 0..1 (GEGL's "
+        "gradient-map; stops taken in order of position), laid over the image at opacity in "
+        "linear light.",
+        MappingProxyType(args),
+        runtimes=frozenset((VIPS,)),
+    )
+
+
 OPS: Mapping[str, Op] = MappingProxyType(
     {
         op.name: op
@@ -288,6 +320,31 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 "ignoring `cutoff` percent at each end.",
                 runtimes=(PILLOW,),
                 cutoff=Arg("number", 0.0, minimum=0, maximum=49, description="Percent ignored."),
+            ),
+            _op(
+                "curves",
+                "imgflo's retro presets: per-channel curves on sRGB values (retro-curve's), "
+                "laid over the image at strength; a grey image becomes a colour one.",
+                runtimes=(VIPS,),
+                preset=Arg(
+                    "enum", "prog", values=RETRO_PRESETS, description="The curves ('none': as is)."
+                ),
+                strength=Arg(
+                    "number", 0.5, minimum=0, maximum=1, description="Opacity of the curved image."
+                ),
+                srgb=Arg("bool", True, description="Blend sRGB-encoded values, not linear light."),
+            ),
+            _gradient_map(),
+            _op(
+                "delaunay",
+                "imgflo's Delaunay triangle pattern: 50 points and 10 colours drawn from the seed "
+                "(the same seed, the same image), on #dddddd.",
+                inputs=(),
+                runtimes=(VIPS,),
+                frames=False,
+                seed=Arg("string", "", description="Any text: the pattern's seed."),
+                width=Arg("int", 600, minimum=1, maximum=MAX_CANVAS, description="Width."),
+                height=Arg("int", 400, minimum=1, maximum=MAX_CANVAS, description="Height."),
             ),
         )
     }

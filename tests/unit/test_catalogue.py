@@ -27,13 +27,17 @@ def catalogue() -> Catalogue:
 def test_ships_the_expected_graphs() -> None:
     assert {
         "autocontrast",
+        "canvas",
         "compress",
         "crop",
+        "delaunay_triangles",
         "desaturate",
         "gaussianblur",
+        "gradientmap",
         "noop",
         "passthrough",
         "resize",
+        "retro",
     } <= set(SHIPPED)
 
 
@@ -67,15 +71,17 @@ def test_shipped_graph_json_shape(catalogue: Catalogue, name: str) -> None:
             assert schema["minimum"] is None and schema["maximum"] is None
         if schema["default"] is not None and schema["minimum"] is not None:
             assert schema["minimum"] <= schema["default"] <= schema["maximum"]
+    draws = not catalogue[name].definition.needs_source  # width x height: the size it draws
     for size in ("width", "height"):
         assert params[size] == {
             "type": "int",
-            "default": None,
+            "default": params[size]["default"] if draws else None,
             "minimum": 1,
             "maximum": 16384,
             "values": None,
             "description": params[size]["description"],
         }
+        assert (params[size]["default"] is not None) is draws
 
 
 def test_max_dimension_is_the_size_maximum() -> None:
@@ -124,6 +130,10 @@ def nodes(graph: Any) -> dict[str, Node]:
         ("passthrough", False),
         ("resize", False),
         ("noop", False),  # copies the source: nothing to fit
+        ("retro", False),
+        ("gradientmap", False),
+        ("delaunay_triangles", False),  # width and height are the size it draws
+        ("canvas", False),
     ],
 )
 def test_implicit_fit(catalogue: Catalogue, name: str, has_fit: bool) -> None:

@@ -1,8 +1,11 @@
 """libvips runtime, step 2: the operations, one per op of the registry that names the vips
 runtime (``OPERATIONS``), grouped by family: ``geometry.py``, ``filters.py``, ``colour.py``,
-``compose.py`` (and the colour arithmetic they share, ``space.py``). An operation takes its
-input images (as many as the registry's ``inputs``), its resolved arguments and the job's
-context, and gives an image. Most take one image: ``one`` adapts them.
+``compose.py``, ``curves.py`` (retro's curves), ``gradient.py`` (gradient map), ``effect.py`` (an
+effect laid over the original, shared by those two), ``delaunay.py`` (the triangle pattern),
+``transform.py`` and ``trim.py`` (the transform op), and the colour arithmetic they share,
+``space.py``. An operation takes its input images (as many as the registry's ``inputs``), its
+resolved arguments and the job's context, and gives an image. Most take one image: ``one``
+adapts them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import colour, compose, filters, geometry, transform
+from . import colour, compose, curves, delaunay, filters, geometry, gradient, transform
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -41,6 +44,9 @@ OPERATIONS: Mapping[str, Operation] = {
     "opacity": one(compose.opacity),
     "fill": compose.fill,
     "transform": one(transform.transform),
+    "curves": one(curves.curves),
+    "gradient_map": one(gradient.gradient_map),
+    "delaunay": delaunay.delaunay,
 }
 
 # Ops that, as a graph's first node reading the source, decode it shrunk on load (they take
