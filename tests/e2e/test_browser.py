@@ -330,6 +330,15 @@ def test_playground_chains_a_result_and_offers_uploads_as_watermarks(
     expect(page.locator("#result-info")).to_contain_text(f"100{TIMES}200")
     url = page.locator("#result-url").input_value()
     assert "input=%2Fgraph%2Fresize.png%3Finput%3Dupload" in url and "watermark=upload" in url
+
+    # a graph that draws its image has no input to choose
+    page.select_option("#graph", "canvas")
+    expect(page.locator("#input")).to_be_hidden()
+    page.get_by_role("button", name="Run graph").click()
+    expect(page.locator("#result-info")).to_contain_text(f"600{TIMES}400")
+    assert "input=" not in page.locator("#result-url").input_value()
+    page.select_option("#graph", "resize")
+    expect(page.locator("#input")).to_be_visible()
     assert same_document(page)
 
 
