@@ -113,6 +113,8 @@ def _name(job: RenderJob) -> str:
 
 
 def _cannot_decode(job: RenderJob) -> str:
+    if not job.source_format:  # a graph that draws: nothing was decoded
+        return "the image could not be made"
     return (
         f"the {_name(job)} source cannot be decoded: it is corrupt, truncated, or uses a "
         "feature of the format that is not supported"

@@ -482,3 +482,19 @@ def test_canvas() -> None:
     assert (teal.width, teal.height) == (30, 20) and vpixel(teal, 0, 0) == [0x87, 0xA9, 0xA7]
     with pytest.raises(InvalidParam):
         run("canvas", b"", color="magenta")
+
+
+def test_a_canvas_too_wide_for_webp_is_refused_clearly() -> None:
+    from multidict import MultiDict
+
+    from imgserver.messages import Limits, RenderFailed, RenderJob
+    from imgserver.request import parse_params
+    from imgserver.runtime.execute import execute
+
+    from ..images import LIMITS, catalogue
+
+    g = catalogue()["canvas"]
+    params, _ = parse_params(g, MultiDict({"width": "16384", "height": "10"}))
+    out = execute(RenderJob(g.name, g.definition, params, "webp", "", Limits(**LIMITS)), b"")
+    assert isinstance(out, RenderFailed) and out.error.code == "too_many_pixels"
+    assert "at most 16383 pixels a side" in out.error.message

@@ -9,6 +9,7 @@ import math
 
 import pyvips
 
+from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
@@ -16,6 +17,7 @@ from ..quality import LOSSY, within
 from .geometry import background
 from .load import Context, check_output, page_height
 
+MAX_SIDE = {"webp": 16383, "jpeg": 65500, "avif": 16384, "gif": 65535}  # what each format holds
 KEEP_NONE = 0  # ForeignKeep: no metadata
 
 
@@ -27,6 +29,13 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
     if frames > 1 and not OUTPUT_FORMATS[fmt].animated:
         image, frames = image.crop(0, 0, image.width, ph), 1
     check_output(image.width, ph, ctx)
+    side = MAX_SIDE.get(fmt)
+    if side is not None and max(image.width, ph) > side:
+        raise TooManyPixels(
+            f"a {fmt.upper()} image is at most {side} pixels a side; this one would be "
+            f"{image.width}x{ph}: ask for fewer pixels or another format",
+            limit=side,
+        )
     quality = (int_arg(enc, "quality") or 80) if fmt in LOSSY else None
     max_bytes = int_arg(enc, "max_bytes")
     if fmt == "jpeg" and image.hasalpha():  # flattened once, not at every try of max_bytes
