@@ -40,4 +40,8 @@ OPERATIONS: Mapping[str, Operation] = {
     "composite": compose.composite,
     "opacity": one(compose.opacity),
     "fill": compose.fill,
+    "sobel": one(filters.sobel),
+    "motion_blur": one(filters.motion_blur),
+    "brightness_contrast": one(colour.brightness_contrast),
+    "rotate": one(geometry.rotate),
 }
