@@ -1,7 +1,8 @@
 """imgflo's filter graphs and their ops: each op against the GEGL operation it follows
 (``gaussblur``: gaussian-blur, ``sobel``: edge-sobel, ``motion_blur``: motion-blur-linear,
 ``brightness_contrast``: brightness-contrast, ``rotate``: rotate-on-center), each graph against
-the same chain in GEGL, imgflo's own test requests, the ranges, and the worst cases' time.
+the same chain in GEGL, imgflo's own test requests, and the ranges (whose worst cases
+``bench/filters.py`` times).
 
 Tolerances are SSIM (tests/gegl.py) per op, set a little under what was measured; where an
 op differs from GEGL on purpose (edges, GEGL's own shift) the test says so.

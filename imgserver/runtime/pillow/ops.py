@@ -89,10 +89,10 @@ def gaussblur(im: Image.Image, args: Args, ctx: Context) -> Image.Image:
     alpha = im.mode in ("RGBA", "LA")
     work = im.convert(im.mode[:-1] + "a") if alpha else im  # premultiplied: no hidden colours
     if abyss != "clamp":
-        value = 255 if abyss == "white" else 0
-        fill = (value,) * (len(work.getbands()) - alpha) + (
-            (0 if abyss == "none" else 255),
-        ) * alpha
+        colours = len(work.getbands()) - (1 if alpha else 0)
+        fill = (255 if abyss == "white" else 0,) * colours
+        if alpha:
+            fill += (0 if abyss == "none" else 255,)
         px, py = math.ceil(3 * sx) + 1, math.ceil(3 * sy) + 1
         border = Image.new(work.mode, (work.width + 2 * px, work.height + 2 * py), fill)
         border.paste(work, (px, py))
