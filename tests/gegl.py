@@ -26,10 +26,18 @@ def require_gegl() -> None:
 
 
 def reference(
-    directory: Path, source: pyvips.Image, chain: list[str], **aux: pyvips.Image
+    directory: Path,
+    source: pyvips.Image,
+    chain: list[str],
+    *,
+    shift: tuple[int, int] = (0, 0),
+    whole: bool = False,
+    **aux: pyvips.Image,
 ) -> pyvips.Image:
     """GEGL's result of ``chain`` on ``source``; ``aux`` images are saved as ``{name}.png`` in
-    ``directory`` for the chain to load (write ``path=@name`` for them)."""
+    ``directory`` for the chain to load (write ``path=@name`` for them). ``shift`` moves the
+    area taken by that many pixels (to undo an op's own shift); ``whole``: GEGL's whole result,
+    whatever its size (a rotation's)."""
     require_gegl()
     tag = uuid.uuid4().hex[:8]
     src = directory / f"gegl-in-{tag}.png"
@@ -53,7 +61,10 @@ def reference(
     image = image.colourspace("b-w" if image.bands < 3 else "srgb")  # 16 -> 8 bits
     if image.format != "uchar":
         image = image.cast("uchar")
-    return image.crop(*_offset(image, source), source.width, source.height)
+    if whole:
+        return image
+    x, y = _offset(image, source)
+    return image.crop(x + shift[0], y + shift[1], source.width, source.height)
 
 
 def _offset(image: pyvips.Image, source: pyvips.Image) -> tuple[int, int]:
@@ -77,3 +88,18 @@ def ssim(a: pyvips.Image, b: pyvips.Image) -> float:
     sxy = blur(x * y) - mx * my
     value = ((mx * my * 2 + c1) * (sxy * 2 + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return float(value.avg())
+
+
+def imgcmp(directory: Path, a: pyvips.Image, b: pyvips.Image, tolerance: float = 1.5) -> str:
+    """``gegl-imgcmp``, the check imgflo's own tests ran (at 1.5): AssertionError unless every
+    pixel is within ``tolerance`` (CIE ΔE) of the other image's; its report otherwise."""
+    tag = uuid.uuid4().hex[:8]
+    paths = [directory / f"imgcmp-{name}-{tag}.png" for name in ("a", "b")]
+    for image, path in zip((a, b), paths, strict=True):
+        image.pngsave(str(path))
+    done = subprocess.run(
+        ["gegl-imgcmp", *map(str, paths), str(tolerance)], capture_output=True, timeout=60
+    )
+    report = done.stdout.decode() + done.stderr.decode()
+    assert done.returncode == 0 and "identical" in report, report
+    return report

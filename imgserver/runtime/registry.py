@@ -58,8 +58,13 @@ BLEND_MODES = (
     "exclusion",
     "add",
 )
+ABYSS_POLICIES = ("none", "clamp", "black", "white")  # what a blur sees outside the image
+INTERPOLATORS = ("nearest", "bilinear", "bicubic")
 MAX_CANVAS = 16384  # a side of an image an op makes (fill, delaunay)
 RETRO_PRESETS = ("none", "prog", "indie", "batcave", "country")
+# Bounds that keep an op's worst case on a large image under the job deadline (README).
+MAX_SIGMA = 1500.0  # gaussblur: GEGL's own maximum
+MAX_MOTION = 1000.0  # motion_blur: GEGL's own maximum
 
 
 @dataclass(frozen=True)
@@ -258,9 +263,30 @@ OPS: Mapping[str, Op] = MappingProxyType(
             ),
             _op(
                 "gaussblur",
-                "Gaussian blur with separate standard deviations in x and y.",
-                sigma_x=Arg("number", 1.5, minimum=0, description="Standard deviation in x."),
-                sigma_y=Arg("number", 1.5, minimum=0, description="Standard deviation in y."),
+                "Gaussian blur with separate standard deviations in x and y (GEGL's "
+                "gaussian-blur): libvips blurs linear light, Pillow sRGB-encoded values.",
+                sigma_x=Arg(
+                    "number",
+                    1.5,
+                    minimum=0,
+                    maximum=MAX_SIGMA,
+                    description="Standard deviation in x.",
+                ),
+                sigma_y=Arg(
+                    "number",
+                    1.5,
+                    minimum=0,
+                    maximum=MAX_SIGMA,
+                    description="Standard deviation in y.",
+                ),
+                abyss=Arg(
+                    "enum",
+                    "clamp",
+                    values=ABYSS_POLICIES,
+                    description="What the blur sees outside the image: its edge pixels "
+                    "(clamp), black, white, or nothing (none: transparent, black on an image "
+                    "without alpha).",
+                ),
             ),
             _op(
                 "desaturate",
@@ -282,6 +308,12 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 frames=False,
                 mode=Arg("enum", "over", values=BLEND_MODES, description="The blend mode."),
                 srgb=Arg("bool", False, description="Blend sRGB-encoded values, not linear light."),
+                colour=Arg(
+                    "bool",
+                    False,
+                    description="A colour overlay gives a grey base colour (as GEGL 0.3's svg "
+                    "ops, which imgflo ran; GEGL 0.4 keeps the base's model).",
+                ),
                 x=Arg("int", 0, description="Where the overlay's left edge goes on the base."),
                 y=Arg("int", 0, description="Where the overlay's top edge goes on the base."),
             ),
@@ -345,6 +377,85 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 seed=Arg("string", "", description="Any text: the pattern's seed."),
                 width=Arg("int", 600, minimum=1, maximum=MAX_CANVAS, description="Width."),
                 height=Arg("int", 400, minimum=1, maximum=MAX_CANVAS, description="Height."),
+            ),
+            _op(
+                "sobel",
+                "Sobel edge detection on each colour channel in linear light (GEGL's "
+                "edge-sobel); alpha is kept.",
+                runtimes=(VIPS,),
+                horizontal=Arg("bool", True, description="Detect horizontal change."),
+                vertical=Arg("bool", True, description="Detect vertical change."),
+                keep_sign=Arg(
+                    "bool",
+                    True,
+                    description="With one direction only: mid-grey is no change (else the "
+                    "magnitude).",
+                ),
+                blur_x=Arg(
+                    "number",
+                    0.0,
+                    minimum=0,
+                    maximum=MAX_SIGMA,
+                    description="Deviation in x of a Gaussian blur (abyss clamp) done first, "
+                    "unrounded: a gaussblur node before would round its smooth result to 8 "
+                    "bits, which the filter turns into contour lines.",
+                ),
+                blur_y=Arg(
+                    "number",
+                    0.0,
+                    minimum=0,
+                    maximum=MAX_SIGMA,
+                    description="Deviation in y of that blur.",
+                ),
+            ),
+            _op(
+                "motion_blur",
+                "Linear motion blur (GEGL's motion-blur-linear): each pixel the mean of the "
+                "line of `length` pixels through it at `angle`; outside the image is "
+                "transparent, so the edges fade (an opaque image gains alpha).",
+                runtimes=(VIPS,),
+                length=Arg("number", 10.0, minimum=0, maximum=MAX_MOTION, description="In pixels."),
+                angle=Arg(
+                    "number",
+                    0.0,
+                    minimum=-180,
+                    maximum=180,
+                    description="Degrees clockwise from the x axis (90: vertical).",
+                ),
+            ),
+            _op(
+                "brightness_contrast",
+                "Contrast scaled about mid-grey, then brightness added, in linear light "
+                "(GEGL's brightness-contrast); alpha is kept.",
+                runtimes=(VIPS,),
+                brightness=Arg(
+                    "number", 0.0, minimum=-3, maximum=3, description="Added after contrast."
+                ),
+                contrast=Arg(
+                    "number", 1.0, minimum=-5, maximum=5, description="Scale about 50% grey."
+                ),
+            ),
+            _op(
+                "rotate",
+                "Rotate about the centre by any angle, clockwise (counter_clockwise: the other "
+                "way, as GEGL's rotate); the result is the rotated image's bounding box, its "
+                "corners filled with `background`. Multiples of 90 degrees are exact.",
+                runtimes=(VIPS,),
+                degrees=Arg("number", 0.0, minimum=-360, maximum=360, description="The angle."),
+                counter_clockwise=Arg(
+                    "bool", False, description="Turn counter-clockwise (GEGL's direction)."
+                ),
+                background=Arg(
+                    "color",
+                    "#00000000",
+                    description="The corners' colour, #rrggbb or #rrggbbaa (transparent).",
+                ),
+                interpolate=Arg(
+                    "enum",
+                    "bilinear",
+                    values=INTERPOLATORS,
+                    description="How pixels between the source's are made.",
+                ),
             ),
         )
     }

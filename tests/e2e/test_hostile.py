@@ -574,15 +574,18 @@ async def test_small_limits(limited_service: Service, origin: Origin, session) -
 
 # -- processing deadline and memory limit -----------------------------------------------------
 
+# A job of several seconds on a 4000x3000 source: the longest motion blur at an angle (the
+# Gaussian blur no longer grows slower with its deviation)
+SLOW_GRAPH = "motionblur.jpg"
+SLOW_PARAMS = {"length": 1000, "angle": 45}
+
 
 async def test_job_past_its_deadline_is_stopped(start_service, origin: Origin, session) -> None:
     svc = start_service(IMGSERVER_WORKERS="1", IMGSERVER_JOB_DEADLINE="0.3")
     before = worker_pids(svc.proc.pid)
     assert len(before) == 1
     src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))
-    url = svc.url(
-        "/graph/gaussianblur.jpg?" + urlencode({"input": src, "std-dev-x": 100, "std-dev-y": 100})
-    )
+    url = svc.url(f"/graph/{SLOW_GRAPH}?" + urlencode({"input": src, **SLOW_PARAMS}))
     started = time.monotonic()
     async with session.get(url, allow_redirects=False) as r:
         status, body = r.status, await r.json()
@@ -626,9 +629,7 @@ async def test_prefetch_past_its_deadline_fails_with_timeout(
     svc = start_service(IMGSERVER_WORKERS="1", IMGSERVER_JOB_DEADLINE="0.3")
     before = worker_pids(svc.proc.pid)
     src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))
-    url = svc.url(
-        "/graph/gaussianblur.jpg?" + urlencode({"input": src, "std-dev-x": 100, "std-dev-y": 100})
-    )
+    url = svc.url(f"/graph/{SLOW_GRAPH}?" + urlencode({"input": src, **SLOW_PARAMS}))
     async with session.post(url, allow_redirects=False) as r:
         status, body = r.status, await r.json()
     assert status == 202, body
@@ -649,10 +650,8 @@ async def test_worker_process_crash_mid_job(start_service, origin: Origin, sessi
     it with a test-only worker module), so the test kills the process from outside."""
     svc = start_service(IMGSERVER_WORKERS="1")
     (victim,) = worker_pids(svc.proc.pid)
-    src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))  # ~30 s of blur
-    url = svc.url(
-        "/graph/gaussianblur.jpg?" + urlencode({"input": src, "std-dev-x": 100, "std-dev-y": 100})
-    )
+    src = origin.add(unique() + ".jpg", jpeg(texture(4000, 3000)))  # seconds of blur
+    url = svc.url(f"/graph/{SLOW_GRAPH}?" + urlencode({"input": src, **SLOW_PARAMS}))
     started = time.monotonic()
     request = asyncio.create_task(session.get(url, allow_redirects=False))
     idle = cpu_seconds(victim)

@@ -370,7 +370,7 @@ def test_param_typed(catalogue: Catalogue, graph: str, name: str, raw: str, expe
         ("desaturate", "amount", "", "number"),
         ("desaturate", "amount", "1.5", "at most 1"),
         ("desaturate", "amount", "-0.1", "at least 0"),
-        ("gaussianblur", "std-dev-y", "100.5", "at most 100"),
+        ("gaussianblur", "std-dev-y", "1500.5", "at most 1500"),
         ("crop", "x", "-1", "at least 0"),
     ],
 )
@@ -487,7 +487,10 @@ def test_unknown_reserved_key_refused(catalogue: Catalogue, name: str) -> None:
         ("passthrough", {"quality": 80}),
         ("compress", {"quality": 75}),
         ("desaturate", {"amount": 1.0, "quality": 80}),
-        ("gaussianblur", {"std-dev-x": 1.5, "std-dev-y": 1.5, "quality": 80}),
+        (
+            "gaussianblur",
+            {"std-dev-x": 1.5, "std-dev-y": 1.5, "abyss-policy": "clamp", "quality": 80},
+        ),
         ("crop", {"x": 0, "y": 0, "quality": 80}),  # cropwidth/cropheight have no default
         ("autocontrast", {"cutoff": 0.0, "quality": 80}),
         ("noop", {}),

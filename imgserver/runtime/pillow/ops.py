@@ -5,12 +5,13 @@ through them in turn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from ...errors import InvalidParam
-from ...graphdef import Args, int_arg, number_arg
+from ...graphdef import Args, int_arg, number_arg, text_arg
 from . import geometry, transform
 from .load import Context, split_alpha, with_alpha
 
@@ -42,13 +43,28 @@ def crop(im: Image.Image, args: Args, ctx: Context) -> Image.Image:
 
 
 def gaussblur(im: Image.Image, args: Args, ctx: Context) -> Image.Image:
+    """Blurs sRGB-encoded values (the libvips runtime blurs linear light). Outside the image
+    Pillow sees its edge pixels (clamp); the other policies put a border of that colour around
+    the image for the blur to see, and cut it off after."""
     sx, sy = number_arg(args, "sigma_x"), number_arg(args, "sigma_y")
     if sx < 0.05 and sy < 0.05:
         return im
-    if im.mode in ("RGBA", "LA"):  # premultiplied, so hidden colours do not bleed into edges
-        premultiplied = im.convert(im.mode[:-1] + "a")
-        return premultiplied.filter(ImageFilter.GaussianBlur((sx, sy))).convert(im.mode)
-    return im.filter(ImageFilter.GaussianBlur((sx, sy)))
+    abyss = text_arg(args, "abyss", "clamp")
+    alpha = im.mode in ("RGBA", "LA")
+    work = im.convert(im.mode[:-1] + "a") if alpha else im  # premultiplied: no hidden colours
+    if abyss != "clamp":
+        colours = len(work.getbands()) - (1 if alpha else 0)
+        fill = (255 if abyss == "white" else 0,) * colours
+        if alpha:
+            fill += (0 if abyss == "none" else 255,)
+        px, py = math.ceil(3 * sx) + 1, math.ceil(3 * sy) + 1
+        border = Image.new(work.mode, (work.width + 2 * px, work.height + 2 * py), fill)
+        border.paste(work, (px, py))
+        work = border.filter(ImageFilter.GaussianBlur((sx, sy)))
+        work = work.crop((px, py, px + im.width, py + im.height))
+    else:
+        work = work.filter(ImageFilter.GaussianBlur((sx, sy)))
+    return work.convert(im.mode) if alpha else work
 
 
 def desaturate(im: Image.Image, args: Args, ctx: Context) -> Image.Image:

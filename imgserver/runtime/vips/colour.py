@@ -29,3 +29,15 @@ def greyscale(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
         return image
     y = luminance(to_float(colour, linear=True))
     return join(to_uchar(y, linear=True), alpha)
+
+
+def brightness_contrast(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
+    """GEGL's brightness-contrast: ``(v - 0.5) · contrast + brightness + 0.5`` on each colour
+    channel in linear light; alpha is kept."""
+    brightness = number_arg(args, "brightness")
+    contrast = number_arg(args, "contrast", 1.0)
+    colour, alpha = split(image)
+    if brightness == 0 and contrast == 1:
+        return image
+    value = (to_float(colour, linear=True) - 0.5) * contrast + (brightness + 0.5)
+    return join(to_uchar(value, linear=True), alpha)

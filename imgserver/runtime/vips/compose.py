@@ -4,8 +4,11 @@ onto a base by a blend mode), ``opacity``, ``fill``.
 Blending follows the SVG compositing specification (as GEGL's ``svg:*`` operations do) on
 premultiplied colour: ``S`` is the overlay ("aux" in GEGL), ``D`` the base ("input"), ``ca``
 a premultiplied channel and ``a`` alpha; the result's alpha is ``Sa + Da - Sa·Da``. It computes
-in linear light, or on sRGB-encoded values when ``srgb`` is set. Like GEGL, the result has the
-base's colour model (a grey base gives a grey result) and keeps alpha when either image has it.
+in linear light, or on sRGB-encoded values when ``srgb`` is set. Like GEGL 0.4, the result has
+the base's colour model (a grey base gives a grey result) unless ``colour`` is set: then a colour
+overlay makes it colour, as with GEGL 0.3's svg ops, which always blended RGBA (imgflo's graphs
+were made with them). It has alpha when both images have (where either is opaque, so is the
+result).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .space import (
     encode,
     join,
     luminance,
+    rgba,
     split,
     to_float,
     to_uchar,
@@ -122,11 +126,14 @@ def composite(images: Sequence[pyvips.Image], args: Args, ctx: Context) -> pyvip
     mode = text_arg(args, "mode", "over")
     linear = not bool_arg(args, "srgb")
     x, y = int_arg(args, "x") or 0, int_arg(args, "y") or 0
-    keeps_alpha = base.hasalpha() or overlay.hasalpha()
+    bands = split(base)[0].bands
+    if bool_arg(args, "colour"):
+        bands = max(bands, split(overlay)[0].bands)
+    # Sa + Da - Sa·Da is 1 where either is: the result is opaque when either image is
+    keeps_alpha = base.hasalpha() and overlay.hasalpha()
     if (overlay.width, overlay.height, x, y) != (base.width, base.height, 0, 0):
-        overlay = _placed(overlay, base, x, y)
-    colour, _ = split(base)
-    bands = colour.bands
+        overlay = _placed(overlay, base, x, y)  # transparent around it
+        keeps_alpha = base.hasalpha()
     d, da = _premultiplied(base, bands, linear=linear)
     s, sa = _premultiplied(overlay, bands, linear=linear)
     if mode in WHOLE:
@@ -144,8 +151,8 @@ def _placed(overlay: pyvips.Image, base: pyvips.Image, x: int, y: int) -> pyvips
     colour, alpha = split(overlay)
     if alpha is None:
         alpha = colour.extract_band(0) * 0 + 255
-    rgba = colour.bandjoin(alpha.cast(colour.format)).cast("uchar")
-    return rgba.embed(x, y, base.width, base.height, extend="background", background=[0] * 4)
+    image = colour.bandjoin(alpha.cast(colour.format)).cast("uchar")
+    return image.embed(x, y, base.width, base.height, extend="background", background=[0] * 4)
 
 
 def opacity(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
@@ -162,14 +169,7 @@ def fill(images: Sequence[pyvips.Image], args: Args, ctx: Context) -> pyvips.Ima
     if width is None or height is None:
         raise InvalidParam("a fill needs a width and a height", param="width")
     check_output(width, height, ctx)
-    rgba = _rgba(text_arg(args, "color", "#000000"))
-    canvas = pyvips.Image.black(width, height, bands=4) + rgba
+    colour = rgba(text_arg(args, "color", "#000000"))
+    canvas = pyvips.Image.black(width, height, bands=4) + colour
     image = canvas.cast("uchar")
-    return join(image[:3], image[3] if rgba[3] < 255 else None)
-
-
-def _rgba(color: str) -> list[int]:
-    """``#rrggbb`` or ``#rrggbbaa`` (the catalogue normalised it) as four 0..255 values."""
-    h = color.lstrip("#")
-    values = [int(h[i : i + 2], 16) for i in range(0, len(h), 2)]
-    return values + [255] * (4 - len(values))
+    return join(image[:3], image[3] if colour[3] < 255 else None)

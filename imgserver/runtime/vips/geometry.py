@@ -1,9 +1,10 @@
 """libvips operations that change an image's geometry: resizing (with shrink-on-load straight
-from the source's bytes), cropping."""
+from the source's bytes), cropping, rotating."""
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ import pyvips
 from ...errors import InvalidParam
 from ...graphdef import Args, bool_arg, int_arg, number_arg, text_arg
 from .load import Context, check_output, cut_warning, load, memory, normalise, page_height, per_page
+from .space import alpha_float, alpha_uchar, join, linear_colour, rgba, split, to_float, to_uchar
 
 MAX_COORD = 10_000_000  # libvips' "no limit" for one side of a thumbnail box
 
@@ -155,13 +157,75 @@ def crop(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
     return per_page(image, lambda p: p.crop(x, y, cw, ch))
 
 
-def rotate_clockwise(image: pyvips.Image, degrees: float, colour: str) -> pyvips.Image:
-    """Rotated by ``degrees`` clockwise about its centre, on a canvas that holds it all; the
-    corners are ``colour``. Multiples of 90 are exact (no resampling)."""
-    turn = degrees % 360
-    if turn == 0:
-        return image
-    if turn % 90 == 0:
-        return per_page(image, lambda p: p.rot(f"d{int(turn)}"))
-    fill = background(image, colour)
-    return per_page(image, lambda p: p.rotate(turn, background=fill))
+_QUARTER_TURNS = {1: "d90", 2: "d180", 3: "d270"}  # clockwise, exact
+
+
+def rotate(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
+    """Rotate about the centre, ``degrees`` clockwise (``counter_clockwise``: the other way, as
+    GEGL's rotate-on-center); multiples of 90 degrees are libvips' exact ``rot``. Any other
+    angle gives the rotated image's bounding box, sampled in premultiplied linear light (as
+    GEGL), its corners ``background``."""
+    degrees = number_arg(args, "degrees")
+    return rotate_clockwise(
+        image,
+        -degrees if bool_arg(args, "counter_clockwise") else degrees,
+        text_arg(args, "background", "#00000000"),
+        text_arg(args, "interpolate", "bilinear"),
+    )
+
+
+def rotate_clockwise(
+    image: pyvips.Image, degrees: float, colour: str, interpolate: str = "bilinear"
+) -> pyvips.Image:
+    """Rotated ``degrees`` clockwise about the centre: exact for multiples of 90, else the
+    bounding box of the turned image with ``colour`` (#rrggbb[aa]) in the corners."""
+    clockwise = degrees % 360
+    quarters = round(clockwise / 90)
+    if abs(clockwise - quarters * 90) < 1e-9:
+        turn = _QUARTER_TURNS.get(quarters % 4)
+        return image if turn is None else per_page(image, lambda p: p.rot(turn))
+    background = rgba(colour)
+    return per_page(image, lambda p: _rotate(p, math.radians(clockwise), interpolate, background))
+
+
+def _rotate(
+    image: pyvips.Image, theta: float, interpolate: str, background: list[int]
+) -> pyvips.Image:
+    colour, alpha = split(image)
+    value = to_float(colour, linear=True)
+    a = alpha_float(alpha, value)
+    w, h = image.width, image.height
+    c, s = math.cos(theta), math.sin(theta)
+    # the rotated rectangle's extent (as GEGL: its corner at 0, 0), and the pixels covering it
+    rw, rh = abs(c) * w + abs(s) * h, abs(s) * w + abs(c) * h
+    ow, oh = _cover(rw), _cover(rh)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    if interpolate == "nearest":  # libvips takes floor(x), GEGL the pixel x lies in: round(x)
+        cx, cy = cx + 0.5, cy + 0.5
+    turned = (
+        value.bandjoin(a)
+        .premultiply(max_alpha=1.0)
+        .affine(
+            [c, -s, s, c],
+            interpolate=pyvips.Interpolate.new(interpolate),
+            oarea=[0, 0, ow, oh],
+            odx=(rw - 1) / 2 - (c * cx - s * cy),
+            ody=(rh - 1) / 2 - (s * cx + c * cy),
+            extend="background",
+            background=[0] * (value.bands + 1),
+            premultiplied=True,  # (ours: libvips would premultiply again)
+        )
+    )
+    fg, fa = turned.extract_band(0, n=value.bands), turned.extract_band(value.bands)
+    ba = background[3] / 255
+    bg_linear = linear_colour(background, value.bands)
+    out_a = fa + (1 - fa) * ba
+    premultiplied = fg + (1 - fa) * [v * ba for v in bg_linear]
+    keep_alpha = alpha is not None or ba < 1
+    colour_out = premultiplied / (out_a == 0).ifthenelse(1, out_a)
+    return join(to_uchar(colour_out, linear=True), alpha_uchar(out_a) if keep_alpha else None)
+
+
+def _cover(extent: float) -> int:
+    """Pixels covering a continuous extent (one that is within rounding of whole is whole)."""
+    return max(1, math.ceil(extent - 1e-6))

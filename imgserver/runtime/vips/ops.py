@@ -47,6 +47,10 @@ OPERATIONS: Mapping[str, Operation] = {
     "curves": one(curves.curves),
     "gradient_map": one(gradient.gradient_map),
     "delaunay": delaunay.delaunay,
+    "sobel": one(filters.sobel),
+    "motion_blur": one(filters.motion_blur),
+    "brightness_contrast": one(colour.brightness_contrast),
+    "rotate": one(geometry.rotate),
 }
 
 # Ops that, as a graph's first node reading the source, decode it shrunk on load (they take

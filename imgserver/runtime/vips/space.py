@@ -16,14 +16,28 @@ import pyvips
 LUMA = (0.2126, 0.7152, 0.0722)
 
 
+def decode(v: float) -> float:
+    """An sRGB-encoded value 0..1 -> linear light 0..1 (the sRGB transfer function inverted)."""
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
 @functools.cache
 def _to_linear_lut() -> pyvips.Image:
-    """256 entries: the sRGB transfer function inverted, 8-bit code -> linear 0..1."""
-    values = []
-    for code in range(256):
-        v = code / 255
-        values.append(v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4)
-    return pyvips.Image.new_from_list([values]).cast("double")
+    """256 entries: 8-bit code -> linear 0..1."""
+    return pyvips.Image.new_from_list([[decode(code / 255) for code in range(256)]]).cast("double")
+
+
+def rgba(color: str) -> list[int]:
+    """``#rrggbb`` or ``#rrggbbaa`` (the catalogue normalised it) as four 0..255 values."""
+    h = color.lstrip("#")
+    values = [int(h[i : i + 2], 16) for i in range(0, len(h), 2)]
+    return values + [255] * (4 - len(values))
+
+
+def linear_colour(rgb: list[int], bands: int) -> list[float]:
+    """An 8-bit sRGB colour as linear light in ``bands`` colour bands (1: its luminance)."""
+    values = [decode(v / 255) for v in rgb[:3]]
+    return [sum(v * w for v, w in zip(values, LUMA, strict=True))] if bands == 1 else values
 
 
 def split(image: pyvips.Image) -> tuple[pyvips.Image, pyvips.Image | None]:
