@@ -43,7 +43,7 @@ CASES: dict[str, list[dict[str, str]]] = {
     ],
     "halodarken": [{"edgeblur-x": "1500", "edgeblur-y": "1500"}],
     "motionblur": [{"length": "1000", "angle": "45"}],
-    "croprotate": [{"degrees": "45"}],
+    "croprotate": [{"degrees": "45", "cropwidth": "4000", "cropheight": "4000"}],
     "desaturate": [{"grainsize": "6000", "samples": "1000"}],
     "enhancelowres": [{"iterations": "32"}],
     "retro": [{"preset": "batcave"}],
