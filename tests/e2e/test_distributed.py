@@ -133,6 +133,26 @@ async def test_miss_then_hit_goes_to_s3_and_redis(stack: Stack, origin: Origin) 
     assert status == 200 and headers["Content-Type"] == "image/webp" and body[8:12] == b"WEBP"
 
 
+async def test_a_chain_and_a_watermark_in_the_distributed_mode(
+    stack: Stack, origin: Origin
+) -> None:
+    """The inner result of a chain is made by the worker (through S3 and Redis), and a
+    watermark is fetched by it; a second frontend then finds both cached."""
+    web, other = stack.frontend(), stack.frontend()
+    stack.worker("urgent")
+    src = origin.add(unique(), photo(800, 500))
+    logo = origin.add(unique(), photo(40, 20))
+    inner = "/graph/resize.png?" + urlencode({"input": src, "width": 200})
+    status, headers, _ = await fetch(
+        graph_url(web, "transform.jpg", inner, rotate=90, watermark=logo)
+    )
+    assert (status, headers["X-Cache"]) == (301, "MISS")
+    status, headers, body = await fetch(headers["Location"])
+    assert status == 200 and body[:2] == b"\xff\xd8"
+    status, headers, _ = await fetch(graph_url(other, "resize.png", src, width=200))
+    assert (status, headers["X-Cache"]) == (301, "HIT")  # made on the way, for everyone
+
+
 async def test_prefetch_runs_on_the_background_role(stack: Stack, origin: Origin) -> None:
     web = stack.frontend()
     background = stack.worker("background")
