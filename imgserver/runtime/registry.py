@@ -213,6 +213,30 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 runtimes=(PILLOW,),
                 cutoff=Arg("number", 0.0, minimum=0, maximum=49, description="Percent ignored."),
             ),
+            _op(
+                "c2g",
+                "Colour to grey keeping local contrast (GEGL's c2g, the STRESS method): each "
+                "pixel is placed between envelopes of the colours sampled at random within "
+                "radius. Deterministic (a fixed seed); beyond a fixed amount of work the "
+                "envelopes are computed on a shrunk copy. Alpha is kept.",
+                runtimes=(VIPS,),
+                radius=Arg(
+                    "int", 300, minimum=2, maximum=6000, description="Neighbourhood, in pixels."
+                ),
+                samples=Arg(
+                    "int", 4, minimum=1, maximum=1000, description="Samples per iteration."
+                ),
+                iterations=Arg(
+                    "int",
+                    10,
+                    minimum=1,
+                    maximum=1000,
+                    description="Iterations averaged: more are less noisy and cost more.",
+                ),
+                enhance_shadows=Arg(
+                    "bool", False, description="Boost detail in shadows, at the cost of noise."
+                ),
+            ),
         )
     }
 )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import colour, compose, filters, geometry
+from . import c2g, colour, compose, filters, geometry
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -40,4 +40,5 @@ OPERATIONS: Mapping[str, Operation] = {
     "composite": compose.composite,
     "opacity": one(compose.opacity),
     "fill": compose.fill,
+    "c2g": one(c2g.c2g),
 }
