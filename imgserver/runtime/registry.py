@@ -237,6 +237,15 @@ OPS: Mapping[str, Op] = MappingProxyType(
                     "bool", False, description="Boost detail in shadows, at the cost of noise."
                 ),
             ),
+            _op(
+                "mix",
+                "Interpolate linearly from the input (ratio 0) to aux (ratio 1), colour and "
+                "alpha, in linear light (GEGL's mix); the result has the input's size and "
+                "colour model.",
+                inputs=("input", "aux"),
+                runtimes=(VIPS,),
+                ratio=Arg("number", 0.5, minimum=0, maximum=1, description="How much of aux."),
+            ),
         )
     }
 )

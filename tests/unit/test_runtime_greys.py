@@ -26,6 +26,7 @@ from ..gegl import reference, ssim
 from ..images import (
     LIMITS,
     RED,
+    close,
     solid,
     texture,
     vpixel,
@@ -201,3 +202,47 @@ def test_c2g_a_thin_frame_shrinks_along_its_length() -> None:
     assert work.width == 1 and 1 < work.height < 400_000 and work.iterations == 10
     work = c2g_module.plan(1, 400_000, 300, 1000, 1000, 10**8)
     assert work.width == work.height == 1 and 1 <= work.iterations < 1000
+
+
+# -- mix ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.gegl
+@pytest.mark.parametrize("grey_aux", [False, True], ids=["colour-aux", "grey-aux"])
+def test_mix_matches_gegl(tmp_path: Path, grey_aux: bool) -> None:
+    image = with_alpha(texture(W, H))
+    aux = isoluminant() if not grey_aux else op("c2g", texture(W, H), iterations=2)
+    ours = op("mix", image, aux, ratio=0.3)
+    theirs = reference(
+        tmp_path, image, ["gegl:mix", "ratio=0.3", "aux=[", "gegl:load", "path=@aux", "]"], aux=aux
+    )
+    assert ours.bands == 4 and theirs.bands == 4
+    assert ssim(ours, theirs) >= 0.995
+
+
+def test_mix_ends_are_the_images_themselves() -> None:
+    image, grey = texture(W, H), op("c2g", texture(W, H), iterations=2)
+    assert op("mix", image, grey, ratio=0) is image
+    assert op("mix", image, grey, ratio=1) is grey
+
+
+def test_mix_is_linear_in_linear_light() -> None:
+    red, white = solid(8, 8, RED), solid(8, 8, (255, 255, 255))
+    out = op("mix", red, white, ratio=0.5)
+    assert close(vpixel(out, 3, 3), (255, 188, 188), 1)  # linear 0.5 is sRGB 188
+
+
+def test_mix_gives_a_grey_input_the_luminance_of_a_colour_aux() -> None:
+    grey = solid(8, 8, (0,))
+    for ratio in (1.0, 0.5):
+        out = op("mix", grey, solid(8, 8, RED), ratio=ratio)
+        assert out.bands == 1
+        # Y of red is 0.2126 (sRGB 127), and half of it 0.1063 (sRGB 92)
+        assert abs(vpixel(out, 1, 1)[0] - (127 if ratio == 1 else 92)) <= 1
+
+
+def test_mix_extends_a_smaller_aux_with_transparent_black() -> None:
+    out = op("mix", solid(20, 10, (255, 255, 255)), solid(10, 10, RED), ratio=0.5)
+    assert (out.width, out.height, out.bands) == (20, 10, 4)
+    assert vpixel(out, 15, 5) == [188, 188, 188, 128]
+    assert vpixel(out, 5, 5)[3] == 255

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import c2g, colour, compose, filters, geometry
+from . import c2g, colour, compose, filters, geometry, mix
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -41,4 +41,5 @@ OPERATIONS: Mapping[str, Operation] = {
     "opacity": one(compose.opacity),
     "fill": compose.fill,
     "c2g": one(c2g.c2g),
+    "mix": mix.mix,
 }
