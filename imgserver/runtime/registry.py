@@ -246,6 +246,16 @@ OPS: Mapping[str, Op] = MappingProxyType(
                 runtimes=(VIPS,),
                 ratio=Arg("number", 0.5, minimum=0, maximum=1, description="How much of aux."),
             ),
+            _op(
+                "denoise",
+                "Edge-preserving smoothing, repeated (GEGL's noise-reduction): a pixel moves "
+                "half way towards those neighbours that do not make any axis through it more "
+                "curved. Alpha is kept.",
+                runtimes=(VIPS,),
+                iterations=Arg(
+                    "int", 4, minimum=0, maximum=8, description="Passes: more are smoother."
+                ),
+            ),
         )
     }
 )

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import c2g, colour, compose, filters, geometry, mix
+from . import c2g, colour, compose, denoise, filters, geometry, mix
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -42,4 +42,5 @@ OPERATIONS: Mapping[str, Operation] = {
     "fill": compose.fill,
     "c2g": one(c2g.c2g),
     "mix": mix.mix,
+    "denoise": one(denoise.denoise),
 }
