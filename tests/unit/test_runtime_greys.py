@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import pyvips
 
+from imgserver.errors import InvalidParam
 from imgserver.messages import Limits
 from imgserver.runtime.vips import c2g as c2g_module
 from imgserver.runtime.vips.load import Context
@@ -26,9 +27,14 @@ from ..gegl import reference, ssim
 from ..images import (
     LIMITS,
     RED,
+    catalogue,
     close,
+    ok,
+    png,
+    run,
     solid,
     texture,
+    vload,
     vpixel,
 )
 
@@ -287,3 +293,66 @@ def test_denoise_keeps_alpha() -> None:
     image = with_alpha(noisy())
     out = op("denoise", image, iterations=2)
     assert out.bands == 4 and (out[3] == image[3]).min() == 255
+
+
+# -- the graphs ---------------------------------------------------------------------------------
+
+
+def params(graph: str) -> dict[str, dict]:
+    return {name: p.to_json() for name, p in catalogue()[graph].params.items()}
+
+
+def test_desaturate_has_imgflos_inports() -> None:
+    p = params("desaturate")
+    assert {"grainsize", "samples", "amount", "width", "height", "quality"} == set(p)
+    assert (p["grainsize"]["type"], p["grainsize"]["default"]) == ("int", 300)
+    assert (p["grainsize"]["minimum"], p["grainsize"]["maximum"]) == (2, 6000)
+    assert (p["samples"]["type"], p["samples"]["default"]) == ("int", 4)
+    assert (p["samples"]["minimum"], p["samples"]["maximum"]) == (1, 1000)
+    assert (p["amount"]["default"], p["amount"]["minimum"], p["amount"]["maximum"]) == (1, 0, 1)
+
+
+def test_enhancelowres_has_imgflos_inport() -> None:
+    p = params("enhancelowres")
+    assert {"iterations", "width", "height", "quality"} == set(p)
+    assert (p["iterations"]["type"], p["iterations"]["default"]) == ("int", 4)
+    assert (p["iterations"]["minimum"], p["iterations"]["maximum"]) == (0, 8)
+
+
+@pytest.mark.parametrize(
+    ("graph", "query"),
+    [
+        ("desaturate", {"grainsize": 1}),
+        ("desaturate", {"grainsize": 6001}),
+        ("desaturate", {"samples": 0}),
+        ("desaturate", {"samples": 1001}),
+        ("desaturate", {"samples": 2.5}),
+        ("desaturate", {"amount": 1.1}),
+        ("enhancelowres", {"iterations": -1}),
+        ("enhancelowres", {"iterations": 9}),
+        ("enhancelowres", {"iterations": "many"}),
+    ],
+)
+def test_out_of_range_is_invalid_param(graph: str, query: dict) -> None:
+    with pytest.raises(InvalidParam) as info:
+        run(graph, png(texture(32, 24)), "png", **query)
+    assert info.value.code == "invalid_param"
+    assert info.value.details["param"] == next(iter(query))
+
+
+def test_desaturate_is_c2g_with_imgflos_defaults() -> None:
+    source = texture(W, H)
+    out = vload(ok(run("desaturate", png(source), "png"))["data"])
+    assert out.bands == 1
+    expected = op("c2g", source, radius=300, samples=4, iterations=10)
+    assert (out == expected).min() == 255
+    out = vload(ok(run("desaturate", png(source), "png", grainsize=30, samples=8))["data"])
+    assert (out == op("c2g", source, radius=30, samples=8)).min() == 255
+
+
+def test_enhancelowres_is_denoise() -> None:
+    source = noisy()
+    for iterations in (4, 0):
+        query = {} if iterations == 4 else {"iterations": 0}
+        out = vload(ok(run("enhancelowres", png(source), "png", **query))["data"])
+        assert (out == op("denoise", source, iterations=iterations)).min() == 255
