@@ -37,7 +37,7 @@ import numpy.typing as npt
 import pyvips
 
 from ...graphdef import Args, bool_arg, int_arg
-from .load import Context, page_height, per_page
+from .load import Context, page_height
 from .space import join, split, to_float, to_uchar
 
 Codes = npt.NDArray[np.uint8]
@@ -73,45 +73,67 @@ def c2g(image: pyvips.Image, args: Args, ctx: Context) -> pyvips.Image:
     iterations = max(1, int_arg(args, "iterations") or 10)
     shadows = bool_arg(args, "enhance_shadows")
     frames = max(1, image.height // page_height(image))
-    budget = WORK_BUDGET // frames  # an animation shares the budget among its frames
-
-    def grey(frame: pyvips.Image) -> pyvips.Image:
-        return _grey(frame, radius, samples, iterations, shadows=shadows, budget=budget)
-
-    return per_page(image, grey)
+    # the frames of an animation are done together, and share the budget
+    grey = _grey(image, frames, radius, samples, iterations, shadows, WORK_BUDGET // frames)
+    if frames > 1:
+        grey = grey.copy()
+        grey.set_type(pyvips.GValue.gint_type, "page-height", image.height // frames)
+    return grey
 
 
 def _grey(
     image: pyvips.Image,
+    frames: int,
     radius: int,
     samples: int,
     iterations: int,
-    *,
     shadows: bool,
     budget: int,
 ) -> pyvips.Image:
+    """The grey of ``image`` (``frames`` frames one above the other), made in memory."""
     colour, alpha = split(image)
     rgb = colour if colour.bands >= 3 else colour.bandjoin([colour, colour])
-    width, height = rgb.width, rgb.height
+    width, height = rgb.width, rgb.height // frames
     work = plan(width, height, radius, samples, iterations, budget)
     small, small_alpha = rgb, alpha
     if (work.width, work.height) != (width, height):
-        x, y = work.width / width, work.height / height
-        linear = to_float(rgb, linear=True).resize(x, vscale=y, kernel="linear")
-        small = to_uchar(linear, linear=True).copy(interpretation="srgb")
-        small_alpha = None if alpha is None else alpha.resize(x, vscale=y, kernel="linear")
+        linear = to_float(rgb, linear=True)
+        small = _shrunk(linear, frames, work.width, work.height)
+        small = to_uchar(small, linear=True).copy(interpretation="srgb")
+        if alpha is not None:
+            small_alpha = _shrunk(alpha, frames, work.width, work.height)
     codes: Codes = np.ascontiguousarray(small.numpy(), dtype=np.uint8).reshape(
-        small.height, small.width, 3
+        frames, work.height, work.width, 3
     )
-    opaque = None if small_alpha is None else small_alpha.numpy().reshape(codes.shape[:2]) > 0
+    opaque = None
+    if small_alpha is not None:
+        opaque = small_alpha.numpy().reshape(frames, work.height, work.width) > 0
     upper, lower = envelopes(codes, opaque, work.radius, samples, work.iterations, lower=shadows)
     p = to_float(rgb, linear=True)
-    above = _positive(_enlarged(upper, width, height) - p)
-    near = _norm(p) if lower is None else _norm(_positive(p - _enlarged(lower, width, height)))
+    above = _positive(_enlarged(upper, frames, width, height) - p)
+    if lower is None:
+        near = _norm(p)
+    else:
+        near = _norm(_positive(p - _enlarged(lower, frames, width, height)))
     total = near + _norm(above)
     flat = total <= 0
     y = flat.ifthenelse(0.5, near / flat.ifthenelse(1, total))
-    return join(to_uchar(y, linear=True), alpha)
+    return join(to_uchar(y, linear=True), alpha).copy_memory()
+
+
+def _shrunk(image: pyvips.Image, frames: int, width: int, height: int) -> pyvips.Image:
+    """Each of the ``frames`` of ``image`` shrunk (linear kernel) to exactly width x height,
+    one above the other again; each made in memory at once (a pipeline per frame, joined
+    lazily, would keep buffers for every one of them)."""
+    step = image.height // frames
+    parts = []
+    for i in range(frames):
+        frame = image.crop(0, i * step, image.width, step)
+        frame = frame.resize(width / frame.width, vscale=height / step, kernel="linear")
+        if (frame.width, frame.height) != (width, height):
+            frame = frame.embed(0, 0, width, height, extend="copy")
+        parts.append(frame if frames == 1 else frame.copy_memory())
+    return parts[0] if frames == 1 else pyvips.Image.arrayjoin(parts, across=1)
 
 
 class Plan(NamedTuple):
@@ -177,40 +199,68 @@ def envelopes(
     lower: bool,
 ) -> tuple[Floats, Floats | None]:
     """The upper (and, with ``lower``, the lower) envelope of each pixel of ``codes`` (8-bit
-    sRGB, height x width x 3), in linear light, as float32 arrays of the same shape.
+    sRGB, frames x height x width x 3), in linear light, as float32 arrays of the same shape.
     ``opaque`` marks the pixels that are not fully transparent (None: all of them)."""
-    height, width = codes.shape[:2]
     source = _Source(codes, opaque, radius, samples)
-    up = np.empty((height, width, 3), np.float32)
-    down = np.empty((height, width, 3), np.float32) if lower else None
-    for y0 in range(0, height, TILE[0]):
-        for x0 in range(0, width, TILE[1]):
-            y1, x1 = min(height, y0 + TILE[0]), min(width, x0 + TILE[1])
-            p, place, span = source.sample(source.pixels(y0, y1, x0, x1), iterations)
+    up = np.empty(codes.shape, np.float32)
+    down = np.empty(codes.shape, np.float32) if lower else None
+    for tiles in _tiles(codes.shape[:3]):
+        own = np.concatenate([source.pixels(*tile) for tile in tiles])
+        p, place, span = source.sample(own, iterations)
+        upper = p + (1 - place) * span
+        under = p - place * span if down is not None else None
+        at = 0
+        for f, y0, y1, x0, x1 in tiles:
+            n = (y1 - y0) * (x1 - x0)
             shape = (y1 - y0, x1 - x0, 3)
-            up[y0:y1, x0:x1] = (p + (1 - place) * span).reshape(shape)
-            if down is not None:
-                down[y0:y1, x0:x1] = (p - place * span).reshape(shape)
+            up[f, y0:y1, x0:x1] = upper[at : at + n].reshape(shape)
+            if down is not None and under is not None:
+                down[f, y0:y1, x0:x1] = under[at : at + n].reshape(shape)
+            at += n
     return up, down
+
+
+Tile = tuple[int, int, int, int, int]  # frame, rows y0 .. y1 - 1, columns x0 .. x1 - 1
+
+
+def _tiles(shape: tuple[int, ...]) -> list[list[Tile]]:
+    """The frames cut into tiles of at most TILE, gathered into groups of about one TILE of
+    pixels (small frames are done several at once)."""
+    frames, height, width = shape
+    groups: list[list[Tile]] = [[]]
+    size = 0
+    for f in range(frames):
+        for y0 in range(0, height, TILE[0]):
+            for x0 in range(0, width, TILE[1]):
+                y1, x1 = min(height, y0 + TILE[0]), min(width, x0 + TILE[1])
+                if size and size + (y1 - y0) * (x1 - x0) > TILE[0] * TILE[1]:
+                    groups.append([])
+                    size = 0
+                groups[-1].append((f, y0, y1, x0, x1))
+                size += (y1 - y0) * (x1 - x0)
+    return groups
 
 
 class _Source:
     """The pixels to sample, packed four bytes each (R, G, B and what is there: INSIDE, CLEAR
-    or OUTSIDE) with a padding around the image as wide as the radius (or the image, if
-    smaller), so that every offset of the table lands in the array; the table of offsets;
-    the random generator."""
+    or OUTSIDE), the frames one above the other with a padding around each as wide as the
+    radius (or the frame, if smaller), so that every offset of the table from a frame's pixel
+    lands in the frame or its padding; the table of offsets; the random generator."""
 
     def __init__(
         self, codes: Codes, opaque: npt.NDArray[np.bool_] | None, radius: int, samples: int
     ) -> None:
-        height, width = codes.shape[:2]
+        frames, height, width = codes.shape[:3]
         self.pad_x, self.pad_y = min(radius, width), min(radius, height)
         self.wide = width + 2 * self.pad_x
-        padded = np.zeros((height + 2 * self.pad_y, self.wide, 4), np.uint8)
+        self.step = height + self.pad_y  # from one frame to the next
+        padded = np.zeros((self.pad_y + frames * self.step, self.wide, 4), np.uint8)
         padded[..., 3] = OUTSIDE
-        inner = padded[self.pad_y : self.pad_y + height, self.pad_x : self.pad_x + width]
-        inner[..., :3] = codes
-        inner[..., 3] = INSIDE if opaque is None else np.where(opaque, INSIDE, CLEAR)
+        for f in range(frames):
+            top = self.pad_y + f * self.step
+            inner = padded[top : top + height, self.pad_x : self.pad_x + width]
+            inner[..., :3] = codes[f]
+            inner[..., 3] = INSIDE if opaque is None else np.where(opaque[f], INSIDE, CLEAR)
         self.packed: npt.NDArray[np.uint32] = padded.reshape(-1).view(np.dtype("<u4"))
         self.clear = opaque is not None and not bool(opaque.all())
         self.samples = samples
@@ -218,9 +268,11 @@ class _Source:
         self.table = _offsets(radius, width, height, self.pad_x, self.pad_y, self.wide, self.rng)
         self.lut = _linear_lut()
 
-    def pixels(self, y0: int, y1: int, x0: int, x1: int) -> Indices:
-        """The indices of the pixels of rows ``y0 .. y1 - 1``, columns ``x0 .. x1 - 1``."""
-        rows = (np.arange(y0, y1, dtype=np.intp) + self.pad_y) * self.wide
+    def pixels(self, frame: int, y0: int, y1: int, x0: int, x1: int) -> Indices:
+        """The indices of the pixels of a frame's rows ``y0 .. y1 - 1``, columns
+        ``x0 .. x1 - 1``."""
+        top = self.pad_y + frame * self.step
+        rows = (np.arange(y0, y1, dtype=np.intp) + top) * self.wide
         columns = np.arange(x0, x1, dtype=np.intp) + self.pad_x
         own: Indices = np.add.outer(rows, columns).reshape(-1)
         return own
@@ -327,16 +379,22 @@ def _linear_lut() -> Floats:
     return lut
 
 
-def _enlarged(field: Floats, width: int, height: int) -> pyvips.Image:
-    """A float field (h x w x bands) as a libvips image of width x height, bilinearly."""
-    h, w = field.shape[:2]
-    image = pyvips.Image.new_from_array(field)
+def _enlarged(field: Floats, frames: int, width: int, height: int) -> pyvips.Image:
+    """A float field (frames x h x w x bands) as a libvips image of its frames, each enlarged
+    bilinearly to width x height (pixel centres aligned), one above the other."""
+    f, h, w, bands = field.shape
+    image = pyvips.Image.new_from_array(field.reshape(f * h, w, bands))
     if (w, h) == (width, height):
         return image
-    image = image.resize(width / w, vscale=height / h, kernel="linear")
-    if (image.width, image.height) != (width, height):
-        image = image.embed(0, 0, width, height, extend="copy")
-    return image
+    xy = pyvips.Image.xyz(width, frames * height)
+    frame = (xy[1] / height).floor()
+    x = _clipped((xy[0] + 0.5) * (w / width) - 0.5, w - 1)
+    y = _clipped((xy[1] - frame * height + 0.5) * (h / height) - 0.5, h - 1) + frame * h
+    return image.mapim(x.bandjoin(y), interpolate=pyvips.Interpolate.new("bilinear"))
+
+
+def _clipped(v: pyvips.Image, top: float) -> pyvips.Image:
+    return (v < 0).ifthenelse(0, (v > top).ifthenelse(top, v))
 
 
 def _positive(v: pyvips.Image) -> pyvips.Image:
