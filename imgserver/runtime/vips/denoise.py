@@ -6,10 +6,10 @@ is): a pass visits every pixel and replaces it by the mean of itself and of the 
 between it and those of its eight neighbours that smooth without curving any of the four axes
 through it (horizontal, vertical, both diagonals) more than before: with the midpoint in the
 pixel's place, the second difference ``before - 2·centre + after`` of no axis may grow in
-magnitude. (With ``m`` that second difference and ``δ = neighbour - centre``, the midpoint is
-allowed when ``δ`` lies between 0 and ``2m`` for every axis: a pixel only moves when it is a
-peak or a pit along all four axes at once, and then at most half way.) Outside the image is 0,
-GEGL's abyss.
+magnitude. (With ``m = 2·centre - before - after`` and ``δ = neighbour - centre``, that is
+``(m + δ)² <= m²``: ``δ`` between 0 and ``-2m`` for every axis. So a pixel only moves when it
+is a peak or a pit along all four axes at once, towards neighbours below or above it, and then
+at most half way.) Outside the image is 0, GEGL's abyss.
 
 GEGL updates in place, in raster order: the neighbours above and to the left of a pixel already
 have this pass's values when it is computed. So does this, and that makes a pass sequential; it
