@@ -457,6 +457,53 @@ OPS: Mapping[str, Op] = MappingProxyType(
                     description="How pixels between the source's are made.",
                 ),
             ),
+            _op(
+                "c2g",
+                "Colour to grey keeping local contrast (GEGL's c2g, the STRESS method): each "
+                "pixel is placed between envelopes of the colours sampled at random within "
+                "radius. Deterministic (a fixed seed); beyond a fixed amount of work the "
+                "envelopes are computed on a shrunk copy. Alpha is kept.",
+                runtimes=(VIPS,),
+                radius=Arg(
+                    "int", 300, minimum=2, maximum=6000, description="Neighbourhood, in pixels."
+                ),
+                samples=Arg(
+                    "int", 4, minimum=1, maximum=1000, description="Samples per iteration."
+                ),
+                iterations=Arg(
+                    "int",
+                    10,
+                    minimum=1,
+                    maximum=1000,
+                    description="Iterations averaged: more are less noisy and cost more.",
+                ),
+                enhance_shadows=Arg(
+                    "bool", False, description="Boost detail in shadows, at the cost of noise."
+                ),
+            ),
+            _op(
+                "mix",
+                "Interpolate linearly from the input (ratio 0) to aux (ratio 1), colour and "
+                "alpha, in linear light (GEGL's mix); the result has the input's size and "
+                "colour model.",
+                inputs=("input", "aux"),
+                runtimes=(VIPS,),
+                ratio=Arg("number", 0.5, minimum=0, maximum=1, description="How much of aux."),
+            ),
+            _op(
+                "denoise",
+                "Edge-preserving smoothing, repeated (GEGL's noise-reduction): a pixel moves "
+                "half way towards those neighbours that do not make any axis through it more "
+                "curved. Alpha is kept.",
+                runtimes=(VIPS,),
+                iterations=Arg(
+                    "int",
+                    4,
+                    minimum=0,
+                    maximum=32,
+                    description="Passes: more are smoother (as many as fit the work limit).",
+                ),
+            ),
         )
     }
 )

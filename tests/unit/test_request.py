@@ -486,7 +486,7 @@ def test_unknown_reserved_key_refused(catalogue: Catalogue, name: str) -> None:
         ("resize", {"mode": "fit", "gravity": "centre", "upscale": False, "quality": 80}),
         ("passthrough", {"quality": 80}),
         ("compress", {"quality": 75}),
-        ("desaturate", {"amount": 1.0, "quality": 80}),
+        ("desaturate", {"grainsize": 300, "samples": 4, "amount": 1.0, "quality": 80}),
         (
             "gaussianblur",
             {"std-dev-x": 1.5, "std-dev-y": 1.5, "abyss-policy": "clamp", "quality": 80},

@@ -58,7 +58,16 @@ from ..images import (
 from .test_runtime_vips import ANIMATED_CASES, RESIZE_CASES, UNDECODABLE, UPRIGHT
 
 OUTPUT_FORMATS = ("jpeg", "png", "webp", "avif", "gif")
-TWINS = ("compress", "crop", "desaturate", "gaussianblur", "noop", "passthrough", "resize")
+TWINS = ("compress", "crop", "gaussianblur", "noop", "passthrough", "resize")
+# The catalogue's desaturate is c2g, libvips only: the Pillow runtime's desaturate op in a graph
+DESATURATE = {
+    "params": {"amount": {"type": "number", "default": 1, "minimum": 0, "maximum": 1}},
+    "nodes": {
+        "fit": {"op": "fit", "args": {"width": {"param": "width"}, "height": {"param": "height"}}},
+        "grey": {"op": "desaturate", "in": "fit", "args": {"amount": {"param": "amount"}}},
+    },
+    "output": "grey",
+}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +76,7 @@ def g(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graph]:
     directory = tmp_path_factory.mktemp("pillow-graphs")
     graphs = {name: pillow_twin(name, directory) for name in TWINS}
     graphs["autocontrast"] = catalogue()["autocontrast"]
+    graphs["desaturate"] = pillow_graph(directory, "desaturate", **DESATURATE)
     assert {graph.runtime for graph in graphs.values()} == {"pillow"}
     return graphs
 

@@ -308,10 +308,10 @@ def test_animated_desaturate_greys_every_frame() -> None:
     r = ok(run("desaturate", animation(), "gif", width=40))
     image, page_height, n = pages(r["data"])
     assert n == 4 and page_height == 30
-    greys = [frame_colour(image, i, page_height) for i in range(n)]
-    for r_, g, b in greys:
-        assert abs(r_ - g) < 2 and abs(g - b) < 2
-    assert len({round(c[0] / 10) for c in greys}) == 4  # four different greys
+    # c2g makes a frame of one colour white: the frames are greyed one by one (taken together,
+    # each would have the others' colours around it)
+    for i in range(n):
+        assert close(frame_colour(image, i, page_height), (255, 255, 255), 2)
 
 
 @pytest.mark.parametrize("saver", ["gif", "webp"])
@@ -497,14 +497,16 @@ def test_desaturate_fully_is_grey(fmt: str, bands: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("amount", "expected"), [(1, (127, 127, 127)), (0.5, (191, 63, 63)), (0, (255, 0, 0))]
+    ("amount", "expected"), [(1, (255, 255, 255)), (0.5, (255, 188, 188)), (0, (255, 0, 0))]
 )
 def test_desaturate_amount(amount: float, expected: tuple) -> None:
+    """c2g (GEGL's) makes an image of one colour white; amount mixes that with the original,
+    in linear light (GEGL's mix)."""
     out = vload(ok(run("desaturate", png(solid(32, 32, RED)), "png", amount=amount))["data"])
     pixel = vpixel(out, 5, 5)
     if out.bands == 1:
         pixel = pixel * 3
-    assert close(pixel, expected, 4), pixel
+    assert close(pixel, expected, 1), pixel
 
 
 def test_desaturate_keeps_alpha() -> None:

@@ -15,7 +15,19 @@ from collections.abc import Callable, Mapping, Sequence
 import pyvips
 
 from ...graphdef import Args
-from . import colour, compose, curves, delaunay, filters, geometry, gradient, transform
+from . import (
+    c2g,
+    colour,
+    compose,
+    curves,
+    delaunay,
+    denoise,
+    filters,
+    geometry,
+    gradient,
+    mix,
+    transform,
+)
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -51,6 +63,9 @@ OPERATIONS: Mapping[str, Operation] = {
     "motion_blur": one(filters.motion_blur),
     "brightness_contrast": one(colour.brightness_contrast),
     "rotate": one(geometry.rotate),
+    "c2g": one(c2g.c2g),
+    "mix": mix.mix,
+    "denoise": one(denoise.denoise),
 }
 
 # Ops that, as a graph's first node reading the source, decode it shrunk on load (they take
