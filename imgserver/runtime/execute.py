@@ -58,6 +58,8 @@ def init(
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     os.environ["VIPS_CONCURRENCY"] = str(threads)
+    # numpy's BLAS (the numpy ops use none of it) would start a thread pool per process
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import pyvips
     from PIL import Image
 

@@ -21,7 +21,7 @@ from imgserver.pool import ProcessPool
 from imgserver.runtime.execute import init_options
 from imgserver.settings import Settings
 
-from ..images import jpeg, pillow_twin, png, texture
+from ..images import catalogue, jpeg, pillow_twin, png, texture
 
 TARGETS = "tests.decoder_targets"
 
@@ -157,3 +157,20 @@ async def test_pillow_refuses_images_over_the_source_limit_after_init(tmp_path: 
     assert opened["over"] is not None and "DecompressionBombError" in opened["over"], opened
     assert "1000000 pixels" in opened["over"]
     assert isinstance(result, RenderFailed) and result.error.code == "too_many_pixels", result
+
+
+async def test_numpy_is_imported_only_by_a_process_that_runs_a_numpy_op(
+    default_pool: ProcessPool,
+) -> None:
+    """numpy adds 80-120 MB to a process's address space, which the worker memory limit counts:
+    a worker that never runs desaturate or enhancelowres does not load it."""
+    limits = Limits(max_source_pixels=50_000_000, max_output_pixels=25_000_000, max_frames=500)
+    source = png(texture(40, 30))
+    probe = {"op": "modules", "env": "OPENBLAS_NUM_THREADS"}
+    for name in ("passthrough", "desaturate"):
+        graph = catalogue()[name]
+        job = RenderJob(name, graph.definition, {}, "png", "png", limits)
+        result = await default_pool.run({"op": "job", "job": job}, source)
+        assert not isinstance(result, RenderFailed), result
+        loaded = await default_pool.run(probe)
+        assert loaded == {"numpy": name == "desaturate", "env": "1"}, (name, loaded)

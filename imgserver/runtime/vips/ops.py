@@ -3,31 +3,21 @@ runtime (``OPERATIONS``), grouped by family: ``geometry.py``, ``filters.py``, ``
 ``compose.py``, ``curves.py`` (retro's curves), ``gradient.py`` (gradient map), ``effect.py`` (an
 effect laid over the original, shared by those two), ``delaunay.py`` (the triangle pattern),
 ``transform.py`` and ``trim.py`` (the transform op), and the colour arithmetic they share,
-``space.py``. An operation takes its input images (as many as the registry's ``inputs``), its
+``space.py``; ``c2g.py``, ``denoise.py`` (numpy, imported on first use: see ``on_demand``) and
+``mix.py``. An operation takes its input images (as many as the registry's ``inputs``), its
 resolved arguments and the job's context, and gives an image. Most take one image: ``one``
 adapts them.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 
 import pyvips
 
 from ...graphdef import Args
-from . import (
-    c2g,
-    colour,
-    compose,
-    curves,
-    delaunay,
-    denoise,
-    filters,
-    geometry,
-    gradient,
-    mix,
-    transform,
-)
+from . import colour, compose, curves, delaunay, filters, geometry, gradient, mix, transform
 from .load import Context
 
 Operation = Callable[[Sequence[pyvips.Image], Args, Context], pyvips.Image]
@@ -42,6 +32,21 @@ def one(fn: OneImage) -> Operation:
         return fn(image, args, ctx)
 
     operation.__name__ = fn.__name__
+    return operation
+
+
+def on_demand(module: str, name: str) -> Operation:
+    """The operation of one image ``name`` of the sibling ``module``, imported on its first call.
+    For the ops computed in numpy: importing numpy (and its OpenBLAS) adds some 80-120 MB to a
+    process's address space, which the worker memory limit (``RLIMIT_AS``) counts; only the
+    processes that run those ops should carry it."""
+
+    def operation(images: Sequence[pyvips.Image], args: Args, ctx: Context) -> pyvips.Image:
+        fn: OneImage = getattr(importlib.import_module(f".{module}", __package__), name)
+        (image,) = images
+        return fn(image, args, ctx)
+
+    operation.__name__ = name
     return operation
 
 
@@ -63,9 +68,9 @@ OPERATIONS: Mapping[str, Operation] = {
     "motion_blur": one(filters.motion_blur),
     "brightness_contrast": one(colour.brightness_contrast),
     "rotate": one(geometry.rotate),
-    "c2g": one(c2g.c2g),
+    "c2g": on_demand("c2g", "c2g"),
     "mix": mix.mix,
-    "denoise": one(denoise.denoise),
+    "denoise": on_demand("denoise", "denoise"),
 }
 
 # Ops that, as a graph's first node reading the source, decode it shrunk on load (they take
