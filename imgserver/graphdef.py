@@ -14,6 +14,7 @@ import msgspec
 from .records import ParamValue
 
 SOURCE = "source"  # the node id of the source image
+MAX_DPR = 4  # the transform op's dpr at most
 
 
 class ParamRef(msgspec.Struct, frozen=True):
@@ -89,3 +90,14 @@ def text_arg(args: Args, name: str, default: str) -> str:
     """A string, enum or colour argument; ``default`` when not given."""
     value = args.get(name)
     return value if isinstance(value, str) else default
+
+
+def dpr_box(args: Args) -> Args:
+    """The transform op's arguments with the box (``width``, ``height``) multiplied by ``dpr``
+    (1 to MAX_DPR), as either runtime resizes to it."""
+    dpr = max(1.0, min(MAX_DPR, number_arg(args, "dpr", 1.0)))
+    box = dict(args)
+    for side in ("width", "height"):
+        value = int_arg(args, side)
+        box[side] = None if value is None else max(1, round(value * dpr))
+    return box

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from ..graphdef import ArgValue
+from ..graphdef import MAX_DPR, ArgValue
 
 VIPS = "vips"
 PILLOW = "pillow"
@@ -156,7 +156,7 @@ _RESIZE = {
 
 _TRANSFORM = {
     **_RESIZE,
-    "dpr": Arg("number", 1.0, minimum=1, maximum=4, description="Multiplies the box."),
+    "dpr": Arg("number", 1.0, minimum=1, maximum=MAX_DPR, description="Multiplies the box."),
     "trim": Arg(
         "number",
         0.0,

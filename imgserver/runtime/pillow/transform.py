@@ -10,11 +10,10 @@ import io
 from PIL import Image, ImageChops, ImageColor, ImageEnhance, ImageFilter, ImageOps
 
 from ...errors import InvalidParam, TooManyPixels
-from ...graphdef import Args, int_arg, number_arg, text_arg
+from ...graphdef import Args, dpr_box, int_arg, number_arg, text_arg
 from .geometry import fit
 from .load import Context, normalise, output_size, split_alpha, with_alpha
 
-MAX_DPR = 4.0
 INTEREST = frozenset({"smart", "attention", "entropy"})
 
 
@@ -28,7 +27,7 @@ def transform(im: Image.Image, args: Args, ctx: Context) -> Image.Image:
     threshold = number_arg(args, "trim")
     if threshold > 0:
         im = _trim(im, threshold)
-    im = fit(im, _box(args), ctx)
+    im = fit(im, dpr_box(args), ctx)
     im = _rotate(im, number_arg(args, "rotate"), colour)
     flip = text_arg(args, "flip", "none")
     if flip in ("horizontal", "both"):
@@ -52,15 +51,6 @@ def transform(im: Image.Image, args: Args, ctx: Context) -> Image.Image:
         number_arg(args, "saturation", 1.0),
     )
     return _watermark(im, args, ctx)
-
-
-def _box(args: Args) -> Args:
-    dpr = max(1.0, min(MAX_DPR, number_arg(args, "dpr", 1.0)))
-    box = dict(args)
-    for side in ("width", "height"):
-        value = int_arg(args, side)
-        box[side] = None if value is None else max(1, round(value * dpr))
-    return box
 
 
 def _fill(colour: str, mode: str) -> int | tuple[int, ...]:

@@ -16,13 +16,12 @@ from __future__ import annotations
 import pyvips
 
 from ...errors import TooManyPixels, UnsupportedSource
-from ...graphdef import Args, int_arg, number_arg, text_arg
+from ...graphdef import Args, dpr_box, int_arg, number_arg, text_arg
 from .geometry import background, place, resize, rotate_clockwise
 from .load import Context, check_output, normalise, page_height
 from .space import alpha_float, alpha_uchar, join, split
 from .trim import trimmed
 
-MAX_DPR = 4.0
 APPROXIMATE_FROM = 3.0  # blur sigma from which the approximate blur is used
 
 
@@ -47,18 +46,8 @@ def transform(image: pyvips.Image | None, args: Args, ctx: Context) -> pyvips.Im
     return _watermark(image, args, ctx)
 
 
-def _box(args: Args) -> Args:
-    """The resize's arguments, with the box multiplied by ``dpr``."""
-    dpr = max(1.0, min(MAX_DPR, number_arg(args, "dpr", 1.0)))
-    box = dict(args)
-    for side in ("width", "height"):
-        value = int_arg(args, side)
-        box[side] = None if value is None else max(1, round(value * dpr))
-    return box
-
-
 def _resize(image: pyvips.Image | None, args: Args, ctx: Context) -> pyvips.Image:
-    box = _box(args)
+    box = dpr_box(args)
     threshold = number_arg(args, "trim")
     if threshold > 0:
         image = trimmed(image, threshold, box, ctx)
