@@ -20,7 +20,8 @@ from ..graphdef import ArgValue
 VIPS = "vips"
 PILLOW = "pillow"
 RUNTIMES = (VIPS, PILLOW)
-PARAM_TYPES = ("int", "number", "bool", "string", "enum", "color")
+# "curve": a tone curve's control points, "in:out,in:out,..." (params.parse_curve)
+PARAM_TYPES = ("int", "number", "bool", "string", "enum", "color", "curve")
 # An argument may also be a "source": another image to fetch, an http(s) URL or upload:{id}
 # (a string parameter feeds it; the worker fetches it under the same rules as the input).
 ARG_TYPES = (*PARAM_TYPES, "source")
