@@ -1,11 +1,11 @@
-"""libvips runtime, step 2: the operations, one per op of the registry that names the vips
-runtime (``OPERATIONS``), grouped by family: ``geometry.py``, ``filters.py``, ``colour.py``,
+"""libvips runtime, step 2: the operations, one per op of the registry that names the vips runtime
+(``OPERATIONS``), grouped by family: ``geometry.py``, ``filters.py``, ``colour.py``,
 ``compose.py``, ``curves.py`` (retro's curves), ``gradient.py`` (gradient map), ``effect.py`` (an
-effect laid over the original, shared by those two), ``delaunay.py`` (the triangle pattern),
-``transform.py`` and ``trim.py`` (the transform op), and the colour arithmetic they share,
-``space.py``. An operation takes its input images (as many as the registry's ``inputs``), its
-resolved arguments and the job's context, and gives an image. Most take one image: ``one``
-adapts them.
+effect laid over the original, shared by those two), ``lut.py`` (curves through control points),
+``delaunay.py`` (the triangle pattern), ``transform.py`` and ``trim.py`` (the transform op), and
+the colour arithmetic they share, ``space.py``. An operation takes its input images (as many as the
+registry's ``inputs``), its resolved arguments and the job's context, and gives an image. Most take
+one image: ``one`` adapts them.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from . import (
     filters,
     geometry,
     gradient,
+    lut,
     mix,
     transform,
 )
@@ -57,6 +58,7 @@ OPERATIONS: Mapping[str, Operation] = {
     "fill": compose.fill,
     "transform": one(transform.transform),
     "curves": one(curves.curves),
+    "lut": one(lut.lut),
     "gradient_map": one(gradient.gradient_map),
     "delaunay": delaunay.delaunay,
     "sobel": one(filters.sobel),
