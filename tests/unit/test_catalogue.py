@@ -30,6 +30,7 @@ def test_ships_the_expected_graphs() -> None:
         "canvas",
         "compress",
         "crop",
+        "curves",
         "delaunay_triangles",
         "desaturate",
         "gaussianblur",
@@ -131,6 +132,7 @@ def nodes(graph: Any) -> dict[str, Node]:
         ("resize", False),
         ("noop", False),  # copies the source: nothing to fit
         ("retro", False),
+        ("curves", False),
         ("gradientmap", False),
         ("delaunay_triangles", False),  # width and height are the size it draws
         ("canvas", False),

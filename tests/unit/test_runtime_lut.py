@@ -1,7 +1,7 @@
-"""The ``lut`` op (tone curves through control points, ``runtime/vips/lut.py``): exact values
-where a curve's meaning is exact (identity, inversion, straight lines, flat ends), the smooth
-curve's promises (through the points, never overshooting, rising points make a rising curve, a
-continuous slope), channels, alpha, grey, animation."""
+"""The ``lut`` op (tone curves through control points, ``runtime/vips/lut.py``) and the ``curves``
+graph that exposes it: exact values where a curve's meaning is exact (identity, inversion,
+straight lines, flat ends), the smooth curve's promises (through the points, never overshooting,
+rising points make a rising curve, a continuous slope), channels, alpha, grey, animation."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pyvips
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from imgserver.errors import InvalidParam
 from imgserver.messages import Limits
 from imgserver.params import CurvePoint, parse_curve
 from imgserver.runtime.registry import IDENTITY_CURVE, OPS
@@ -26,7 +27,12 @@ from ..images import (
     FRAME_COLOURS,
     LIMITS,
     animation,
+    catalogue,
     frame_colour,
+    ok,
+    pages,
+    png,
+    run,
     solid,
     texture,
     vload,
@@ -251,5 +257,56 @@ def test_every_frame_of_an_animation_is_mapped() -> None:
     out = op(strip, all="0:255,255:0")
     assert out.get("page-height") == 60 and out.height == 240
     for i, colour in enumerate(FRAME_COLOURS):
+        assert frame_colour(out, i, 60) == [255 - c for c in colour], i
+    r = ok(run("curves", animation(), "gif", all="0:255,255:0"))
+    image, page_height, n = pages(r["data"])
+    assert (r["frames"], n, page_height, image.height) == (4, 4, 60, 240)
+    for i, colour in enumerate(FRAME_COLOURS):
         inverted = [255 - c for c in colour]
-        assert frame_colour(out, i, 60) == inverted, i
+        got = frame_colour(image, i, 60)
+        assert all(abs(a - b) <= 1 for a, b in zip(got, inverted, strict=True)), (i, got)
+
+
+# -- the curves graph ------------------------------------------------------------------------
+
+
+def test_the_curves_graph_and_its_defaults() -> None:
+    graph = catalogue()["curves"]
+    assert graph.runtime == "vips"
+    for name in ("all", "red", "green", "blue"):
+        assert graph.params[name].type == "curve"
+        assert graph.params[name].default == IDENTITY_CURVE
+    assert graph.params["smooth"].default is True
+    assert graph.params["strength"].default == 1.0
+    assert [n.op for n in graph.definition.nodes] == ["fit", "lut"]
+    source = texture(64, 48)
+    out = vload(ok(run("curves", png(source)))["data"])
+    assert same_pixels(out, source)  # PNG, identity curves: the image as it was
+
+
+def test_the_curves_graph_applies_its_params() -> None:
+    source = texture(64, 48)
+    query = {"all": S_CURVE, "blue": "0:20,255:235", "smooth": False, "width": 32}
+    out = vload(ok(run("curves", png(source), **query))["data"])
+    assert (out.width, out.height, out.bands) == (32, 24, 3)
+    small = source.resize(0.5)
+    expected = op(small, all=S_CURVE, blue="0:20,255:235", smooth=False)
+    assert same_pixels(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("param", "raw", "why"),
+    [
+        ("all", "0:0,300:255", "outside 0-255"),
+        ("red", "0:0", "at least 2 points"),
+        ("green", "0:0,9:1,9:2", "two points at in=9"),
+        ("blue", "dark", "at least 2 points"),
+        ("strength", "1.5", "at most 1"),
+    ],
+)
+def test_the_curves_graph_refuses_a_bad_curve(param: str, raw: str, why: str) -> None:
+    with pytest.raises(InvalidParam) as info:
+        run("curves", b"", **{param: raw})
+    assert info.value.code == "invalid_param" and info.value.status == 400
+    assert info.value.details["param"] == param
+    assert info.value.message.startswith(f"parameter '{param}' ") and why in info.value.message
