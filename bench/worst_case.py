@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 WIDTH, HEIGHT = 5120, 2880
 DEADLINE = 60.0
 
+CURVE_PARAMS = ("all", "red", "green", "blue")
 # graph -> the cases that cost it most (query values as a URL gives them)
 CASES: dict[str, list[dict[str, str]]] = {
     "passthrough": [{}],
@@ -48,6 +49,9 @@ CASES: dict[str, list[dict[str, str]]] = {
     "enhancelowres": [{"iterations": "32"}],
     "retro": [{"preset": "batcave"}],
     "gradientmap": [{}],
+    "curves": [  # 32 points on every curve: the LUT is built once a call, then one maplut
+        {name: ",".join(f"{i * 8}:{(i * 37) % 256}" for i in range(32)) for name in CURVE_PARAMS}
+    ],
     "delaunay_triangles": [{"width": "16384", "height": "1525"}],
     "canvas": [{"width": "16384", "height": "1525"}],
 }

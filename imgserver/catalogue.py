@@ -37,7 +37,7 @@ import jsonschema
 from .errors import InvalidParam, UnknownGraph
 from .graphdef import SOURCE, ArgSpec, Definition, Node, ParamRef
 from .graphschema import COLOR_PATTERN, MAX_NODES, graph_schema
-from .params import PARAM_TYPES, Param, number_text
+from .params import PARAM_TYPES, Param, curve_text, number_text, parse_curve
 from .runtime.registry import ENCODE_ARGS, OPS, RUNTIMES, Arg
 
 SCHEMA_FILE = "schema.json"  # beside the graphs: their JSON Schema, not a graph
@@ -51,6 +51,7 @@ _FEEDS = {
     "bool": {"bool"},
     "string": {"string", "source"},
     "color": {"color"},
+    "curve": {"curve"},
     "enum": {"enum", "string"},
 }
 
@@ -356,6 +357,11 @@ def _args(
             raise GraphError(f"{where}: arg {aname!r} must be a constant of type {arg.type}")
         elif arg.type in ("int", "number") and value is not None and not _within(value, value, arg):
             raise GraphError(f"{where}: arg {aname!r} must be in {_range(arg)}")
+        elif arg.type == "curve" and isinstance(value, str):
+            try:
+                value = curve_text(parse_curve(value))  # one spelling: one digest
+            except ValueError as exc:
+                raise GraphError(f"{where}: arg {aname!r} {exc}") from None
         out[aname] = value
     return out
 
@@ -387,6 +393,8 @@ def _const_ok(value: Any, arg: Arg) -> bool:
         return value in arg.values
     if arg.type == "color":
         return isinstance(value, str) and bool(_COLOR.match(value))
+    if arg.type == "curve":  # a string: its points are checked by the caller
+        return isinstance(value, str)
     if arg.type == "source":  # another image to fetch: only ever from a parameter
         return False
     return isinstance(value, str)

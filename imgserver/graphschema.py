@@ -16,6 +16,13 @@ from .runtime.registry import ENCODE_ARGS, OPS, PARAM_TYPES, RUNTIMES, Arg, Op
 MAX_NODES = 32  # nodes in one graph
 MAX_STRING = 256  # characters of a string value
 COLOR_PATTERN = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
+# A tone curve: control points in:out (each 0..255, whole or decimal) separated by commas,
+# spaces allowed around them; the parameter parser checks the ranges and the order.
+MAX_CURVE_POINTS = 32
+MAX_CURVE = 1024  # characters of a curve value
+CURVE_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+_CURVE_POINT = rf"\s*{CURVE_NUMBER}\s*:\s*{CURVE_NUMBER}\s*"
+CURVE_PATTERN = rf"^{_CURVE_POINT}(?:,{_CURVE_POINT}){{1,{MAX_CURVE_POINTS - 1}}}$"
 PARAM_NAME_PATTERN = r"^[^_=][^=]*$"  # not empty, no leading "_" (reserved), no "="
 NODE_ID_PATTERN = r"^(?!source$)[^_]"  # not "source", no leading "_" (added nodes)
 
@@ -39,6 +46,8 @@ def _value(arg: Arg) -> dict[str, Any]:
         schema = {"enum": list(arg.values)}
     elif arg.type == "color":
         schema = {"type": "string", "pattern": COLOR_PATTERN}
+    elif arg.type == "curve":
+        schema = {"type": "string", "maxLength": MAX_CURVE, "pattern": CURVE_PATTERN}
     elif arg.type == "source":  # another image: only ever from a parameter, never a constant
         schema = {"type": "null"}
     else:

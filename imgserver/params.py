@@ -6,14 +6,16 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 from .errors import InvalidParam
-from .graphschema import COLOR_PATTERN, MAX_STRING
+from .graphschema import COLOR_PATTERN, CURVE_NUMBER, MAX_CURVE, MAX_CURVE_POINTS, MAX_STRING
 from .records import ParamValue
 from .runtime.registry import PARAM_TYPES as PARAM_TYPES
 
 _COLOR = re.compile(COLOR_PATTERN)
+_CURVE_NUMBER = re.compile(rf"^{CURVE_NUMBER}$")
 _INT = re.compile(r"^[+-]?\d{1,12}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -67,6 +69,11 @@ class Param:
             if not m:
                 raise self._invalid("must be a colour like #rrggbb or #rrggbbaa", raw)
             return normalise_color(m.group(1))
+        if t == "curve":
+            try:
+                return curve_text(parse_curve(raw))
+            except ValueError as exc:
+                raise self._invalid(str(exc), raw[:64] + ("..." if len(raw) > 64 else "")) from None
         if t == "enum":
             if raw not in (self.values or ()):
                 raise self._invalid(f"must be one of {', '.join(self.values or ())}", raw)
@@ -100,3 +107,45 @@ def normalise_color(hexdigits: str) -> str:
 
 def number_text(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v)
+
+
+CurvePoint = tuple[float, float]  # in, out: 0..255
+
+
+def parse_curve(text: str) -> tuple[CurvePoint, ...]:
+    """A tone curve's control points, ``in:out`` separated by commas (values 0..255, whole or
+    decimal; 2 to MAX_CURVE_POINTS of them, no two at one ``in``), sorted by ``in``; ValueError
+    says what is wrong, to follow "parameter 'x' "."""
+    text = text.strip()
+    example = "e.g. 0:0,128:150,255:255"
+    if not text:
+        raise ValueError(f"must be control points in:out separated by commas, {example}")
+    if len(text) > MAX_CURVE:
+        raise ValueError(f"must be at most {MAX_CURVE} characters")
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) < 2:
+        raise ValueError(f"needs at least 2 points in:out separated by commas, {example}")
+    if len(parts) > MAX_CURVE_POINTS:
+        raise ValueError(f"has {len(parts)} points: at most {MAX_CURVE_POINTS}")
+    points: list[CurvePoint] = []
+    for part in parts:
+        values = [v.strip() for v in part.split(":")]
+        if not part:
+            raise ValueError(f"has an empty point (two commas in a row?), {example}")
+        if len(values) != 2 or not all(_CURVE_NUMBER.match(v) for v in values):
+            raise ValueError(f"has a point {part!r} that is not in:out, two numbers 0-255")
+        x, y = float(values[0]), float(values[1])
+        if x > 255 or y > 255:
+            raise ValueError(f"has a point {part!r} outside 0-255")
+        points.append((x, y))
+    points.sort()
+    for (a, _), (b, _) in pairwise(points):
+        if a == b:
+            raise ValueError(f"has two points at in={number_text(a)}: each point needs its own in")
+    return tuple(points)
+
+
+def curve_text(points: tuple[CurvePoint, ...]) -> str:
+    """Control points in their canonical spelling: sorted, numbers as ``number_text`` writes
+    them, no spaces (equal curves, one cache key)."""
+    return ",".join(f"{number_text(x)}:{number_text(y)}" for x, y in points)

@@ -20,7 +20,8 @@ from ..graphdef import MAX_DPR, ArgValue
 VIPS = "vips"
 PILLOW = "pillow"
 RUNTIMES = (VIPS, PILLOW)
-PARAM_TYPES = ("int", "number", "bool", "string", "enum", "color")
+# "curve": a tone curve's control points, "in:out,in:out,..." (params.parse_curve)
+PARAM_TYPES = ("int", "number", "bool", "string", "enum", "color", "curve")
 # An argument may also be a "source": another image to fetch, an http(s) URL or upload:{id}
 # (a string parameter feeds it; the worker fetches it under the same rules as the input).
 ARG_TYPES = (*PARAM_TYPES, "source")
@@ -65,6 +66,7 @@ RETRO_PRESETS = ("none", "prog", "indie", "batcave", "country")
 # Bounds that keep an op's worst case on a large image under the job deadline (README).
 MAX_SIGMA = 1500.0  # gaussblur: GEGL's own maximum
 MAX_MOTION = 1000.0  # motion_blur: GEGL's own maximum
+IDENTITY_CURVE = "0:0,255:255"  # a curve that changes nothing
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,15 @@ _TRANSFORM = {
         "int", 0, minimum=0, maximum=1000, description="Its distance from the edges, in px."
     ),
 }
+
+
+def _curve(channels: str) -> Arg:
+    return Arg(
+        "curve",
+        IDENTITY_CURVE,
+        description=f"The curve of {channels}: control points in:out, 0-255, e.g. "
+        "0:0,64:40,192:220,255:255.",
+    )
 
 
 def _gradient_map() -> Op:
@@ -365,6 +376,30 @@ OPS: Mapping[str, Op] = MappingProxyType(
                     "number", 0.5, minimum=0, maximum=1, description="Opacity of the curved image."
                 ),
                 srgb=Arg("bool", True, description="Blend sRGB-encoded values, not linear light."),
+            ),
+            _op(
+                "lut",
+                "Tone curves through control points in:out (0-255) on 8-bit sRGB values, "
+                "applied as one lookup table: red, green and blue each through its own curve, "
+                "then all three through `all`, moved `strength` of the way from the original. "
+                "Smooth: a monotone cubic through the points (PCHIP, it never overshoots); else "
+                "straight lines; flat before the first point and after the last. Alpha is kept; "
+                "a grey image stays grey unless red, green and blue differ.",
+                runtimes=(VIPS,),
+                all=_curve("every colour channel, after its own"),
+                red=_curve("red"),
+                green=_curve("green"),
+                blue=_curve("blue"),
+                smooth=Arg(
+                    "bool", True, description="A smooth curve through the points, else lines."
+                ),
+                strength=Arg(
+                    "number",
+                    1.0,
+                    minimum=0,
+                    maximum=1,
+                    description="Opacity of the curved image over the original.",
+                ),
             ),
             _gradient_map(),
             _op(

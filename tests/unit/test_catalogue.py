@@ -30,6 +30,7 @@ def test_ships_the_expected_graphs() -> None:
         "canvas",
         "compress",
         "crop",
+        "curves",
         "delaunay_triangles",
         "desaturate",
         "gaussianblur",
@@ -131,6 +132,7 @@ def nodes(graph: Any) -> dict[str, Node]:
         ("resize", False),
         ("noop", False),  # copies the source: nothing to fit
         ("retro", False),
+        ("curves", False),
         ("gradientmap", False),
         ("delaunay_triangles", False),  # width and height are the size it draws
         ("canvas", False),
@@ -195,6 +197,17 @@ def edit(change: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
     d = copy.deepcopy(BASE)
     change(d)
     return d
+
+
+def with_lut(args: dict[str, Any], **params: Any) -> dict[str, Any]:
+    """BASE with a last node "tone", op lut with ``args``, and ``params`` added."""
+    return edit(
+        lambda d: (
+            d["params"].update(params),
+            d["nodes"].update(tone={"op": "lut", "in": "grey", "args": args}),
+            d.update(output="tone"),
+        )
+    )
 
 
 def write(directory: Path, name: str, content: Any) -> Path:
@@ -299,6 +312,51 @@ BROKEN: list[tuple[str, Any, str]] = [
         "const-int-arg-is-bool",
         edit(lambda d: d["encode"].update(quality=True)),
         "arg 'quality' must be a constant of type int",
+    ),
+    (
+        "const-curve-out-of-range",
+        with_lut({"all": "0:0,128:300,255:255"}),
+        "node 'tone': arg 'all' has a point '128:300' outside 0-255",
+    ),
+    (
+        "const-curve-one-point",
+        with_lut({"red": "128:128"}),
+        "node 'tone': arg 'red' needs at least 2 points",
+    ),
+    (
+        "const-curve-duplicate-in",
+        with_lut({"green": "0:0,64:10,64:20,255:255"}),
+        "node 'tone': arg 'green' has two points at in=64",
+    ),
+    (
+        "const-curve-garbage",
+        with_lut({"blue": "s-curve"}),
+        "node 'tone': arg 'blue' needs at least 2 points",
+    ),
+    (
+        "const-curve-not-a-string",
+        with_lut({"all": [[0, 0], [255, 255]]}),
+        "node 'tone': arg 'all' must be a constant of type curve",
+    ),
+    (
+        "curve-arg-fed-by-string",
+        with_lut({"all": {"param": "s"}}, s={"type": "string", "default": "0:0,255:255"}),
+        "arg 'all' is curve, param 's' is string",
+    ),
+    (
+        "number-arg-fed-by-curve",
+        with_lut({"strength": {"param": "c"}}, c={"type": "curve", "default": "0:0,255:255"}),
+        "arg 'strength' is number, param 'c' is curve",
+    ),
+    (
+        "curve-default-invalid",
+        with_lut({"all": {"param": "c"}}, c={"type": "curve", "default": "0:0,255:256"}),
+        "param 'c': the default is not valid: parameter 'c' has a point '255:256' outside 0-255",
+    ),
+    (
+        "curve-param-with-bounds",
+        with_lut({"all": {"param": "c"}}, c={"type": "curve", "default": "0:0,1:1", "maximum": 9}),
+        "param 'c': minimum/maximum must be numbers on int/number params",
     ),
     (
         "cycle",
@@ -572,6 +630,25 @@ def test_enum_param_subset_may_feed_an_enum_arg(tmp_path: Path) -> None:
         )
     )
     load_graph(write(tmp_path, "g", content))
+
+
+def test_curves_are_canonical_in_the_definition(tmp_path: Path) -> None:
+    """A constant curve, and a curve parameter's default, are kept in one spelling: sorted, the
+    numbers as the parameter parser writes them (so a respelt file keeps its digest)."""
+    content = with_lut(
+        {"all": " 255:255.0, 0:0 ,64.50:40 ", "red": {"param": "c"}},
+        c={"type": "curve", "default": "255.0:250,0:5"},
+    )
+    graph = load_graph(write(tmp_path, "g", content))
+    tone = nodes(graph)["tone"]
+    assert tone.args["all"] == "0:0,64.5:40,255:255"
+    assert tone.args["red"] == ParamRef("c") and graph.params["c"].default == "0:5,255:250"
+    assert tone.args["green"] == tone.args["blue"] == "0:0,255:255"  # the op's default
+    respelt = with_lut(
+        {"all": "0:0,64.5:40,255:255", "red": {"param": "c"}},
+        c={"type": "curve", "default": "0:5,255:250"},
+    )
+    assert load_graph(write(tmp_path, "g", respelt)).digest == graph.digest
 
 
 def test_optional_arg_fed_by_param_without_default(tmp_path: Path) -> None:

@@ -41,6 +41,31 @@ GOOD: dict[str, Any] = {
 }
 
 
+THIRTY_THREE = ",".join(f"{i}:{i}" for i in range(33))  # one point too many
+
+
+def test_the_schema_takes_a_curve() -> None:
+    graph = {
+        "description": "d",
+        "runtime": "vips",
+        "params": {"c": {"type": "curve", "default": "0:0,255:255"}},
+        "nodes": {
+            "t": {
+                "op": "lut",
+                "args": {
+                    "all": " 0:0, 64.5:40 ,255:255",
+                    "red": {"param": "c"},
+                    "green": ",".join(f"{i}:{i}" for i in range(32)),
+                },
+            }
+        },
+        "output": "t",
+    }
+    jsonschema.validate(graph, graph_schema())
+    lut = graph_schema()["$defs"]["op-lut"]["properties"]["args"]["properties"]["all"]
+    assert lut["anyOf"][0]["type"] == "string" and lut["anyOf"][0]["pattern"]
+
+
 @pytest.mark.parametrize(
     ("change", "where"),
     [
@@ -53,6 +78,11 @@ GOOD: dict[str, Any] = {
         (lambda g: g.update(runtime="opencv"), "runtime"),
         (lambda g: g["params"].update(_secret={"type": "int"}), "params"),
         (lambda g: g["nodes"].update(source={"op": "fit"}), "nodes"),
+        (lambda g: g["nodes"].update(b={"op": "lut", "args": {"all": "0:0"}}), "nodes/b"),
+        (lambda g: g["nodes"].update(b={"op": "lut", "args": {"red": "0:0;9:9"}}), "nodes/b"),
+        (lambda g: g["nodes"].update(b={"op": "lut", "args": {"blue": "0:0,-1:2"}}), "nodes/b"),
+        (lambda g: g["nodes"].update(b={"op": "lut", "args": {"all": THIRTY_THREE}}), "nodes/b"),
+        (lambda g: g["params"].update(c={"type": "curves"}), "params/c"),
     ],
 )
 def test_the_schema_refuses_what_the_registry_does_not_allow(change: Any, where: str) -> None:
@@ -83,6 +113,13 @@ def test_ops_lists_every_op_with_its_arguments_and_runtimes() -> None:
     assert body["ops"]["resize"]["args"]["mode"]["values"] == ["fit", "fill", "crop", "pad"]
     for op in body["ops"].values():
         assert op["description"] and all(a["description"] for a in op["args"].values())
+    lut = body["ops"]["lut"]
+    assert lut["runtimes"] == ["vips"] and lut["frames"] is True
+    assert set(lut["args"]) == {"all", "red", "green", "blue", "smooth", "strength"}
+    for channel in ("all", "red", "green", "blue"):
+        assert lut["args"][channel]["type"] == "curve"
+        assert lut["args"][channel]["default"] == "0:0,255:255"
+    assert lut["args"]["smooth"]["default"] is True
 
 
 def write(tmp_path: Path, graph: dict[str, Any]) -> Path:

@@ -20,8 +20,15 @@ from hypothesis import strategies as st
 from multidict import MultiDict
 
 from imgserver.catalogue import Catalogue, Graph, Param, load_graph
-from imgserver.errors import ImgServerError, InvalidInput, TooManyPixels, UnsupportedSource
+from imgserver.errors import (
+    ImgServerError,
+    InvalidInput,
+    InvalidParam,
+    TooManyPixels,
+    UnsupportedSource,
+)
 from imgserver.formats import EXTENSIONS, require_source_format, sniff
+from imgserver.params import number_text
 from imgserver.probe import check_pixels, dimensions
 from imgserver.request import ImageRequest, canonical_input, parse_request
 from imgserver.security import embedded_ipv4, host_allowed, ipv4_literal, is_public
@@ -48,6 +55,7 @@ TYPED_GRAPH: dict[str, Any] = {
         "ratio": {"type": "number", "default": 0.5, "minimum": -1, "maximum": 1},
         "count": {"type": "int", "default": 3, "minimum": 0, "maximum": 10},
         "flag": {"type": "bool", "default": True},
+        "tone": {"type": "curve", "default": "0:0,255:255"},
     },
 }
 
@@ -129,6 +137,30 @@ def spell_int(n: int) -> st.SearchStrategy[str]:
     return st.sampled_from(options)
 
 
+# A curve's values: whole, or decimals a float holds exactly (so every spelling is one value).
+curve_value = st.one_of(st.integers(0, 255).map(float), st.integers(0, 1020).map(lambda n: n / 4))
+
+
+def curve_points() -> st.SearchStrategy[list[tuple[float, float]]]:
+    """2 to 32 control points with distinct inputs, in no particular order."""
+    return st.lists(
+        st.tuples(curve_value, curve_value), min_size=2, max_size=32, unique_by=lambda p: p[0]
+    )
+
+
+def spell_number(v: float) -> st.SearchStrategy[str]:
+    whole = v.is_integer()
+    options = [number_text(v), f"{v:.2f}", f"0{v:.3f}", f" {number_text(v)} "]
+    return st.sampled_from(options + ([f"{int(v)}.0", f"00{int(v)}"] if whole else []))
+
+
+@st.composite
+def spell_curve(draw: st.DrawFn, points: list[tuple[float, float]]) -> str:
+    """One of the ways to write ``points``: any order, padded, trailing and leading zeros."""
+    order = draw(st.permutations(points))
+    return ",".join(f"{draw(spell_number(x))}:{draw(spell_number(y))}" for x, y in order)
+
+
 def spelled(param: Param) -> st.SearchStrategy[str]:
     """Valid query-string spellings of values of ``param``."""
     lo, hi = param.minimum, param.maximum
@@ -153,6 +185,8 @@ def spelled(param: Param) -> st.SearchStrategy[str]:
             lambda n: st.text("0123456789abcdefABCDEF", min_size=n, max_size=n)
         )
         return st.tuples(st.sampled_from(["", "#"]), digits).map("".join)
+    if param.type == "curve":
+        return curve_points().flatmap(spell_curve)
     return st.text(max_size=40)  # string
 
 
@@ -206,6 +240,31 @@ def typed(req: ImageRequest) -> tuple:
         req.input,
         tuple(sorted((k, type(v).__name__, v) for k, v in req.params.items())),
     )
+
+
+# -- curves -----------------------------------------------------------------------------------
+
+TONE = CATALOGUE["typed"].params["tone"]
+
+
+@DETERMINISTIC
+@given(curve_points().flatmap(lambda pts: st.tuples(st.just(pts), spell_curve(pts))))
+def test_every_spelling_of_a_curve_is_one_value(case: tuple[list, str]) -> None:
+    points, raw = case
+    value = TONE.parse(raw)
+    assert value == ",".join(f"{number_text(x)}:{number_text(y)}" for x, y in sorted(points))
+    assert TONE.parse(value) == value  # canonical: parsing it again changes nothing
+
+
+@DETERMINISTIC
+@given(st.one_of(st.text(max_size=60), st.text("0123456789.:, -e", max_size=60)))
+def test_a_curve_is_refused_only_with_invalid_param(raw: str) -> None:
+    try:
+        value = TONE.parse(raw)
+    except InvalidParam as exc:
+        assert exc.details["param"] == "tone" and exc.message.startswith("parameter 'tone' ")
+        return
+    assert isinstance(value, str) and TONE.parse(value) == value
 
 
 # -- canonical input --------------------------------------------------------------------------

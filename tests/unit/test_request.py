@@ -328,9 +328,15 @@ def test_input_query_string_is_part_of_the_key(catalogue: Catalogue) -> None:
         ("gaussianblur", "std-dev-x", "100", 100.0),
         ("crop", "cropwidth", "50", 50),
         ("crop", "x", "0", 0),
+        ("curves", "all", "0:0,64:40,192:220,255:255", "0:0,64:40,192:220,255:255"),
+        ("curves", "all", "255:255,0:0", "0:0,255:255"),  # sorted
+        ("curves", "red", " 0 : 10 , 255.0 : 245.50 ", "0:10,255:245.5"),
+        ("curves", "green", "000:0,12.25:3,0255:255", "0:0,12.25:3,255:255"),
+        ("curves", "blue", ",".join(f"{i * 8}:{i * 8}" for i in range(32)), None),
     ],
 )
 def test_param_typed(catalogue: Catalogue, graph: str, name: str, raw: str, expected: Any) -> None:
+    expected = raw if expected is None else expected  # None: already canonical
     params, nocache = parse_params(catalogue[graph], query((name, raw)))
     assert params[name] == expected
     assert type(params[name]) is type(expected)
@@ -372,6 +378,24 @@ def test_param_typed(catalogue: Catalogue, graph: str, name: str, raw: str, expe
         ("desaturate", "amount", "-0.1", "at least 0"),
         ("gaussianblur", "std-dev-y", "1500.5", "at most 1500"),
         ("crop", "x", "-1", "at least 0"),
+        ("curves", "all", "", "control points in:out"),
+        ("curves", "all", "  ", "control points in:out"),
+        ("curves", "all", "128:128", "at least 2 points"),
+        ("curves", "all", "0:0;255:255", "at least 2 points"),
+        ("curves", "all", ",".join(f"{i}:{i}" for i in range(33)), "33 points: at most 32"),
+        ("curves", "red", "0:0,256:255", "'256:255' outside 0-255"),
+        ("curves", "red", "0:0,255:255.5", "'255:255.5' outside 0-255"),
+        ("curves", "green", "0:0,-1:5,255:255", "'-1:5' that is not in:out"),
+        ("curves", "green", "0:0,a:b,255:255", "'a:b' that is not in:out"),
+        ("curves", "green", "0:0,64,255:255", "'64' that is not in:out"),
+        ("curves", "green", "0:0:0,255:255", "'0:0:0' that is not in:out"),
+        ("curves", "blue", "0:0,1e2:50,255:255", "'1e2:50' that is not in:out"),
+        ("curves", "blue", "0:0,.5:1,255:255", "'.5:1' that is not in:out"),
+        ("curves", "blue", "0:0,nan:1,255:255", "'nan:1' that is not in:out"),
+        ("curves", "blue", "0:0,,255:255", "an empty point"),
+        ("curves", "blue", "0:0,64:10,64.0:20,255:255", "two points at in=64"),
+        ("curves", "all", "hello", "at least 2 points"),
+        ("curves", "all", "0:0," + "1" * 1100 + ":1", "at most 1024 characters"),
     ],
 )
 def test_param_refused(catalogue: Catalogue, graph: str, name: str, raw: str, why: str) -> None:
@@ -637,6 +661,35 @@ def test_same_key(
     catalogue: Catalogue, first: list[tuple[str, str]], second: list[tuple[str, str]]
 ) -> None:
     assert key(catalogue, "resize.jpg", *first) == key(catalogue, "resize.jpg", *second)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ([("all", "0:0,64:40,255:255")], [("all", "255:255, 64.0:40.00 ,000:0")]),
+        ([("red", "0:10,255:245.5")], [("red", "255:245.50,0:10")]),
+        ([("all", "0:0,255:255")], []),  # the default == left out
+        ([("blue", " 0.0:0 , 255:255.0 ")], []),
+    ],
+)
+def test_equivalent_curves_share_a_key(
+    catalogue: Catalogue, first: list[tuple[str, str]], second: list[tuple[str, str]]
+) -> None:
+    assert key(catalogue, "curves.png", *first) == key(catalogue, "curves.png", *second)
+
+
+def test_different_curves_have_different_keys(catalogue: Catalogue) -> None:
+    keys = {
+        key(catalogue, "curves.png", *pairs)
+        for pairs in (
+            [],
+            [("all", "0:0,64:40,255:255")],
+            [("all", "0:0,64:41,255:255")],
+            [("red", "0:0,64:40,255:255")],
+            [("all", "0:0,64:40,255:255"), ("smooth", "false")],
+        )
+    }
+    assert len(keys) == 5
 
 
 def test_input_position_does_not_matter(catalogue: Catalogue) -> None:

@@ -260,12 +260,16 @@ def tables(preset: str) -> tuple[Curve, Curve, Curve]:
     )
 
 
+def lut_image(*bands: Curve) -> pyvips.Image:
+    """Tables of 256 8-bit values, one per band, as a 256 x 1 LUT for ``maplut``."""
+    data = bytes(v for entry in zip(*bands, strict=True) for v in entry)
+    return pyvips.Image.new_from_memory(data, 256, 1, len(bands), "uchar")
+
+
 @functools.cache
 def _lut(preset: str) -> pyvips.Image:
     """``tables(preset)`` as a 256 x 1 three-band LUT."""
-    red, green, blue = tables(preset)
-    data = bytes(v for entry in zip(red, green, blue, strict=True) for v in entry)
-    return pyvips.Image.new_from_memory(data, 256, 1, 3, "uchar")
+    return lut_image(*tables(preset))
 
 
 def _f32(x: float) -> float:
@@ -293,7 +297,7 @@ _TENTH: Curve = tuple((d + 5) // 10 for d in range(256))
 
 @functools.cache
 def _tenth_lut() -> pyvips.Image:
-    return pyvips.Image.new_from_memory(bytes(_TENTH), 256, 1, 1, "uchar")
+    return lut_image(_TENTH)
 
 
 def _towards_brightest(colour: pyvips.Image) -> pyvips.Image:

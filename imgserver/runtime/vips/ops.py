@@ -2,11 +2,11 @@
 runtime (``OPERATIONS``), grouped by family: ``geometry.py``, ``filters.py``, ``colour.py``,
 ``compose.py``, ``curves.py`` (retro's curves), ``gradient.py`` (gradient map), ``effect.py`` (an
 effect laid over the original, shared by those two), ``delaunay.py`` (the triangle pattern),
-``transform.py`` and ``trim.py`` (the transform op), and the colour arithmetic they share,
-``space.py``; ``c2g.py``, ``denoise.py`` (numpy, imported on first use: see ``on_demand``) and
-``mix.py``. An operation takes its input images (as many as the registry's ``inputs``), its
-resolved arguments and the job's context, and gives an image. Most take one image: ``one``
-adapts them.
+``transform.py`` and ``trim.py`` (the transform op), ``mix.py``, and the colour arithmetic they
+share, ``space.py``; computed in numpy, and so imported on first use (``on_demand``): ``c2g.py``,
+``denoise.py`` and ``lut.py`` (curves through control points). An operation takes its input
+images (as many as the registry's ``inputs``), its resolved arguments and the job's context, and
+gives an image. Most take one image: ``one`` adapts them.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ OPERATIONS: Mapping[str, Operation] = {
     "c2g": on_demand("c2g", "c2g"),
     "mix": mix.mix,
     "denoise": on_demand("denoise", "denoise"),
+    "lut": on_demand("lut", "lut"),
 }
 
 # Ops that, as a graph's first node reading the source, decode it shrunk on load (they take

@@ -85,7 +85,9 @@ function control(name, spec) {
       break;
     }
     default: {
-      input = el("input", { ...attrs, type: "text", maxLength: 256, value: spec.default ?? "" });
+      // a curve's points "in:out,…" may be longer than a string (graphschema.py's MAX_CURVE)
+      const maxLength = spec.type === "curve" ? 1024 : 256;
+      input = el("input", { ...attrs, type: "text", maxLength, value: spec.default ?? "" });
       if (IMAGE_PARAM.test(name)) {
         input.type = "url";
         input.placeholder = "https://example.com/logo.png or upload:{id}";
