@@ -37,7 +37,7 @@ import jsonschema
 from .errors import InvalidParam, UnknownGraph
 from .graphdef import SOURCE, ArgSpec, Definition, Node, ParamRef
 from .graphschema import COLOR_PATTERN, MAX_NODES, graph_schema
-from .params import PARAM_TYPES, Param, curve_text, number_text, parse_curve
+from .params import PARAM_TYPES, Param, curve_text, normalise_color, number_text, parse_curve
 from .runtime.registry import ENCODE_ARGS, OPS, RUNTIMES, Arg
 
 SCHEMA_FILE = "schema.json"  # beside the graphs: their JSON Schema, not a graph
@@ -357,6 +357,8 @@ def _args(
             raise GraphError(f"{where}: arg {aname!r} must be a constant of type {arg.type}")
         elif arg.type in ("int", "number") and value is not None and not _within(value, value, arg):
             raise GraphError(f"{where}: arg {aname!r} must be in {_range(arg)}")
+        elif arg.type == "color" and isinstance(value, str):
+            value = normalise_color(value.removeprefix("#"))  # '#FFF' as a URL's would be
         elif arg.type == "curve" and isinstance(value, str):
             try:
                 value = curve_text(parse_curve(value))  # one spelling: one digest

@@ -14,6 +14,8 @@ from imgserver.catalogue import PARAM_TYPES, Catalogue, GraphError, load_graph
 from imgserver.errors import UnknownGraph
 from imgserver.graphdef import Node, ParamRef
 
+from ..images import ok, png, run, solid, vload, vpixel
+
 GRAPHS = Path(__file__).resolve().parents[2] / "graphs"
 SHIPPED = sorted(p.stem for p in GRAPHS.glob("*.json") if p.name != "schema.json")
 PARAM_KEYS = {"type", "default", "minimum", "maximum", "values", "description"}
@@ -649,6 +651,29 @@ def test_curves_are_canonical_in_the_definition(tmp_path: Path) -> None:
         c={"type": "curve", "default": "0:5,255:250"},
     )
     assert load_graph(write(tmp_path, "g", respelt)).digest == graph.digest
+
+
+def test_colour_constants_are_canonical_in_the_definition(tmp_path: Path) -> None:
+    """'#F00', 'f00' and '#ff0000ff' are one colour, written as the parameter parser writes it
+    (the runtimes read that spelling only)."""
+    spellings = ("#F00", "f00", "#FF0000", "#ff0000FF")
+    digests = set()
+    for spelling in spellings:
+        content = edit(
+            lambda d, c=spelling: (
+                d["nodes"].pop("grey"),
+                d["nodes"].update(
+                    turn={"op": "rotate", "in": "fit", "args": {"degrees": 45, "background": c}}
+                ),
+                d.update(output="turn"),
+            )
+        )
+        graph = load_graph(write(tmp_path, "g", content))
+        assert nodes(graph)["turn"].args["background"] == "#ff0000"
+        digests.add(graph.digest)
+        out = vload(ok(run(graph, png(solid(20, 20, (0, 0, 255)))))["data"])
+        assert vpixel(out, 0, 0)[:3] == [255, 0, 0], spelling  # a corner: the background
+    assert len(digests) == 1
 
 
 def test_optional_arg_fed_by_param_without_default(tmp_path: Path) -> None:
