@@ -17,12 +17,12 @@ import time
 from collections.abc import AsyncIterator
 
 from .backends.base import Backends
-from .errors import Overloaded, Timeout
+from .errors import Failure, ImgServerError, Overloaded, Timeout
 from .messages import Entry, Job, JobDone, JobOutcome, Purged, TaskChanged
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT, result_path
 from .recent import RecentEntries
-from .records import Task, new_id
+from .records import FAILED, Task, new_id
 from .request import CHAIN_PREFIX, MAX_CHAIN, ImageRequest
 from .settings import Settings
 
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 RETRY_AFTER = 5  # seconds suggested to a client whose request hit the deadline
 DEPTH_REFRESH = 0.25  # seconds a queue depth read from the broker is reused
+PROVISIONAL = 60.0  # seconds a prefetch's task record lives until its job is queued
 
 
 class Coordinator:
@@ -139,10 +140,36 @@ class Coordinator:
             image_id=image_id,
         )
         async with self._admission(BACKGROUND):
-            await self.b.tasks.create(task)
-            await self.b.events.publish(TaskChanged(task))
-            await self._enqueue(BACKGROUND, req.job(task.id))
+            # Provisional until its job is queued: a prefetch answered 503 leaves no task that
+            # would never end, even if the store fails as the broker did.
+            await self.b.tasks.create(task, lease=PROVISIONAL)
+            try:
+                await self.b.events.publish(TaskChanged(task))
+                await self._enqueue(BACKGROUND, req.job(task.id))
+            except ImgServerError as exc:
+                await self._not_queued(task, exc)
+                raise
+            await self.b.tasks.update(task.id, {})  # confirmed: it lives for task_ttl now
         return task
+
+    async def _not_queued(self, task: Task, exc: ImgServerError) -> None:
+        """A task whose job could not be queued: failed (and announced), or, if the store
+        fails too, left to vanish when its lease ends."""
+        failure = Failure(
+            exc.code, f"the job could not be queued ({exc.message}); nothing was done: retry"
+        )
+        try:
+            failed = await self.b.tasks.update(task.id, {"status": FAILED, "error": failure})
+            if failed is not None:
+                await self.b.events.publish(TaskChanged(failed))
+        except ImgServerError as again:
+            log.warning(
+                "task %s: its job was not queued, and it could not be marked failed (%s); "
+                "it is gone in %g s",
+                task.id,
+                again.message,
+                PROVISIONAL,
+            )
 
     async def _publish(self, queue: str, job: Job) -> None:
         async with self._admission(queue):

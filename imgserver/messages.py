@@ -50,6 +50,10 @@ class Job(msgspec.Struct, frozen=True):
     queued_at: float = msgspec.field(default_factory=time.time)
     attempt: int = 0
     inner: Job | None = None  # a chained input: the job whose result is this one's source
+    # when it first failed for a transient reason: its retry budget runs from then
+    failing_since: float | None = None
+    # decided: the job failed with this; only its task record is left to write (worker._fail)
+    failure: Failure | None = None
 
 
 # -- the event bus ------------------------------------------------------------------------------

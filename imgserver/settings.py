@@ -85,8 +85,10 @@ class Settings:
     s3_presign_expiry: int = 86400
     index_ttl: int = 0  # seconds a cache index entry lives in Redis; 0: forever (S3 stays)
     task_ttl: int = 7 * 86400  # seconds a task record lives in Redis
-    job_max_attempts: int = 4  # tries of a job failing for a transient reason
+    job_max_attempts: int = 4  # tries of a job whose source fails transiently (5xx, timeout)
     retry_backoff: float = 0.5  # first retry delay in seconds, doubled each time
+    retry_backoff_max: float = 15.0  # the longest retry delay (each one then jittered down)
+    retry_budget: float = 300.0  # seconds a background job retries through a backend outage
     worker_metrics_port: int = 0  # `python -m workers`: serve /metrics here; 0: not at all
 
     # -- limits
@@ -158,8 +160,16 @@ class Settings:
             )
         if self.job_max_attempts < 1:
             raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
+        if not self.retry_backoff_max > 0:
+            raise SettingsError(f"{PREFIX}RETRY_BACKOFF_MAX must be positive")
+        if self.retry_backoff > self.retry_backoff_max:
+            raise SettingsError(
+                f"{PREFIX}RETRY_BACKOFF ({self.retry_backoff:g} s) cannot be longer than "
+                f"{PREFIX}RETRY_BACKOFF_MAX ({self.retry_backoff_max:g} s)"
+            )
         for name in (
             "retry_backoff",
+            "retry_budget",
             "index_ttl",
             "task_ttl",
             "worker_metrics_port",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ import msgspec
 from .backends.base import Backends, Delivery
 from .catalogue import Catalogue, Graph
 from .errors import (
+    Failure,
     ImgServerError,
     Internal,
     InvalidInput,
@@ -52,6 +54,7 @@ from .probe import check_pixels
 from .recent import Recent
 from .records import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .request import CHAIN_PREFIX, UPLOAD_PREFIX
+from .retries import retry_delay, settle_delay
 from .settings import Settings
 from .shared import SharedBytes
 from .uploads import follow_task
@@ -147,10 +150,15 @@ class Worker:
 
         Cancelled (shutdown) or killed, it stays unacknowledged and the broker delivers it
         again. A transient failure (source 5xx or timeout, a backend down) is retried with
-        backoff up to ``job_max_attempts``, then dead-lettered; a permanent one fails at once.
+        backoff (``retries.py``: a few tries for a source, a time budget for a backend), then
+        dead-lettered; a permanent one fails at once. A failure is settled only once the task
+        records it (``_fail``).
         """
         job = delivery.job
         started = time.monotonic()
+        if job.failure is not None:  # decided before: only its record is left to write
+            await self._fail(delivery, job, job.failure, started)
+            return
         try:
             entry, cached = await self.process(job)
         except asyncio.CancelledError:
@@ -163,31 +171,61 @@ class Worker:
                 error = Internal("the job failed unexpectedly")
             if error.detail:  # a library's or a backend's own words: the log's, not the client's
                 log.warning("job %s: %s: %s", job.key, error.message, error.detail)
-            transient = is_transient(error)
-            if transient and job.attempt + 1 < self.settings.job_max_attempts:
-                await self._retry(delivery, job, error)
-                return
             failure = error.failure()
-            if transient:
+            if is_transient(error):
+                now = time.time()
+                outage = isinstance(error, Unavailable)
+                delay = retry_delay(
+                    self.settings, self.role, job, outage=outage, now=now, rand=random.random()
+                )
+                since = now if job.failing_since is None else job.failing_since
+                if delay is not None:
+                    again = msgspec.structs.replace(
+                        job, attempt=job.attempt + 1, failing_since=since
+                    )
+                    await self._retry(delivery, again, delay, f"{error.code} ({error.message})")
+                    return
+                tries = job.attempt + 1
+                failure = Failure(
+                    error.code,
+                    f"{error.message}; given up after {tries} tries in {now - since:.0f} s",
+                    {**error.details, "attempts": tries},
+                )
                 await _quietly(self.b.broker.dead_letter(self.role, job, failure))
-            await _quietly(self._task(job, {"status": FAILED, "error": failure}))
-            await self._settle(delivery, JobFailed(job.key, failure), error.code, started)
+            await self._fail(delivery, job, failure, started)
             return
         done = JobDone(job.key, entry, cached)
         await self._settle(delivery, done, "cached" if cached else "ok", started)
 
-    async def _retry(self, delivery: Delivery, job: Job, error: ImgServerError) -> None:
-        delay = self.settings.retry_backoff * 2**job.attempt
-        log.warning(
-            "job %s: %s (%s); retry %d in %.2f s",
-            job.key,
-            error.code,
-            error.message,
-            job.attempt + 1,
-            delay,
-        )
+    async def _fail(self, delivery: Delivery, job: Job, failure: Failure, started: float) -> None:
+        """Record the job's failure in its task, then settle it. When the store is down the
+        failure must not be lost with the delivery: the job goes back to the broker carrying
+        it (``Job.failure``, delayed with backoff), and comes back until the write lands; only
+        then is it acknowledged and announced."""
         try:
-            again = msgspec.structs.replace(job, attempt=job.attempt + 1)
+            await self._task(job, {"status": FAILED, "error": failure})
+        except ImgServerError as exc:
+            now = time.time()
+            settling = (
+                job
+                if job.failure is not None
+                else msgspec.structs.replace(job, failure=failure, attempt=0, queued_at=now)
+            )
+            delay = settle_delay(self.settings, settling, now=now, rand=random.random())
+            if delay is not None:
+                again = msgspec.structs.replace(settling, attempt=settling.attempt + 1)
+                why = f"its failure is not recorded: {exc.message}"
+                await self._retry(delivery, again, delay, why)
+                return
+            log.error("job %s: its failure could not be recorded; giving up", job.key)
+        await self._settle(delivery, JobFailed(job.key, failure), failure.code, started)
+
+    async def _retry(self, delivery: Delivery, again: Job, delay: float, why: str) -> None:
+        """Queue ``again`` after ``delay`` s, then acknowledge the delivery; if the broker
+        cannot take it, the delivery goes back to its queue instead (or, its channel gone,
+        is delivered again after the reconnection)."""
+        log.warning("job %s: %s; try %d in %.2f s", again.key, why, again.attempt + 1, delay)
+        try:
             await self.b.broker.publish(self.role, again, delay)
         except ImgServerError:  # the broker itself is down: leave the job where it was
             await _quietly(delivery.reject(requeue=True))

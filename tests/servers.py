@@ -115,6 +115,15 @@ class RedisServer:
         self.stop()
         self.start()
 
+    def freeze(self) -> None:
+        """SIGSTOP: Redis hangs (connections are accepted, nothing answers) until ``thaw``."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def flushall(self) -> None:
         subprocess.run(
             ["redis-cli", "-p", str(self.port), "FLUSHALL"], check=True, capture_output=True
@@ -174,6 +183,15 @@ class RabbitServer:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def vhost(self, name: str) -> str:
+        """A new virtual host on this node (its own queues), and the URL that opens it."""
+        self.ctl("add_vhost", name).check_returncode()
+        self.ctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*").check_returncode()
+        return f"{self.url}{name}"
+
+    def delete_vhost(self, name: str) -> None:
+        self.ctl("delete_vhost", name)
 
     def purge_all(self) -> None:
         out = self.ctl("list_queues", "-q", "name").stdout.split()

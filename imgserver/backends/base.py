@@ -78,7 +78,11 @@ class CacheIndex(Lifecycle, Protocol):
 
 
 class TaskStore(Lifecycle, Protocol):
-    async def create(self, task: Task) -> None: ...
+    async def create(self, task: Task, lease: float | None = None) -> None:
+        """Store a new task. With ``lease``, the record is provisional: it is gone (``get`` and
+        ``update`` find nothing, ``unfinished`` leaves it out) after ``lease`` seconds, unless
+        an ``update`` (an empty one confirms it) is applied to it first."""
+        ...
 
     async def get(self, task_id: str) -> Task | None: ...
 

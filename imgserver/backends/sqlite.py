@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY, record TEXT NOT NULL, status TEXT NOT NULL, created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
+CREATE TABLE IF NOT EXISTS task_leases (id TEXT PRIMARY KEY, until REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS quotas (name TEXT PRIMARY KEY, used INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY, record TEXT NOT NULL, created_at REAL NOT NULL
@@ -165,19 +166,51 @@ class _Records(_OnDB, Generic[Rec]):
 
 
 class SqliteTaskStore(_Records[Task]):
+    """Tasks; a provisional one (``create(lease=…)``) has a row in ``task_leases`` until it
+    is changed, and is deleted when it is next read after its lease ended."""
+
     def __init__(self, db: SqliteDB) -> None:
         super().__init__(db, "tasks", ("status", "created_at"), decode_task)
+
+    async def create(self, record: Task, lease: float | None = None) -> None:
+        def txn(c: sqlite3.Connection) -> None:
+            self._save(c, record)
+            if lease is not None:
+                c.execute(
+                    "INSERT INTO task_leases (id, until) VALUES (?, ?)",
+                    (record.id, time.time() + lease),
+                )
+
+        await self.db.call(txn)
+
+    def _save(self, c: sqlite3.Connection, record: Task) -> None:
+        super()._save(c, record)
+        c.execute("DELETE FROM task_leases WHERE id = ?", (record.id,))  # a change confirms
+
+    def _load(self, c: sqlite3.Connection, record_id: str) -> Task | None:
+        self._lapse(c)
+        return super()._load(c, record_id)
+
+    @staticmethod
+    def _lapse(c: sqlite3.Connection) -> None:
+        """Delete the provisional tasks whose lease has ended."""
+        lapsed = "SELECT id FROM task_leases WHERE until <= ?"
+        now = (time.time(),)
+        if c.execute(lapsed + " LIMIT 1", now).fetchone() is None:  # (reads write nothing)
+            return
+        c.execute(f"DELETE FROM tasks WHERE id IN ({lapsed})", now)
+        c.execute("DELETE FROM task_leases WHERE until <= ?", now)
 
     async def unfinished(self) -> list[Task]:
         final = tuple(FINAL)
         marks = ",".join("?" * len(final))
-        rows = await self.db.call(
-            lambda c: c.execute(
-                f"SELECT record FROM tasks WHERE status NOT IN ({marks}) ORDER BY created_at",
-                final,
-            ).fetchall()
-        )
-        return [decode_task(r[0]) for r in rows]
+
+        def read(c: sqlite3.Connection) -> list[Any]:
+            self._lapse(c)
+            query = f"SELECT record FROM tasks WHERE status NOT IN ({marks}) ORDER BY created_at"
+            return c.execute(query, final).fetchall()
+
+        return [decode_task(r[0]) for r in await self.db.call(read)]
 
 
 class SqliteImageStore(_Records[ImageRecord]):

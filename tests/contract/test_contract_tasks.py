@@ -227,6 +227,28 @@ async def test_create_replaces(store: TaskStore) -> None:
     assert await store.unfinished() == []
 
 
+LEASE = 0.5  # seconds a provisional task lives unless changed
+
+
+async def test_a_provisional_task_is_gone_after_its_lease_unless_changed(store: TaskStore) -> None:
+    lapsing, confirmed, started = make_task(1.0), make_task(2.0), make_task(3.0)
+    for task in (lapsing, confirmed, started):
+        await store.create(task, lease=LEASE)
+    got = await store.get(lapsing.id)
+    assert got is not None and got == lapsing  # there, meanwhile
+    assert [t.id for t in await store.unfinished()] == [lapsing.id, confirmed.id, started.id]
+    assert await store.update(confirmed.id, {}) is not None  # an empty change confirms it
+    await store.update(started.id, {"status": PROCESSING})
+    await asyncio.sleep(LEASE + 0.3)
+    assert await store.get(lapsing.id) is None
+    assert await store.update(lapsing.id, {"status": PROCESSING}) is None
+    assert [t.id for t in await store.unfinished()] == [confirmed.id, started.id]
+    got = await store.get(confirmed.id)
+    assert got is not None and got.status == PENDING
+    await store.create(lapsing)  # created again, for good this time
+    assert await store.get(lapsing.id) == lapsing
+
+
 async def test_ping(store: TaskStore) -> None:
     await store.ping()
 
@@ -244,6 +266,12 @@ async def test_redis_task_ttl(redis_env: RedisEnv) -> None:
     await client.expire(key, 100)
     await store.update(task.id, {"status": PROCESSING})
     assert await client.ttl(key) > 100  # an update keeps it for task_ttl again
+    provisional = make_task()
+    await store.create(provisional, lease=60)
+    key = names.REDIS_TASK.format(id=provisional.id)
+    assert 0 < await client.ttl(key) <= 60
+    await store.update(provisional.id, {})
+    assert await client.ttl(key) > 60  # confirmed: task_ttl from now on
 
 
 async def test_redis_unfinished_forgets_expired_tasks(redis_env: RedisEnv) -> None:

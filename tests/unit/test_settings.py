@@ -70,6 +70,8 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "task_ttl": "20",
         "job_max_attempts": "2",
         "retry_backoff": "0.1",
+        "retry_backoff_max": "2.5",
+        "retry_budget": "60",
         "worker_metrics_port": "9100",
         "keys": "k:0123456789abcdef",
         "keys_file": "/etc/keys.json",
@@ -183,6 +185,9 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("public_url", "ftp://cdn.example.com"),
         ("graphs_dir", "/nonexistent/graphs"),
         ("log_level", "LOUD"),
+        ("retry_backoff_max", "0"),
+        ("retry_backoff", "20"),  # longer than the longest delay
+        ("retry_budget", "-1"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:

@@ -1,7 +1,8 @@
 """Task and image records in Redis, each JSON under its own key (``records.encode``).
 
-- Tasks live under ``REDIS_TASK``, expiring ``task_ttl`` after their last change; ids of tasks
-  not yet final are in the sorted set ``REDIS_UNFINISHED`` (score: ``created_at``).
+- Tasks live under ``REDIS_TASK``, expiring ``task_ttl`` after their last change (a provisional
+  one, ``create(lease=…)``, after its lease, unless changed before); ids of tasks not yet final
+  are in the sorted set ``REDIS_UNFINISHED`` (score: ``created_at``).
 - Images live under ``REDIS_IMAGE`` (no expiry: images are kept), and each id is a member of the
   sorted set ``REDIS_IMAGES`` with score 0, so the set is ordered by id (ids sort by creation
   time) and a page is one ``ZREVRANGEBYLEX`` below the cursor, then one ``MGET``.
@@ -35,18 +36,22 @@ class RedisTaskStore(OnRedis):
     def _key(task_id: str) -> str:
         return names.REDIS_TASK.format(id=task_id)
 
-    def _save(self, pipe: Pipeline, task: Task) -> None:
-        """Queue the writes of ``task`` (record and unfinished set) on a MULTI pipeline."""
-        pipe.set(self._key(task.id), encode(task), ex=self.ttl)
+    def _save(self, pipe: Pipeline, task: Task, lease: float | None = None) -> None:
+        """Queue the writes of ``task`` (record and unfinished set) on a MULTI pipeline; with
+        ``lease``, the record expires after that many seconds instead of ``task_ttl``."""
+        if lease is None:
+            pipe.set(self._key(task.id), encode(task), ex=self.ttl)
+        else:
+            pipe.set(self._key(task.id), encode(task), px=max(1, round(lease * 1000)))
         if task.final:
             pipe.zrem(names.REDIS_UNFINISHED, task.id)
         else:
             pipe.zadd(names.REDIS_UNFINISHED, {task.id: task.created_at})
 
     @translated_call
-    async def create(self, task: Task) -> None:
+    async def create(self, task: Task, lease: float | None = None) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
-            self._save(pipe, task)
+            self._save(pipe, task, lease)
             await pipe.execute()
 
     @translated_call
