@@ -46,7 +46,7 @@ class Coordinator:
         ttl = settings.hit_cache_ttl
         if settings.index_ttl:
             ttl = min(ttl, settings.index_ttl)
-        self._recent = RecentEntries(settings.hit_cache_size, ttl)
+        self._recent = RecentEntries(settings.hit_cache_size, ttl, settings.lifetime)
         # A job not answered in this long is presumed lost and published again.
         self._stale_after = settings.inflight_ttl
 

@@ -87,7 +87,9 @@ async def _deliver(
         headers["Vary"] = "Accept"
     if settings.delivery == "redirect":
         headers["Location"] = url_for(request, entry.path)
-        headers["Cache-Control"] = f"public, max-age={settings.redirect_max_age}"
+        # a redirect cached by a client or a CDN must not outlive its object
+        max_age = settings.lifetime.max_age(settings.redirect_max_age, entry.created_at)
+        headers["Cache-Control"] = f"public, max-age={max_age}"
         return web.Response(status=301, headers=headers)
 
     etag = f'"{req.key}"'
