@@ -3,8 +3,9 @@ parsed requests in front of parsing.
 
 Results are content-addressed and immutable, so an entry can only go stale by a purge (which
 every frontend hears as an event and drops), by its result's lifetime running out (an entry is
-not kept past it), or by its object vanishing from storage outside the service; the time limit
-bounds how long that can go unnoticed.
+not kept past it), or by its object vanishing from storage outside the service (hit checks find
+that, and every frontend hears it as a purge); the time limit bounds how long that can go
+unnoticed.
 """
 
 from __future__ import annotations

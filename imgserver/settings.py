@@ -48,6 +48,7 @@ class Settings:
     redirect_max_age: int = 3600  # Cache-Control max-age of 301 answers
     hit_cache_size: int = 10000  # index entries kept in each frontend's memory; 0: none
     hit_cache_ttl: float = 60.0  # seconds such an entry is trusted
+    verify_hits: float = 0.01  # fraction of hits whose object is checked in storage afterwards
     result_max_age: int = 31536000  # Cache-Control max-age of stored results
     enable_avif: bool = False  # offer AVIF when negotiating from Accept
     log_level: str = "INFO"
@@ -174,6 +175,8 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
+        if not 0 <= self.verify_hits <= 1:
+            raise SettingsError(f"{PREFIX}VERIFY_HITS must be a fraction from 0 to 1")
         if self.results_lifetime and self.index_ttl > self.lifetime.seconds:
             raise SettingsError(
                 f"{PREFIX}INDEX_TTL ({self.index_ttl} s) is longer than "

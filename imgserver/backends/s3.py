@@ -133,12 +133,14 @@ class S3Storage(Managed):
             if _expires_sooner(rule, prefix, days):
                 log.warning(
                     "s3: lifecycle rule %r of bucket %r expires objects under %r before the "
-                    "results lifetime (%s): the index may point at results it deleted; make "
-                    "%sRESULTS_LIFETIME no longer than that rule",
+                    "results lifetime (%s): the index may point at results it deleted until "
+                    "hit checks (%sVERIFY_HITS) find them gone; make %sRESULTS_LIFETIME no "
+                    "longer than that rule",
                     rule.get("ID"),
                     self.bucket,
                     prefix,
                     f"{days} days" if days else "forever",
+                    PREFIX,
                     PREFIX,
                 )
         ours = [r for r in rules if r.get("ID") == rule_id]

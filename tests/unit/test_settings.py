@@ -77,6 +77,7 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "max_queue_urgent": "9",
         "hit_cache_size": "5",
         "hit_cache_ttl": "2",
+        "verify_hits": "0.5",
         "results_lifetime": "30",
         "s3_lifecycle": "0",
         "max_queue_background": "99",
@@ -186,6 +187,9 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("graphs_dir", "/nonexistent/graphs"),
         ("log_level", "LOUD"),
         ("results_lifetime", "-1"),
+        ("verify_hits", "-0.1"),
+        ("verify_hits", "1.5"),
+        ("verify_hits", "nan"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:
