@@ -6,12 +6,18 @@ reverse order at shutdown:
 2. ``coordinator_ctx``: the coordinator (cache lookups, single-flight, queueing) and uploads;
 3. ``events_ctx``: the frontend's one event-bus subscription (``feed.py``);
 4. ``workers_ctx``: in the embedded mode, the workers of both roles (``processing.py``), and
-   the tasks a previous run left unfinished, queued again.
+   the tasks a previous run left unfinished, queued again;
+5. ``sweep_ctx``: with a results lifetime, expired results swept from local storage and the
+   SQLite index (S3 and Redis expire them by themselves), at start-up and every
+   ``SWEEP_INTERVAL``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -19,6 +25,7 @@ from aiohttp import web
 from .apikeys import KeyRing
 from .backends.factory import open_backends
 from .backends.local_storage import LocalStorage
+from .backends.sqlite import SqliteIndex
 from .catalogue import Catalogue
 from .coordinator import Coordinator
 from .feed import EventFeed
@@ -48,6 +55,8 @@ from .web.state import (
 
 log = logging.getLogger(__name__)
 
+SWEEP_INTERVAL = 3600.0  # seconds between sweeps of expired results (embedded backends)
+
 
 def create_app(settings: Settings | None = None) -> web.Application:
     """Build the application. Loading the catalogue here makes a broken graph stop start-up."""
@@ -68,7 +77,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.router.add_routes(operations.routes)
     if not settings.s3_bucket:  # the embedded storage is served by the app itself
         app.router.add_routes(storage.routes)
-    app.cleanup_ctx.extend((backends_ctx, coordinator_ctx, events_ctx, workers_ctx))
+    app.cleanup_ctx.extend((backends_ctx, coordinator_ctx, events_ctx, workers_ctx, sweep_ctx))
     app.on_shutdown.append(_end_streams)
     return app
 
@@ -114,3 +123,37 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         if requeued:
             log.info("re-queued %d unfinished task(s)", requeued)
         yield
+
+
+async def sweep_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With a results lifetime: sweep expired results from the embedded backends, the index
+    first (so it never points at a swept file), now and every SWEEP_INTERVAL."""
+    backends = app[BACKENDS]
+    swept = [
+        part
+        for part in (backends.index, backends.storage)
+        if isinstance(part, SqliteIndex | LocalStorage)
+    ]
+    if not app[SETTINGS].results_lifetime or not swept:
+        yield
+        return
+
+    async def sweep_forever() -> None:
+        while True:
+            for part in swept:
+                try:
+                    count = await part.sweep()
+                except (OSError, sqlite3.Error) as exc:
+                    log.warning("sweeping expired results: %s", exc)
+                else:
+                    if count:
+                        log.info("swept %d expired result(s) from %s", count, type(part).__name__)
+            await asyncio.sleep(SWEEP_INTERVAL)
+
+    sweeper = asyncio.create_task(sweep_forever(), name="imgserver-sweep")
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper

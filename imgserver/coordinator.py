@@ -6,6 +6,13 @@ expiry, so a crashed owner cannot block a key for long) decides who publishes. E
 outcome arrives on the event bus (the frontend's one subscription, ``feed.py``, hands it to
 ``on_outcome``), so a request is woken whichever worker, and whichever frontend's job, produced
 the result.
+
+The index is trusted on the hit path, but checked: a sampled fraction of hits
+(``IMGSERVER_VERIFY_HITS``) is followed by a HEAD of its object in storage, in the background
+after the answer, and a POST of a cached URL checks before answering. A result found gone
+(expired by a lifecycle rule, deleted by hand) is forgotten everywhere (``forget``: the index
+entry, and every frontend's memory through a ``Purged`` event), so the next request makes it
+again, at the same storage path.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 
@@ -31,6 +39,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER = 5  # seconds suggested to a client whose request hit the deadline
 DEPTH_REFRESH = 0.25  # seconds a queue depth read from the broker is reused
 PROVISIONAL = 60.0  # seconds a prefetch's task record lives until its job is queued
+MAX_CHECKS = 16  # hit checks running at once in a process; more sampled hits go unchecked
 
 
 class Coordinator:
@@ -47,7 +56,9 @@ class Coordinator:
         ttl = settings.hit_cache_ttl
         if settings.index_ttl:
             ttl = min(ttl, settings.index_ttl)
-        self._recent = RecentEntries(settings.hit_cache_size, ttl)
+        self._recent = RecentEntries(settings.hit_cache_size, ttl, settings.lifetime)
+        self._sampler = random.Random()
+        self._checks: dict[str, asyncio.Task[None]] = {}  # hit checks running, by key
         # A job not answered in this long is presumed lost and published again.
         self._stale_after = settings.inflight_ttl
 
@@ -55,6 +66,8 @@ class Coordinator:
         """Stop waiting: the requests still waiting are cancelled (the app is stopping)."""
         for fut, _ in self._inflight.values():
             fut.cancel()
+        for check in self._checks.values():
+            check.cancel()
 
     def on_outcome(self, outcome: JobOutcome) -> None:
         """A job finished, here or elsewhere: wake the requests waiting for it."""
@@ -66,9 +79,11 @@ class Coordinator:
         """Results were dropped: stop serving them from memory."""
         self._recent.drop(purged.keys)
 
-    async def lookup(self, req: ImageRequest) -> Entry | None:
-        """The indexed result, or None. (On an index miss the worker asks storage before it
-        computes anything, so a flushed index costs a queue trip, never a recompute.)"""
+    async def lookup(self, req: ImageRequest, *, check: bool = False) -> Entry | None:
+        """The indexed result, or None. ``check``: only if storage still has it (a HEAD);
+        otherwise a sampled fraction of hits is checked in the background. (On an index miss
+        the worker asks storage before it computes anything, so a flushed index costs a queue
+        trip, never a recompute.)"""
         entry = None
         if not req.nocache:
             entry = self._recent.get(req.key)
@@ -76,8 +91,49 @@ class Coordinator:
                 entry = await self.b.index.get(req.key)
                 if entry is not None:
                     self._recent.put(req.key, entry)
+        if entry is not None:
+            if check:
+                entry = entry if await self._check(req.key, entry) else None
+            elif self._sampler.random() < self.settings.verify_hits:
+                self._check_later(req.key, entry)
         self.metrics.count(self.metrics.cache, "hit" if entry else "miss")
         return entry
+
+    async def forget(self, key: str) -> None:
+        """An indexed result whose object is gone: drop its entry from the index and from every
+        frontend's memory, so the next request makes it again."""
+        self._recent.drop([key])
+        await self.b.index.delete(key)
+        await self.b.events.publish(Purged([key]))
+
+    async def _check(self, key: str, entry: Entry) -> bool:
+        """Whether storage still has ``entry``'s object; if not, it is forgotten. A storage
+        that does not answer proves nothing: the index is trusted."""
+        try:
+            present = await self.b.storage.head(entry.path) is not None
+        except ImgServerError as exc:
+            log.warning("checking the stored result %s: %s", key, exc.message)
+            self.metrics.count(self.metrics.hit_checks, "error")
+            return True
+        self.metrics.count(self.metrics.hit_checks, "present" if present else "missing")
+        if not present:
+            log.warning("result %s is indexed but gone from storage: made again on demand", key)
+            await self.forget(key)
+        return present
+
+    def _check_later(self, key: str, entry: Entry) -> None:
+        """Check a hit in the background (at most MAX_CHECKS at once, one per key)."""
+        if key in self._checks or len(self._checks) >= MAX_CHECKS:
+            return
+        check = asyncio.create_task(self._check_quietly(key, entry), name="imgserver-hit-check")
+        self._checks[key] = check
+        check.add_done_callback(lambda _: self._checks.pop(key, None))
+
+    async def _check_quietly(self, key: str, entry: Entry) -> None:
+        try:
+            await self._check(key, entry)
+        except ImgServerError as exc:  # forgetting it failed: the next check tries again
+            log.warning("forgetting the missing result %s: %s", key, exc.message)
 
     async def compute(self, req: ImageRequest) -> tuple[Entry, bool]:
         """Run (or join) the urgent job for ``req`` and wait up to the request deadline.

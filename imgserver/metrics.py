@@ -25,6 +25,12 @@ class Metrics:
         self.published = Counter(
             "imgserver_jobs_published", "Jobs put on a queue", ["queue"], registry=r
         )
+        self.hit_checks = Counter(
+            "imgserver_hit_checks",
+            "Hits whose object was looked for in storage (sampled, or a POST), by what was found",
+            ["result"],
+            registry=r,
+        )
         self.joined = Counter(
             "imgserver_singleflight_joins",
             "Requests that joined a job already running",

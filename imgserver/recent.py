@@ -2,8 +2,10 @@
 parsed requests in front of parsing.
 
 Results are content-addressed and immutable, so an entry can only go stale by a purge (which
-every frontend hears as an event and drops) or by its object vanishing from storage outside the
-service; the time limit bounds how long that can go unnoticed.
+every frontend hears as an event and drops), by its result's lifetime running out (an entry is
+not kept past it), or by its object vanishing from storage outside the service (hit checks find
+that, and every frontend hears it as a purge); the time limit bounds how long that can go
+unnoticed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
+from .lifetime import Lifetime
 from .messages import Entry
 
 K = TypeVar("K", bound=Hashable)
@@ -38,10 +41,12 @@ class Recent(Generic[K, V]):
         self._items.move_to_end(key)
         return item[0]
 
-    def put(self, key: K, entry: V) -> None:
+    def put(self, key: K, entry: V, ttl: float | None = None) -> None:
+        """Keep ``entry`` for ``ttl`` seconds (at most the cache's own ttl)."""
         if self.size <= 0:
             return
-        self._items[key] = (entry, time.monotonic() + self.ttl)
+        ttl = self.ttl if ttl is None else min(ttl, self.ttl)
+        self._items[key] = (entry, time.monotonic() + ttl)
         self._items.move_to_end(key)
         while len(self._items) > self.size:
             self._items.popitem(last=False)
@@ -55,4 +60,16 @@ class Recent(Generic[K, V]):
 
 
 class RecentEntries(Recent[str, Entry]):
-    """Cache-index entries by cache key."""
+    """Cache-index entries by cache key, none kept past its result's lifetime."""
+
+    def __init__(self, size: int, ttl: float, lifetime: Lifetime | None = None) -> None:
+        super().__init__(size, ttl)
+        self.lifetime = lifetime or Lifetime()
+
+    def put(self, key: str, entry: Entry, ttl: float | None = None) -> None:
+        left = self.lifetime.left(entry.created_at)
+        if left is not None:
+            if left <= 0:
+                return
+            ttl = left if ttl is None else min(ttl, left)
+        super().put(key, entry, ttl)

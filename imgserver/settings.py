@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lifetime import Lifetime
+
 PREFIX = "IMGSERVER_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +48,7 @@ class Settings:
     redirect_max_age: int = 3600  # Cache-Control max-age of 301 answers
     hit_cache_size: int = 10000  # index entries kept in each frontend's memory; 0: none
     hit_cache_ttl: float = 60.0  # seconds such an entry is trusted
+    verify_hits: float = 0.01  # fraction of hits whose object is checked in storage afterwards
     result_max_age: int = 31536000  # Cache-Control max-age of stored results
     enable_avif: bool = False  # offer AVIF when negotiating from Accept
     log_level: str = "INFO"
@@ -53,6 +56,7 @@ class Settings:
 
     # -- data
     data_dir: Path = Path("data")
+    results_lifetime: int = 0  # days a result lives in storage and in the index; 0: forever
     graphs_dir: Path = REPO_ROOT / "graphs"
 
     # -- processing
@@ -83,7 +87,8 @@ class Settings:
     s3_public_url: str = ""  # redirects go to <this>/<key>; empty: presigned URLs
     s3_acl: str = ""  # canned ACL put on objects, e.g. public-read; empty: none
     s3_presign_expiry: int = 86400
-    index_ttl: int = 0  # seconds a cache index entry lives in Redis; 0: forever (S3 stays)
+    s3_lifecycle: bool = True  # put the bucket's lifecycle rule for results_lifetime at start-up
+    index_ttl: int = 0  # seconds an index entry lives at most; 0: as long as its result
     task_ttl: int = 7 * 86400  # seconds a task record lives in Redis
     job_max_attempts: int = 4  # tries of a job whose source fails transiently (5xx, timeout)
     retry_backoff: float = 0.5  # first retry delay in seconds, doubled each time
@@ -170,6 +175,7 @@ class Settings:
         for name in (
             "retry_backoff",
             "retry_budget",
+            "results_lifetime",
             "index_ttl",
             "task_ttl",
             "worker_metrics_port",
@@ -179,6 +185,16 @@ class Settings:
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
+        if not 0 <= self.verify_hits <= 1:
+            raise SettingsError(f"{PREFIX}VERIFY_HITS must be a fraction from 0 to 1")
+        if self.results_lifetime and self.index_ttl > self.lifetime.seconds:
+            raise SettingsError(
+                f"{PREFIX}INDEX_TTL ({self.index_ttl} s) is longer than "
+                f"{PREFIX}RESULTS_LIFETIME ({self.results_lifetime} days = "
+                f"{self.lifetime.seconds} s): index entries would point at expired results. "
+                f"Leave {PREFIX}INDEX_TTL at 0 (entries then live as long as their results) "
+                "or make it shorter"
+            )
         if not self.graphs_dir.is_dir():
             raise SettingsError(f"{PREFIX}GRAPHS_DIR {self.graphs_dir} is not a directory")
 
@@ -191,6 +207,11 @@ class Settings:
     def inflight_ttl(self) -> int:
         """Seconds an in-flight marker lives: longer than any job can take."""
         return int(self.fetch_total_timeout + self.job_deadline + 30)
+
+    @functools.cached_property
+    def lifetime(self) -> Lifetime:
+        """How long results and their index entries live (see lifetime.py)."""
+        return Lifetime(self.results_lifetime, self.index_ttl)
 
     @functools.cached_property
     def source_patterns(self) -> tuple[str, ...]:

@@ -251,7 +251,7 @@ async def _result(backends: Backends, task: Task) -> Entry | None:
     except ImgServerError as exc:
         log.warning("the result of task %s: %s", task.id, exc.message)
         return None
-    return Entry(task.result_path, head[0], head[1], 0, 0) if head else None
+    return Entry(task.result_path, head.content_type, head.size, 0, 0) if head else None
 
 
 def _same_size(task: Task) -> bool:

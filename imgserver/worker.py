@@ -271,6 +271,7 @@ class Worker:
         await self._task(job, {"timings": {"processed": time.time()}})
 
         content_type = mime_of(result.format)
+        made = time.time()  # no later than storage dates the object: its entry expires first
         await self.b.storage.put(path, result.data, content_type)
         size = len(result.data)
         entry = Entry(
@@ -280,7 +281,7 @@ class Worker:
             result.width,
             result.height,
             job.input,
-            time.time(),
+            made,
             result.quality,
         )
         await self.b.index.set(job.key, entry)
@@ -288,11 +289,12 @@ class Worker:
         return entry, False
 
     async def _stored(self, job: Job, path: str) -> Entry | None:
-        """The result, found in storage (and indexed again), or None."""
+        """The result, found in storage (and indexed again, until the object expires), or
+        None; also when the object has outlived the results lifetime (its deletion is due)."""
         stored = await self.b.storage.head(path)
-        if stored is None:
+        if stored is None or self.settings.lifetime.expired(stored.modified):
             return None
-        entry = Entry(path, stored[0], stored[1], 0, 0, job.input, time.time())
+        entry = Entry(path, stored.content_type, stored.size, 0, 0, job.input, stored.modified)
         await self.b.index.set(job.key, entry)
         await self._done(job, entry, [])
         return entry
@@ -373,6 +375,7 @@ class Worker:
             raise InvalidInput("a chained input came without its inner request")
         stored = await self.b.storage.get(result_path(inner.key))
         if stored is None:
+            await self.b.index.delete(inner.key)  # it may still be indexed: make it again
             entry, cached = await self.process(inner)
             await _quietly(self.b.events.publish(JobDone(inner.key, entry, cached)))
             stored = await self.b.storage.get(entry.path)

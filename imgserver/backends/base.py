@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, NamedTuple, Protocol, Self
 
 from ..errors import Failure
 from ..lifecycle import Managed as Managed
@@ -47,15 +47,25 @@ class StoredObject:
     content_type: str
 
 
+class ObjectHead(NamedTuple):
+    """What storage says of an object without reading it."""
+
+    content_type: str
+    size: int
+    modified: float  # when it was last written (Unix time; S3: whole seconds, rounded down)
+
+
 class Storage(Lifecycle, Protocol):
-    """Blob storage for results and uploaded originals."""
+    """Blob storage for results and uploaded originals. With a results lifetime
+    (``settings.lifetime``), results (``names.RESULTS_PREFIX``) expire that long after they were
+    written: S3 by the bucket's lifecycle rule, local files by a sweep."""
 
     async def put(self, path: str, data: bytes, content_type: str) -> None: ...
 
     async def get(self, path: str) -> StoredObject | None: ...
 
-    async def head(self, path: str) -> tuple[str, int] | None:
-        """(content type, size) of a stored object, or None."""
+    async def head(self, path: str) -> ObjectHead | None:
+        """Type, size and modification time of a stored object, or None."""
         ...
 
     async def delete(self, path: str) -> None: ...
@@ -66,11 +76,16 @@ class Storage(Lifecycle, Protocol):
 
 
 class CacheIndex(Lifecycle, Protocol):
-    """Which results exist: cache key -> Entry."""
+    """Which results exist: cache key -> Entry. With a results lifetime (``settings.lifetime``)
+    an entry expires with its result, counted from ``Entry.created_at`` (``lifetime.py``)."""
 
-    async def get(self, key: str) -> Entry | None: ...
+    async def get(self, key: str) -> Entry | None:
+        """The entry, or None (also when its result has expired)."""
+        ...
 
-    async def set(self, key: str, entry: Entry) -> None: ...
+    async def set(self, key: str, entry: Entry) -> None:
+        """Index ``entry`` until its result expires (an expired one is not indexed)."""
+        ...
 
     async def delete(self, key: str) -> None: ...
 

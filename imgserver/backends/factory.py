@@ -91,7 +91,7 @@ def _storage(settings: Settings) -> Storage:
         return S3Storage(settings)
     from .local_storage import LocalStorage
 
-    return LocalStorage(settings.storage_dir)
+    return LocalStorage(settings.storage_dir, settings.lifetime)
 
 
 async def _redis(settings: Settings, opener: _Opener) -> _State:
@@ -119,7 +119,7 @@ async def _sqlite(settings: Settings, opener: _Opener) -> _State:
 
     db = await opener.open(SqliteDB(settings.db_path))
     return _State(
-        index=await opener.open(SqliteIndex(db)),
+        index=await opener.open(SqliteIndex(db, settings.lifetime)),
         tasks=await opener.open(SqliteTaskStore(db)),
         images=await opener.open(SqliteImageStore(db)),
         events=await opener.open(MemoryEventBus()),

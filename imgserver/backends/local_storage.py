@@ -1,5 +1,10 @@
 """The embedded storage: objects as files in a local directory, sharded by the first two
-characters of their name, written atomically (a reader sees the whole file or none)."""
+characters of their name, written atomically (a reader sees the whole file or none).
+
+With a results lifetime, results expire as S3's lifecycle rule makes them: ``sweep`` (run by the
+app at start-up, then periodically) deletes the result files last written longer ago than the
+lifetime. The index never points at them by then (``lifetime.py``).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,21 @@ import asyncio
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from ..formats import mime_of, sniff
-from .base import Managed, StoredObject
+from ..lifetime import Lifetime
+from ..names import RESULTS_PREFIX
+from .base import Managed, ObjectHead, StoredObject
 
 
 class LocalStorage(Managed):
     """Objects as files under ``root``; served by the app at ``/{path}`` (``web/storage.py``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, lifetime: Lifetime | None = None) -> None:
         self.root = root
+        self.lifetime = lifetime or Lifetime()
 
     def file(self, path: str) -> Path:
         """The file of a storage path, sharded: results/ab/abcdef..."""
@@ -49,15 +58,16 @@ class LocalStorage(Managed):
             return None
         return StoredObject(data, content_type_of(data))
 
-    async def head(self, path: str) -> tuple[str, int] | None:
+    async def head(self, path: str) -> ObjectHead | None:
         return await asyncio.to_thread(self._head, path)
 
-    def _head(self, path: str) -> tuple[str, int] | None:
+    def _head(self, path: str) -> ObjectHead | None:
         try:
             target = self.file(path)
             with target.open("rb") as f:
                 head = f.read(64)
-            return content_type_of(head), target.stat().st_size
+                stat = os.fstat(f.fileno())
+            return ObjectHead(content_type_of(head), stat.st_size, stat.st_mtime)
         except (FileNotFoundError, ValueError):
             return None
 
@@ -70,6 +80,27 @@ class LocalStorage(Managed):
 
     async def open(self) -> None:
         await self.ping()  # a directory that cannot be written to stops start-up, clearly
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Delete the result files last written longer ago than the results lifetime (none
+        without one); how many."""
+        if not self.lifetime.days:
+            return 0
+        before = (time.time() if now is None else now) - self.lifetime.seconds
+        return await asyncio.to_thread(self._sweep, self.root / RESULTS_PREFIX, before)
+
+    @staticmethod
+    def _sweep(results: Path, before: float) -> int:
+        swept = 0
+        shards = [p for p in results.iterdir() if p.is_dir()] if results.is_dir() else []
+        for shard in shards:
+            with os.scandir(shard) as items:
+                for item in items:
+                    with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                        if item.is_file(follow_symlinks=False) and item.stat().st_mtime < before:
+                            os.unlink(item.path)
+                            swept += 1
+        return swept
 
     async def ping(self) -> None:
         await asyncio.to_thread(self._ping)

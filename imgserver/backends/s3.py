@@ -4,11 +4,20 @@ One boto3 client per instance (boto3 clients are thread-safe) and one thread poo
 its connection pool: every boto3 call runs there, never on the event loop. botocore's
 connection errors, timeouts and error answers become ``errors.Unavailable("s3: ...")`` here;
 a missing object is None.
+
+With a results lifetime (``IMGSERVER_RESULTS_LIFETIME`` days), ``open`` makes the bucket expire
+results that long after they were written: it puts a lifecycle rule of its own (ID
+``imgserver {prefix}results/``) beside the bucket's other rules, which it keeps; without one it
+removes that rule. ``IMGSERVER_S3_LIFECYCLE=0`` leaves the configuration to the operator. A rule
+of the bucket's that expires results sooner is reported, and so is a configuration this service
+may not read or write (s3:GetLifecycleConfiguration, s3:PutLifecycleConfiguration): start-up
+goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -20,10 +29,14 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ..errors import Unavailable
-from ..settings import Settings
-from .base import Managed, StoredObject
+from ..names import RESULTS_PREFIX
+from ..settings import PREFIX, Settings
+from .base import Managed, ObjectHead, StoredObject
 
 T = TypeVar("T")
+Rule = dict[str, Any]  # a lifecycle rule as boto3 gives and takes it
+
+log = logging.getLogger(__name__)
 
 POOL_SIZE = 32  # connections in the client's pool, and threads that use them
 CONNECT_TIMEOUT = 3.0  # seconds to open a connection
@@ -75,6 +88,7 @@ class S3Storage(Managed):
             # Creating a client reads config files and resolves credentials: off the loop too.
             self._client = await self._run("create client", self._make_client)
         await self._check_bucket()
+        await self._apply_lifecycle()
 
     def _make_client(self) -> BaseClient:
         session = boto3.session.Session()  # not boto3's module-level default session
@@ -96,6 +110,75 @@ class S3Storage(Managed):
             if code in ("403", "AccessDenied"):
                 raise Unavailable(f"s3: access to {where} is denied") from cause
             raise Unavailable(f"s3: {where} does not answer ({cause})") from cause
+
+    async def _apply_lifecycle(self) -> None:
+        """The bucket's lifecycle rule for results, as the results lifetime says (see above)."""
+        days = self.settings.results_lifetime
+        prefix = self.key(RESULTS_PREFIX)
+        rule_id = f"imgserver {prefix}"[:255]
+        try:
+            rules = await self._run("get_bucket_lifecycle_configuration", self._lifecycle_rules)
+        except Unavailable as exc:
+            if days:  # without a lifetime nothing depends on it: quiet
+                log.warning(
+                    "%s; cannot check that bucket %r expires results after %d days: set the "
+                    "rule yourself, or grant s3:GetLifecycleConfiguration",
+                    exc.message,
+                    self.bucket,
+                    days,
+                )
+            return
+        others = [r for r in rules if r.get("ID") != rule_id]
+        for rule in others:
+            if _expires_sooner(rule, prefix, days):
+                log.warning(
+                    "s3: lifecycle rule %r of bucket %r expires objects under %r before the "
+                    "results lifetime (%s): the index may point at results it deleted until "
+                    "hit checks (%sVERIFY_HITS) find them gone; make %sRESULTS_LIFETIME no "
+                    "longer than that rule",
+                    rule.get("ID"),
+                    self.bucket,
+                    prefix,
+                    f"{days} days" if days else "forever",
+                    PREFIX,
+                    PREFIX,
+                )
+        ours = [r for r in rules if r.get("ID") == rule_id]
+        wanted = [_results_rule(rule_id, prefix, days)] if days else []
+        if not self.settings.s3_lifecycle or _same_rules(ours, wanted, prefix, days):
+            return
+        after = f"after {days} days" if days else "never"
+        try:
+            if others or wanted:
+                await self._call(
+                    "put_bucket_lifecycle_configuration",
+                    Bucket=self.bucket,
+                    LifecycleConfiguration={"Rules": others + wanted},
+                )
+            else:
+                await self._call("delete_bucket_lifecycle", Bucket=self.bucket)
+        except Unavailable as exc:
+            log.warning(
+                "%s; cannot set the lifecycle rule %r of bucket %r (results expire %s): set it "
+                "yourself, or grant s3:PutLifecycleConfiguration (%sS3_LIFECYCLE=0: leave the "
+                "bucket's configuration alone)",
+                exc.message,
+                rule_id,
+                self.bucket,
+                after,
+                PREFIX,
+            )
+            return
+        log.info("s3: bucket %r: results under %r expire %s", self.bucket, prefix, after)
+
+    def _lifecycle_rules(self) -> list[Rule]:
+        try:
+            answer = self.client.get_bucket_lifecycle_configuration(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) == "NoSuchLifecycleConfiguration":
+                return []
+            raise
+        return list(answer.get("Rules", []))
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
@@ -142,17 +225,21 @@ class S3Storage(Managed):
 
         return await self._run(f"get_object {key!r}", get)
 
-    async def head(self, path: str) -> tuple[str, int] | None:
+    async def head(self, path: str) -> ObjectHead | None:
         key = self.key(path)
 
-        def head() -> tuple[str, int] | None:
+        def head() -> ObjectHead | None:
             try:
                 answer = self.client.head_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
                 if _code(exc) in _MISSING:
                     return None
                 raise
-            return answer.get("ContentType") or "application/octet-stream", answer["ContentLength"]
+            return ObjectHead(
+                answer.get("ContentType") or "application/octet-stream",
+                answer["ContentLength"],
+                answer["LastModified"].timestamp(),
+            )
 
         return await self._run(f"head_object {key!r}", head)
 
@@ -212,3 +299,45 @@ class S3Storage(Managed):
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _results_rule(rule_id: str, prefix: str, days: int) -> Rule:
+    return {
+        "ID": rule_id,
+        "Filter": {"Prefix": prefix},
+        "Status": "Enabled",
+        "Expiration": {"Days": days},
+    }
+
+
+def _rule_prefix(rule: Rule) -> str:
+    """The key prefix a rule applies to (its tag or size conditions aside)."""
+    filter_ = rule.get("Filter") or {}
+    prefix = filter_.get("Prefix", (filter_.get("And") or {}).get("Prefix", rule.get("Prefix")))
+    return str(prefix or "")
+
+
+def _same_rules(ours: list[Rule], wanted: list[Rule], prefix: str, days: int) -> bool:
+    """The bucket already has the rule we want (or, without a lifetime, none of ours)."""
+    if not wanted or len(ours) != 1:
+        return len(ours) == len(wanted)
+    rule = ours[0]
+    return (
+        rule.get("Status") == "Enabled"
+        and (rule.get("Expiration") or {}).get("Days") == days
+        and set(rule.get("Filter") or {}) == {"Prefix"}
+        and _rule_prefix(rule) == prefix
+    )
+
+
+def _expires_sooner(rule: Rule, prefix: str, days: int) -> bool:
+    """Another rule that may delete results before the results lifetime has passed."""
+    if rule.get("Status") != "Enabled":
+        return False
+    expiration = rule.get("Expiration") or {}
+    if "Days" not in expiration and "Date" not in expiration:
+        return False
+    theirs = _rule_prefix(rule)
+    if not (prefix.startswith(theirs) or theirs.startswith(prefix)):
+        return False
+    return not days or "Date" in expiration or int(expiration["Days"]) < days

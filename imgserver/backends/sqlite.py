@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from ..lifetime import Lifetime
 from ..messages import Entry, decode_entry, encode_entry
 from ..records import (
     FINAL,
@@ -98,19 +99,41 @@ class _OnDB(Managed):
 
 
 class SqliteIndex(_OnDB):
+    """Entries with their result's creation time (``created_at``): with a results lifetime,
+    an expired one is not returned, and ``sweep`` deletes them."""
+
+    def __init__(self, db: SqliteDB, lifetime: Lifetime | None = None) -> None:
+        super().__init__(db)
+        self.lifetime = lifetime or Lifetime()
+
     async def get(self, key: str) -> Entry | None:
         row = await self.db.call(
             lambda c: c.execute("SELECT entry FROM cache WHERE key = ?", (key,)).fetchone()
         )
-        return decode_entry(row[0]) if row else None
+        entry = decode_entry(row[0]) if row else None
+        if entry is None or self.lifetime.expired(entry.created_at):
+            return None
+        return entry
 
     async def set(self, key: str, entry: Entry) -> None:
+        if self.lifetime.expired(entry.created_at):
+            await self.delete(key)
+            return
         record = encode_entry(entry).decode()
         await self.db.call(
             lambda c: c.execute(
                 "INSERT OR REPLACE INTO cache (key, entry, input, created_at) VALUES (?, ?, ?, ?)",
-                (key, record, entry.input, time.time()),
+                (key, record, entry.input, entry.created_at or time.time()),
             )
+        )
+
+    async def sweep(self, now: float | None = None) -> int:
+        """Delete the entries of expired results (none without a results lifetime); how many."""
+        if not self.lifetime.days:
+            return 0
+        before = (time.time() if now is None else now) - self.lifetime.seconds
+        return await self.db.call(
+            lambda c: c.execute("DELETE FROM cache WHERE created_at <= ?", (before,)).rowcount
         )
 
     async def delete(self, key: str) -> None:

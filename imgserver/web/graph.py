@@ -52,7 +52,8 @@ async def graph(request: web.Request) -> web.StreamResponse:
         raise SignatureRequired("_nocache needs a URL signed with an admin key")
     check_sources(req, request.app[SETTINGS])
     coordinator = request.app[COORDINATOR]
-    entry = await coordinator.lookup(req)
+    # a POST of a cached URL is a client asking for the result to exist: make sure it does
+    entry = await coordinator.lookup(req, check=request.method == "POST")
     if entry is not None:
         return await _deliver(request, req, entry, "HIT")
     if key is not None and key.quota is not None:
@@ -87,7 +88,9 @@ async def _deliver(
         headers["Vary"] = "Accept"
     if settings.delivery == "redirect":
         headers["Location"] = url_for(request, entry.path)
-        headers["Cache-Control"] = f"public, max-age={settings.redirect_max_age}"
+        # a redirect cached by a client or a CDN must not outlive its object
+        max_age = settings.lifetime.max_age(settings.redirect_max_age, entry.created_at)
+        headers["Cache-Control"] = f"public, max-age={max_age}"
         return web.Response(status=301, headers=headers)
 
     etag = f'"{req.key}"'
@@ -98,7 +101,7 @@ async def _deliver(
     backends = request.app[BACKENDS]
     stored = await backends.storage.get(entry.path)
     if stored is None:  # indexed but gone from storage: forget it and make it again
-        await backends.index.delete(req.key)
+        await request.app[COORDINATOR].forget(req.key)
         entry, _ = await request.app[COORDINATOR].compute(req)
         stored = await backends.storage.get(entry.path)
         if stored is None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -12,7 +14,9 @@ from imgserver.backends.base import CacheIndex
 from imgserver.backends.redis.index import RedisIndex
 from imgserver.backends.sqlite import SqliteIndex
 from imgserver.errors import Unavailable
+from imgserver.lifetime import DAY
 from imgserver.messages import Entry
+from imgserver.settings import Settings
 
 from ..backend_fixtures import BACKENDS, RedisEnv, local_db, redis_env, redis_stopped, within
 from ..servers import RedisServer
@@ -181,3 +185,59 @@ async def test_redis_hung_is_unavailable(redis_env: RedisEnv, redis_server: Redi
     finally:
         redis_server.proc.send_signal(signal.SIGCONT)
     assert await index.get("k1") == entry("k1")
+
+
+# -- a results lifetime: entries expire with their results, counted from their creation
+
+
+@pytest.fixture(params=BACKENDS)
+def make_index(request: pytest.FixtureRequest) -> Callable[..., CacheIndex]:
+    """Factory: make_index(**settings) -> an index of that kind, on the same store each time."""
+    if request.param == "local":
+        db = request.getfixturevalue("local_db")
+        return lambda **kw: SqliteIndex(db, Settings(**kw).lifetime)
+    env: RedisEnv = request.getfixturevalue("redis_env")
+    return lambda **kw: RedisIndex(env.client(), env.settings(**kw))
+
+
+async def test_an_expired_result_is_neither_indexed_nor_returned(
+    make_index: Callable[..., CacheIndex],
+) -> None:
+    now = time.time()
+    index = make_index(results_lifetime=2)
+    await index.set("young", entry("young", created_at=now - 2 * DAY + 60))
+    await index.set("old", entry("old", created_at=now - 2 * DAY - 1))
+    assert await index.get("young") == entry("young", created_at=now - 2 * DAY + 60)
+    assert await index.get("old") is None
+    # Written before a lifetime was configured (so without an expiry): not returned either.
+    await make_index().set("legacy", entry("legacy", created_at=now - 3 * DAY))
+    assert await index.get("legacy") is None
+    assert await make_index().get("legacy") is not None  # forever: still there
+
+
+async def test_redis_entries_expire_with_their_results(redis_env: RedisEnv) -> None:
+    client = redis_env.client()
+    now = time.time()
+    index = RedisIndex(client, redis_env.settings(results_lifetime=2))
+    await index.set("made", entry("made", created_at=now))
+    # indexed again a day after its object was written: one day left, not two
+    await index.set("found", entry("found", created_at=now - DAY))
+    assert 2 * DAY - 5 <= await client.ttl(_result_key("made")) <= 2 * DAY
+    assert DAY - 5 <= await client.ttl(_result_key("found")) <= DAY
+    assert 2 * DAY - 5 <= await client.ttl(_input_key(SOURCE)) <= 2 * DAY  # outlives both
+
+    capped = RedisIndex(client, redis_env.settings(results_lifetime=2, index_ttl=600))
+    await capped.set("made", entry("made", created_at=now))
+    assert 590 <= await client.ttl(_result_key("made")) <= 600
+    assert 590 <= await client.ttl(_input_key(SOURCE)) <= 600
+
+
+async def test_sqlite_sweep_deletes_the_entries_of_expired_results(local_db) -> None:
+    now = time.time()
+    index = SqliteIndex(local_db, Settings(results_lifetime=1).lifetime)
+    await index.set("young", entry("young", created_at=now - DAY + 60))
+    await SqliteIndex(local_db).set("old", entry("old", created_at=now - DAY - 60))
+    assert await index.sweep(now) == 1
+    assert await SqliteIndex(local_db).get("old") is None  # gone, not only hidden
+    assert await index.get("young") is not None
+    assert await SqliteIndex(local_db).sweep(now + 100 * DAY) == 0  # forever: no sweep

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import os
 import socket
 import threading
 import time
@@ -136,9 +137,15 @@ async def test_put_get_round_trip(backend: Backend) -> None:
     assert (original.data, original.content_type) == (JPEG, "image/jpeg")
 
 
-async def test_head_gives_type_and_size(backend: Backend) -> None:
+async def test_head_gives_type_size_and_modification_time(backend: Backend) -> None:
+    before = time.time()
     await backend.storage.put(rpath("h"), JPEG, "image/jpeg")
-    assert await backend.storage.head(rpath("h")) == ("image/jpeg", len(JPEG))
+    after = time.time()
+    head = await backend.storage.head(rpath("h"))
+    assert head is not None
+    assert (head.content_type, head.size) == ("image/jpeg", len(JPEG))
+    # S3 dates objects in whole seconds, rounded down; one second more for the clock's grain
+    assert int(before) - 1 <= head.modified <= after + 1
 
 
 async def test_missing_object_is_none(backend: Backend) -> None:
@@ -153,7 +160,7 @@ async def test_overwrite_replaces_data_and_type(backend: Backend) -> None:
     got = await storage.get(rpath("o"))
     assert got is not None
     assert (got.data, got.content_type) == (JPEG, "image/jpeg")
-    assert await storage.head(rpath("o")) == ("image/jpeg", len(JPEG))
+    assert (await storage.head(rpath("o")) or ())[:2] == ("image/jpeg", len(JPEG))
 
 
 async def test_delete(backend: Backend) -> None:
@@ -279,7 +286,7 @@ async def test_prefix_is_applied_to_keys(s3, s3_server: S3Server) -> None:
     admin = s3_server.client()
     keys = [o["Key"] for o in admin.list_objects_v2(Bucket=bucket)["Contents"]]
     assert keys == [f"tenant-a/{rpath('x')}"]
-    assert await storage.head(rpath("x")) == ("image/png", len(PNG))
+    assert (await storage.head(rpath("x")) or ())[:2] == ("image/png", len(PNG))
     assert f"/{bucket}/tenant-a/{rpath('x')}?" in storage.url(rpath("x"), "")
     status, body, _ = await http_get(storage.url(rpath("x"), ""))
     assert (status, body) == (200, PNG)
@@ -387,6 +394,15 @@ async def failing_s3() -> AsyncIterator[tuple[str, list[str]]]:
         body = "<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
         return web.Response(status=503, text=body, content_type="application/xml")
 
+    async with endpoint(handle) as url:
+        yield url, hits
+
+
+@contextlib.asynccontextmanager
+async def endpoint(
+    handle: Callable[[web.Request], Awaitable[web.Response]],
+) -> AsyncIterator[str]:
+    """A made-up S3 endpoint on loopback answering every request with ``handle``; its URL."""
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
     runner = web.AppRunner(app)
@@ -394,8 +410,10 @@ async def failing_s3() -> AsyncIterator[tuple[str, list[str]]]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", hits
-    await runner.cleanup()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 async def test_error_answers_are_unavailable_with_limited_retries(failing_s3) -> None:
@@ -482,6 +500,7 @@ async def test_calls_never_run_on_the_event_loop(
         "read body",
         "HeadObject",
         "DeleteObject",
+        "GetBucketLifecycleConfiguration",  # at open: is there a rule of ours to remove?
     }
     on_loop = [name for name, thread in seen if thread is loop_thread]
     assert on_loop == []
@@ -494,3 +513,151 @@ async def test_close_is_idempotent_and_calls_after_close_fail_clearly(s3) -> Non
     await storage.close()
     with pytest.raises(RuntimeError, match="not open"):
         await storage.get(rpath("x"))
+
+
+# -- results lifetime: the bucket's lifecycle rule (S3), the sweep (local files) ---------------
+
+
+def _rules(s3_server: S3Server, bucket: str) -> list[dict[str, Any]]:
+    client = s3_server.client()
+    try:
+        return list(client.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"])
+    except client.exceptions.ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchLifecycleConfiguration"
+        return []
+
+
+LOGS_RULE = {
+    "ID": "logs",
+    "Filter": {"Prefix": "logs/"},
+    "Status": "Enabled",
+    "Expiration": {"Days": 3},
+}
+
+
+def _ours(prefix: str, days: int) -> dict[str, Any]:
+    return {
+        "ID": f"imgserver {prefix}results/",
+        "Filter": {"Prefix": f"{prefix}results/"},
+        "Status": "Enabled",
+        "Expiration": {"Days": days},
+    }
+
+
+async def test_results_lifetime_puts_its_rule_and_keeps_the_others(s3, s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    s3_server.client().put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [LOGS_RULE]}
+    )
+    await s3(bucket, results_lifetime=7, s3_prefix="t/")
+    assert _rules(s3_server, bucket) == [LOGS_RULE, _ours("t/", 7)]
+    await s3(bucket, results_lifetime=30, s3_prefix="t/")  # changed: replaced, not added
+    assert _rules(s3_server, bucket) == [LOGS_RULE, _ours("t/", 30)]
+    await s3(bucket, results_lifetime=2)  # another prefix: a rule of its own
+    assert _rules(s3_server, bucket) == [LOGS_RULE, _ours("t/", 30), _ours("", 2)]
+    await s3(bucket, s3_prefix="t/")  # forever again: its rule goes
+    assert _rules(s3_server, bucket) == [LOGS_RULE, _ours("", 2)]
+    await s3(bucket)
+    assert _rules(s3_server, bucket) == [LOGS_RULE]
+
+    alone = s3_server.new_bucket()
+    await s3(alone, results_lifetime=1)
+    assert _rules(s3_server, alone) == [_ours("", 1)]
+    await s3(alone)  # its only rule: the configuration goes
+    assert _rules(s3_server, alone) == []
+
+
+async def test_lifecycle_opt_out_leaves_the_bucket_alone(s3, s3_server: S3Server) -> None:
+    bucket = s3_server.new_bucket()
+    await s3(bucket, results_lifetime=7, s3_lifecycle=False)
+    assert _rules(s3_server, bucket) == []
+    await s3(bucket, results_lifetime=7)
+    await s3(bucket, s3_lifecycle=False)  # forever, but hands off: the rule stays
+    assert _rules(s3_server, bucket) == [_ours("", 7)]
+
+
+async def test_a_rule_expiring_results_sooner_is_reported(
+    s3, s3_server: S3Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    bucket = s3_server.new_bucket()
+    everything = {"ID": "tidy", "Filter": {"Prefix": ""}, "Status": "Enabled"}
+    everything["Expiration"] = {"Days": 1}
+    s3_server.client().put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [everything, LOGS_RULE]}
+    )
+    await s3(bucket, results_lifetime=7)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1, warned
+    assert "'tidy'" in warned[0] and "before the results lifetime (7 days)" in warned[0]
+    assert _rules(s3_server, bucket) == [everything, LOGS_RULE, _ours("", 7)]
+
+
+@pytest.fixture
+async def denying_s3() -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """An S3 endpoint whose bucket answers HEAD, and answers lifecycle calls as the returned
+    dict says: {"GET": 403} denies reading the configuration, {"PUT": 403} writing it."""
+    statuses: dict[str, int] = {}
+
+    async def handle(request: web.Request) -> web.Response:
+        if request.method == "HEAD":
+            return web.Response()
+        status = statuses.get(request.method, 200)
+        if status == 403:
+            body = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
+            return web.Response(status=403, text=body, content_type="application/xml")
+        if request.method == "GET":
+            body = "<Error><Code>NoSuchLifecycleConfiguration</Code><Message/></Error>"
+            return web.Response(status=404, text=body, content_type="application/xml")
+        return web.Response()
+
+    async with endpoint(handle) as url:
+        yield url, statuses
+
+
+@pytest.mark.parametrize("denied", ["GET", "PUT"])
+async def test_lifecycle_permission_denied_is_a_warning(
+    denying_s3: tuple[str, dict[str, int]], denied: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    endpoint, statuses = denying_s3
+    statuses[denied] = 403
+    settings = Settings.from_env({}, s3_bucket="b", s3_endpoint_url=endpoint, results_lifetime=7)
+    storage = S3Storage(settings)
+    try:
+        await storage.open()  # start-up goes on
+        await storage.ping()
+    finally:
+        await storage.close()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1, warned
+    assert "403 AccessDenied" in warned[0]
+    assert f"s3:{denied.title()}LifecycleConfiguration" in warned[0]
+
+    caplog.clear()  # without a results lifetime, nothing depends on it: not a word
+    storage = S3Storage(Settings.from_env({}, s3_bucket="b", s3_endpoint_url=endpoint))
+    try:
+        await storage.open()
+    finally:
+        await storage.close()
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+async def test_local_sweep_deletes_only_expired_results(tmp_path: Path) -> None:
+    from imgserver.lifetime import DAY, Lifetime
+
+    async with LocalStorage(tmp_path, Lifetime(days=2)) as storage:
+        for name in ("old", "young", "fresh"):
+            await storage.put(rpath(name), PNG, "image/png")
+        await storage.put(ORIGINALS_PREFIX + "old-upload", JPEG, "image/jpeg")
+        now = time.time()
+        for path, age in (
+            (rpath("old"), 2 * DAY + 10),
+            (rpath("young"), 2 * DAY - 60),
+            (ORIGINALS_PREFIX + "old-upload", 30 * DAY),  # originals never expire
+        ):
+            os.utime(storage.file(path), (now - age, now - age))
+        assert await storage.sweep(now) == 1
+        assert await storage.head(rpath("old")) is None
+        for path in (rpath("young"), rpath("fresh"), ORIGINALS_PREFIX + "old-upload"):
+            assert await storage.head(path) is not None, path
+    async with LocalStorage(tmp_path) as forever:  # no lifetime: nothing is swept
+        assert await forever.sweep(now + 100 * DAY) == 0

@@ -50,3 +50,19 @@ def test_without_a_time_limit_items_stay_until_pushed_out() -> None:
     r.put(("c", ""), 3)
     assert r.get(("b", "")) is None
     assert (r.get(("a", "")), r.get(("c", ""))) == (1, 3)
+
+
+def test_an_entry_is_not_kept_past_its_results_lifetime(monkeypatch) -> None:
+    from imgserver.lifetime import DAY, Lifetime
+
+    r = RecentEntries(size=10, ttl=60, lifetime=Lifetime(days=1))
+    clock = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: clock)
+    made = time.time()
+    r.put("young", Entry("results/y", "image/jpeg", 1, 1, 1, created_at=made))
+    r.put("ending", Entry("results/e", "image/jpeg", 1, 1, 1, created_at=made - DAY + 5))
+    r.put("over", Entry("results/o", "image/jpeg", 1, 1, 1, created_at=made - DAY - 5))
+    assert r.get("over") is None
+    assert r.get("ending") is not None and r.get("young") is not None
+    monkeypatch.setattr(time, "monotonic", lambda: clock + 10)  # its result expired meanwhile
+    assert r.get("ending") is None and r.get("young") is not None

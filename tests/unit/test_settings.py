@@ -79,6 +79,9 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "max_queue_urgent": "9",
         "hit_cache_size": "5",
         "hit_cache_ttl": "2",
+        "verify_hits": "0.5",
+        "results_lifetime": "30",
+        "s3_lifecycle": "0",
         "max_queue_background": "99",
         "worker_memory_limit": "1000000",
         "enable_svg": "1",
@@ -188,6 +191,10 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("retry_backoff_max", "0"),
         ("retry_backoff", "20"),  # longer than the longest delay
         ("retry_budget", "-1"),
+        ("results_lifetime", "-1"),
+        ("verify_hits", "-0.1"),
+        ("verify_hits", "1.5"),
+        ("verify_hits", "nan"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:
@@ -271,3 +278,19 @@ def test_threads_per_worker(
 def test_workers_default_to_the_cpu_count() -> None:
     assert Settings().workers == settings_module._cpus() >= 1
     assert Settings.from_env({}).workers == settings_module._cpus()
+
+
+def test_results_lifetime_sets_the_index_ttl_which_may_only_shorten_it() -> None:
+    assert Settings().lifetime.longest_entry is None  # forever, as before
+    assert Settings(index_ttl=60).lifetime.longest_entry == 60  # an index TTL alone: as before
+    assert Settings(results_lifetime=2).lifetime.longest_entry == 2 * 86400
+    assert Settings(results_lifetime=2, index_ttl=3600).lifetime.longest_entry == 3600
+    Settings(results_lifetime=2, index_ttl=2 * 86400).validate()  # as long: fine
+
+
+def test_an_index_ttl_longer_than_the_results_lifetime_is_refused() -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env(env(results_lifetime="1", index_ttl="86401"))
+    message = str(info.value)
+    assert "IMGSERVER_INDEX_TTL (86401 s)" in message
+    assert "IMGSERVER_RESULTS_LIFETIME (1 days = 86400 s)" in message

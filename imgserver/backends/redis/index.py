@@ -1,7 +1,11 @@
-"""The Redis cache index: each entry is JSON under ``REDIS_RESULT`` (expiring after
-``index_ttl`` if set), plus a set of keys per input (``REDIS_INPUT``, named by the input's
-SHA-256) written in the same MULTI, for ``keys_for_input``. Members whose entry expired are
-pruned when read.
+"""The Redis cache index: each entry is JSON under ``REDIS_RESULT``, plus a set of keys per
+input (``REDIS_INPUT``, named by the input's SHA-256) written in the same MULTI, for
+``keys_for_input``. Members whose entry expired are pruned when read.
+
+An entry expires with its result (``Lifetime.entry_ttl``: counted from ``Entry.created_at``,
+at most ``index_ttl``); the set of its input lives as long as the longest an entry written now
+can, so it outlives every member. An entry written before a results lifetime was configured
+has no expiry: ``get`` does not return it once its result has expired.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ class RedisIndex(OnRedis):
 
     def __init__(self, client: Redis, settings: Settings) -> None:
         super().__init__(client)
-        self.ttl = settings.index_ttl if settings.index_ttl > 0 else None
+        self.lifetime = settings.lifetime
 
     @staticmethod
     def _key(key: str) -> str:
@@ -40,16 +44,24 @@ class RedisIndex(OnRedis):
     @translated_call
     async def get(self, key: str) -> Entry | None:
         raw = await self.client.get(self._key(key))
-        return decode_entry(raw) if raw is not None else None
+        entry = decode_entry(raw) if raw is not None else None
+        if entry is None or self.lifetime.expired(entry.created_at):
+            return None
+        return entry
 
     @translated_call
     async def set(self, key: str, entry: Entry) -> None:
+        ttl = self.lifetime.entry_ttl(entry.created_at)
+        if ttl == 0:  # its result has expired: never index it
+            await self.delete(key)
+            return
         members = self._input_key(entry.input)
+        longest = self.lifetime.longest_entry
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self._key(key), encode_entry(entry), ex=self.ttl)
+            pipe.set(self._key(key), encode_entry(entry), ex=ttl)
             pipe.sadd(members, key)
-            if self.ttl:  # the set lives as long as its newest entry
-                pipe.expire(members, self.ttl)
+            if longest:  # the set outlives every entry written so far
+                pipe.expire(members, longest)
             await pipe.execute()
 
     @translated_call
