@@ -50,6 +50,7 @@ class Job(msgspec.Struct, frozen=True):
     queued_at: float = msgspec.field(default_factory=time.time)
     attempt: int = 0
     inner: Job | None = None  # a chained input: the job whose result is this one's source
+    lease: str = ""  # the token of its publisher's in-flight lease on the key; '': none
 
 
 # -- the event bus ------------------------------------------------------------------------------
