@@ -1,11 +1,31 @@
 """The frontend's side of jobs: cache lookups, single-flight, waiting for outcomes, prefetches.
 
-Identical concurrent misses share one job: in this process the first request publishes it and
-the others join its future; across frontends, an in-flight marker (Redis ``SET NX`` with an
-expiry, so a crashed owner cannot block a key for long) decides who publishes. Every job
-outcome arrives on the event bus (the frontend's one subscription, ``feed.py``, hands it to
-``on_outcome``), so a request is woken whichever worker, and whichever frontend's job, produced
-the result.
+Identical concurrent misses share one job: in this process the requests for a key share one
+``_Flight`` (the first one starts it, the others join it); across frontends and workers, an
+in-flight *lease* on the key (``backends.base.InFlight``: a holder's token with a short expiry,
+``IMGSERVER_LEASE_TTL``) says who answers for its job right now:
+
+- the frontend that claims the lease publishes the job (with the lease's token in it), and
+  renews the lease while the job waits in the queue and requests wait for it here;
+- the worker that takes the job takes the lease over from that token (``worker.leased``),
+  renews it while it works, and releases it once the outcome is announced;
+- every frontend with requests waiting for the key looks at the lease every
+  ``Settings.lease_interval`` (2 s). When no one holds it any more and the index has no result,
+  the job's outcome was lost or its holder died or stalled: one of them claims the lease and
+  publishes the job again (a take-over), within the requests' deadline.
+
+So a key is blocked by a dead frontend, a killed or frozen worker, or a Redis freeze that lost
+the outcome's announcement or the lease's release, for at most a lease and an interval. A job
+taken over may still be in the queue, or still running on a frozen worker that wakes up: it is
+done again only if its result is not in the index yet (the worker looks first), and a job whose
+lease was taken over does not announce its failure (the job that took over will announce).
+With no request waiting, no frontend renews a queued job's lease: a later request for the key
+may then queue it again, which costs a queue trip, not a computation. ``_nocache`` jobs take no
+lease (each one is meant to run) and are waited for up to the deadline.
+
+Every job outcome arrives on the event bus (the frontend's one subscription, ``feed.py``, hands
+it to ``on_outcome``), so a request is woken whichever worker, and whichever frontend's job,
+produced the result.
 
 The index is trusted on the hit path, but checked: a sampled fraction of hits
 (``IMGSERVER_VERIFY_HITS``) is followed by a HEAD of its object in storage, in the background
@@ -21,8 +41,12 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import msgspec
 
 from .backends.base import Backends
 from .errors import Failure, ImgServerError, Overloaded, Timeout
@@ -42,12 +66,28 @@ PROVISIONAL = 60.0  # seconds a prefetch's task record lives until its job is qu
 MAX_CHECKS = 16  # hit checks running at once in a process; more sampled hits go unchecked
 
 
+def new_token() -> str:
+    """A lease holder's token: unique to one claim."""
+    return secrets.token_hex(8)
+
+
+@dataclass(eq=False)
+class _Flight:
+    """The job of one key, as the requests of this process waiting for it see it."""
+
+    req: ImageRequest
+    outcome: asyncio.Future[JobOutcome]
+    waiters: int = 0
+    lease: str = ""  # our lease's token while we hold it (we queued the job)
+    watcher: asyncio.Task[None] | None = None
+
+
 class Coordinator:
     def __init__(self, backends: Backends, settings: Settings, metrics: Metrics) -> None:
         self.b = backends
         self.settings = settings
         self.metrics = metrics
-        self._inflight: dict[str, tuple[asyncio.Future[JobOutcome], float]] = {}
+        self._flights: dict[str, _Flight] = {}
         self._caps = {URGENT: settings.max_queue_urgent, BACKGROUND: settings.max_queue_background}
         # queue -> (depth the broker last reported, when, jobs this process queued since)
         self._depths: dict[str, tuple[int, float, int]] = {}
@@ -59,21 +99,22 @@ class Coordinator:
         self._recent = RecentEntries(settings.hit_cache_size, ttl, settings.lifetime)
         self._sampler = random.Random()
         self._checks: dict[str, asyncio.Task[None]] = {}  # hit checks running, by key
-        # A job not answered in this long is presumed lost and published again.
-        self._stale_after = settings.inflight_ttl
 
     def close(self) -> None:
         """Stop waiting: the requests still waiting are cancelled (the app is stopping)."""
-        for fut, _ in self._inflight.values():
-            fut.cancel()
+        for flight in self._flights.values():
+            flight.outcome.cancel()
+            self._stop_watching(flight)
         for check in self._checks.values():
             check.cancel()
 
     def on_outcome(self, outcome: JobOutcome) -> None:
         """A job finished, here or elsewhere: wake the requests waiting for it."""
-        pending = self._inflight.pop(outcome.key, None)
-        if pending is not None and not pending[0].done():
-            pending[0].set_result(outcome)
+        flight = self._flights.pop(outcome.key, None)
+        if flight is not None:
+            self._stop_watching(flight)
+            if not flight.outcome.done():
+                flight.outcome.set_result(outcome)
 
     def on_purge(self, purged: Purged) -> None:
         """Results were dropped: stop serving them from memory."""
@@ -140,45 +181,106 @@ class Coordinator:
 
         Returns the entry and whether it already existed in storage (nothing was computed)."""
         key = req.key
-        pending = self._inflight.get(key)
-        if pending is None or time.monotonic() - pending[1] > self._stale_after:
-            fut: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
-            self._inflight[key] = (fut, time.monotonic())
-            try:
-                await self._start_job(req)
-            except BaseException:
-                self._inflight.pop(key, None)
-                raise
+        flight = self._flights.get(key)
+        starting = flight is None
+        if flight is None:
+            loop = asyncio.get_running_loop()
+            flight = self._flights[key] = _Flight(req, loop.create_future())
         else:
-            fut = pending[0]
             self.metrics.joined.inc()
+        flight.waiters += 1
         try:
-            outcome = await asyncio.wait_for(asyncio.shield(fut), self.settings.request_deadline)
+            if starting:
+                await self._start(flight)
+            outcome = await asyncio.wait_for(
+                asyncio.shield(flight.outcome), self.settings.request_deadline
+            )
         except TimeoutError:
             raise Timeout(
                 f"the result was not ready within {self.settings.request_deadline:g} s; "
                 "it is still being made: retry shortly",
                 headers={"Retry-After": str(RETRY_AFTER)},
             ) from None
+        finally:
+            flight.waiters -= 1
+            if not flight.waiters and self._flights.get(key) is flight:
+                # no one waits here any more: the job goes on, its lease renewed by the worker
+                # that has it (a queued job's lapses; a later request may queue it again)
+                del self._flights[key]
+                self._stop_watching(flight)
         if not isinstance(outcome, JobDone):
             raise outcome.error.to_error()
         self._recent.put(key, outcome.entry)
         return outcome.entry, outcome.cached
 
-    async def _start_job(self, req: ImageRequest) -> None:
-        """Publish the urgent job, unless another frontend already owns the key."""
-        if req.nocache or await self.b.inflight.claim(req.key, self.settings.inflight_ttl):
-            try:
+    async def _start(self, flight: _Flight) -> None:
+        """Publish the flight's urgent job, or join the one another frontend leads; then watch
+        its lease. A failure (429, 503) is every waiting request's: it ends the flight."""
+        req = flight.req
+        try:
+            if req.nocache:
                 await self._publish(URGENT, req.job())
-            except BaseException:
-                await self.b.inflight.release(req.key)
-                raise
+                return
+            if not await self._claim_and_publish(flight):
+                self.metrics.joined.inc()
+                # It may have finished between our lookup and the claim: then no event will come.
+                await self._done_if_indexed(flight)
+        except Exception as exc:
+            if self._flights.get(req.key) is flight:
+                del self._flights[req.key]
+            if not flight.outcome.done():
+                flight.outcome.set_exception(exc)
             return
-        self.metrics.joined.inc()
-        # It may have finished between our lookup and the claim: then no event will come.
-        entry = await self.b.index.get(req.key)
+        if not flight.outcome.done():
+            flight.watcher = asyncio.create_task(self._watch(flight), name=f"lease {req.key}")
+
+    async def _claim_and_publish(self, flight: _Flight) -> bool:
+        """Claim the key's lease and publish its job; False if someone else holds the lease."""
+        key, token = flight.req.key, new_token()
+        if not await self.b.inflight.claim(key, token, self.settings.lease_ttl):
+            return False
+        try:
+            await self._publish(URGENT, msgspec.structs.replace(flight.req.job(), lease=token))
+        except BaseException:
+            with contextlib.suppress(ImgServerError):  # else it lapses by itself
+                await self.b.inflight.release(key, token)
+            raise
+        flight.lease = token
+        return True
+
+    async def _done_if_indexed(self, flight: _Flight) -> bool:
+        entry = await self.b.index.get(flight.req.key)
         if entry is not None:
-            self.on_outcome(JobDone(req.key, entry, cached=True))
+            self.on_outcome(JobDone(flight.req.key, entry, cached=True))
+        return entry is not None
+
+    async def _watch(self, flight: _Flight) -> None:
+        """While requests wait here for the flight's job: every lease interval, renew our lease
+        on it, or see that someone holds it; when no one does, take the job over."""
+        key = flight.req.key
+        while True:
+            await asyncio.sleep(self.settings.lease_interval)
+            try:
+                if flight.lease and await self.b.inflight.renew(
+                    key, flight.lease, self.settings.lease_ttl
+                ):
+                    continue  # still queued, kept alive by us
+                flight.lease = ""  # a worker took it over (or it lapsed)
+                if await self.b.inflight.holder(key) is not None:
+                    continue  # a worker, or another frontend, answers for the job
+                # No one does: the outcome's announcement was lost, or the holder died or
+                # stalled. Unless the result is there, the job is taken over.
+                if await self._done_if_indexed(flight):
+                    return
+                if await self._claim_and_publish(flight):
+                    self.metrics.takeovers.inc()
+                    log.warning("job %s: no one held its lease; queued it again", key)
+            except ImgServerError as exc:  # a backend is down: look again next time
+                log.warning("job %s: watching its lease: %s", key, exc.message)
+
+    def _stop_watching(self, flight: _Flight) -> None:
+        if flight.watcher is not None and flight.watcher is not asyncio.current_task():
+            flight.watcher.cancel()
 
     async def prefetch(
         self, req: ImageRequest, image_id: str | None = None, task_id: str | None = None

@@ -54,6 +54,7 @@ class Job(msgspec.Struct, frozen=True):
     failing_since: float | None = None
     # decided: the job failed with this; only its task record is left to write (worker._fail)
     failure: Failure | None = None
+    lease: str = ""  # the token of its publisher's in-flight lease on the key; '': none
 
 
 # -- the event bus ------------------------------------------------------------------------------

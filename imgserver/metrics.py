@@ -36,6 +36,11 @@ class Metrics:
             "Requests that joined a job already running",
             registry=r,
         )
+        self.takeovers = Counter(
+            "imgserver_lease_takeovers",
+            "Jobs published again because no one held their in-flight lease any more",
+            registry=r,
+        )
         self.jobs = Counter(
             "imgserver_jobs",
             "Jobs handled by workers, by outcome",

@@ -45,6 +45,7 @@ class Settings:
     public_url: str = ""  # base of result URLs; empty: the request's own scheme and host
     delivery: str = "redirect"  # "redirect" (301 to storage) or "proxy" (200 with the bytes)
     request_deadline: float = 25.0  # seconds a GET waits for its job before 503 timeout
+    lease_ttl: float = 10.0  # seconds an unrenewed in-flight lease lives: a dead job is retaken
     redirect_max_age: int = 3600  # Cache-Control max-age of 301 answers
     hit_cache_size: int = 10000  # index entries kept in each frontend's memory; 0: none
     hit_cache_ttl: float = 60.0  # seconds such an entry is trusted
@@ -78,7 +79,7 @@ class Settings:
     fetch_max_redirects: int = 5
 
     # -- distributed mode: each one set switches its backend from the embedded default
-    redis_url: str = ""  # cache index, task records, in-flight markers, events
+    redis_url: str = ""  # cache index, task records, in-flight leases, events
     amqp_url: str = ""  # job queues (then workers run as `python -m workers urgent|background`)
     s3_bucket: str = ""  # results and originals
     s3_endpoint_url: str = ""  # any S3-compatible store; empty: AWS
@@ -163,6 +164,8 @@ class Settings:
                 f"{PREFIX}AMQP_URL needs {PREFIX}REDIS_URL: separate frontends and workers share "
                 "the cache index, task records and events through Redis"
             )
+        if not self.lease_ttl >= 1:
+            raise SettingsError(f"{PREFIX}LEASE_TTL must be at least 1 s")
         if self.job_max_attempts < 1:
             raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
         if not self.retry_backoff_max > 0:
@@ -204,9 +207,10 @@ class Settings:
         return self.vips_concurrency or max(1, _cpus() // self.workers)
 
     @property
-    def inflight_ttl(self) -> int:
-        """Seconds an in-flight marker lives: longer than any job can take."""
-        return int(self.fetch_total_timeout + self.job_deadline + 30)
+    def lease_interval(self) -> float:
+        """Seconds between two renewals of an in-flight lease by its holder, and between two
+        looks at it by the requests waiting for its job: 5 per lease, so a holder may miss 4."""
+        return self.lease_ttl / 5
 
     @functools.cached_property
     def lifetime(self) -> Lifetime:

@@ -12,12 +12,12 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from typing import Any
 
 import msgspec
 
-from .backends.base import Backends, Delivery
+from .backends.base import Backends, Delivery, InFlight
 from .catalogue import Catalogue, Graph
 from .errors import (
     Failure,
@@ -99,6 +99,47 @@ async def _quietly(call: Awaitable[object]) -> None:
         log.warning("after a job: %s", exc.message)
 
 
+def worker_token(lease: str) -> str:
+    """The token a worker holds a job's lease under: derived from its publisher's, so a job
+    delivered again (its worker died) takes its lease straight back."""
+    return lease + ".worker"
+
+
+@contextlib.asynccontextmanager
+async def leased(inflight: InFlight, job: Job, settings: Settings) -> AsyncIterator[None]:
+    """Hold the job's in-flight lease while the block runs (coordinator.py says why): take it
+    over from the frontend that queued the job, then renew it every lease interval. A lease
+    not taken, or lost (taken over, or lapsed while Redis was away), is not fought for: the job
+    goes on, its result still useful. ``Worker._settle`` releases it once the outcome is
+    announced; a job retried or cancelled keeps it until it lapses or the job's next delivery
+    takes it back."""
+    token, ttl = worker_token(job.lease), settings.lease_ttl
+    try:
+        held = bool(job.lease) and await inflight.claim(job.key, token, ttl, job.lease)
+    except ImgServerError as exc:
+        log.warning("job %s: taking its lease over: %s", job.key, exc.message)
+        held = False
+    if not held:  # no lease (a prefetch, a _nocache job), or another holds it: go on
+        yield
+        return
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(settings.lease_interval)
+            try:
+                if not await inflight.renew(job.key, token, ttl):
+                    log.warning("job %s: lost its lease; going on without it", job.key)
+                    return
+            except ImgServerError as exc:  # Redis is away: try again next time
+                log.warning("job %s: renewing its lease: %s", job.key, exc.message)
+
+    keeper = asyncio.create_task(keep(), name=f"lease {job.key}")
+    try:
+        yield
+    finally:
+        keeper.cancel()
+
+
 class Worker:
     def __init__(
         self,
@@ -131,7 +172,7 @@ class Worker:
                 if self._stopping:  # draining: give it back for another worker
                     await _quietly(delivery.reject(requeue=True))
                     continue
-                task = asyncio.create_task(self.handle(delivery))
+                task = asyncio.create_task(self.handle_leased(delivery))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
         finally:
@@ -144,6 +185,11 @@ class Worker:
         self._stopping = True
         if self._running:
             await asyncio.wait(set(self._running), timeout=grace)
+
+    async def handle_leased(self, delivery: Delivery) -> None:
+        """``handle``, holding the job's in-flight lease until its outcome is announced."""
+        async with leased(self.b.inflight, delivery.job, self.settings):
+            await self.handle(delivery)
 
     async def handle(self, delivery: Delivery) -> None:
         """Process one delivery; acknowledge it only once its outcome is settled.
@@ -239,8 +285,23 @@ class Worker:
         await delivery.ack()
         self.metrics.jobs.labels(self.role, label).inc()
         self.metrics.job_seconds.labels(self.role).observe(time.monotonic() - started)
-        await _quietly(self.b.inflight.release(delivery.job.key))
-        await _quietly(self.b.events.publish(outcome))
+        job = delivery.job
+        if isinstance(outcome, JobFailed) and await self._taken_over(job):
+            log.info("job %s failed, but was taken over: the job taking over answers", job.key)
+        else:
+            await _quietly(self.b.events.publish(outcome))
+        if job.lease:  # after the announcement, so no one takes the job over in between
+            await _quietly(self.b.inflight.release(job.key, worker_token(job.lease)))
+
+    async def _taken_over(self, job: Job) -> bool:
+        """Whether another claim holds the job's lease (a frontend queued the job again)."""
+        if not job.lease:
+            return False
+        try:
+            holder = await self.b.inflight.holder(job.key)
+        except ImgServerError:
+            return False
+        return holder not in (None, job.lease, worker_token(job.lease))
 
     async def process(self, job: Job) -> tuple[Entry, bool]:
         """Make the job's result; (entry, True) when it already existed and nothing was made."""

@@ -155,13 +155,30 @@ class Broker(Lifecycle, Protocol):
 
 
 class InFlight(Lifecycle, Protocol):
-    """Single-flight markers shared by every frontend: who is computing which key."""
+    """In-flight leases, shared by every frontend and worker: who answers for the job of which
+    key right now (the coordinator's docstring tells who holds one when, and who takes over).
 
-    async def claim(self, key: str, ttl: float) -> bool:
-        """True if this caller now owns ``key`` (no one did, or the owner's marker expired)."""
+    A lease is held by a token (any non-empty string, unique to its holder) and lapses ``ttl``
+    seconds after it was last taken or renewed; only its holder renews or releases it."""
+
+    async def claim(self, key: str, token: str, ttl: float, succeeding: str = "") -> bool:
+        """Take the lease on ``key`` for ``token``, for ``ttl`` s from now, if no one holds it
+        (or its lease lapsed), if ``token`` already holds it (then this renews it), or if
+        ``succeeding`` holds it (a hand-over). True if ``token`` holds it now."""
         ...
 
-    async def release(self, key: str) -> None: ...
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        """Extend ``token``'s lease on ``key`` to ``ttl`` s from now; False, and nothing is
+        changed, if ``token`` does not hold it (it lapsed, was released or taken over)."""
+        ...
+
+    async def holder(self, key: str) -> str | None:
+        """The token holding the lease on ``key``, or None."""
+        ...
+
+    async def release(self, key: str, token: str) -> None:
+        """End ``token``'s lease on ``key``; a lease another token holds is left alone."""
+        ...
 
 
 class EventBus(Lifecycle, Protocol):

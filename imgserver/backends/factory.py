@@ -3,7 +3,7 @@
 - ``IMGSERVER_S3_BUCKET`` -> S3 storage (``s3.py``), else a local directory
   (``local_storage.py``);
 - ``IMGSERVER_REDIS_URL`` -> Redis cache index, task and image stores, events, in-flight
-  markers and quotas (``redis/``), else SQLite (``sqlite.py``) and in-process ones
+  leases and quotas (``redis/``), else SQLite (``sqlite.py``) and in-process ones
   (``memory.py``);
 - ``IMGSERVER_AMQP_URL`` -> RabbitMQ queues (``amqp.py``), else in-process queues, and then
   this process runs the workers too.

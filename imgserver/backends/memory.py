@@ -1,4 +1,4 @@
-"""The embedded broker, in-flight markers and event bus: in this process only (the embedded
+"""The embedded broker, in-flight leases and event bus: in this process only (the embedded
 mode has one frontend, and it runs the workers)."""
 
 from __future__ import annotations
@@ -98,20 +98,39 @@ class MemoryBroker(Managed):
 
 
 class MemoryInFlight(Managed):
-    """Markers in this process (the embedded mode has one frontend)."""
+    """Leases in this process (the embedded mode has one frontend, running the workers)."""
 
     def __init__(self) -> None:
-        self._owners: dict[str, float] = {}
+        self._leases: dict[str, tuple[str, float]] = {}  # key -> (token, lapses at)
 
-    async def claim(self, key: str, ttl: float) -> bool:
-        now = time.monotonic()
-        if self._owners.get(key, 0.0) > now:
+    def _held(self, key: str) -> str | None:
+        lease = self._leases.get(key)
+        if lease is None:
+            return None
+        if lease[1] <= time.monotonic():
+            del self._leases[key]
+            return None
+        return lease[0]
+
+    async def claim(self, key: str, token: str, ttl: float, succeeding: str = "") -> bool:
+        held = self._held(key)
+        if held is not None and held != token and not (succeeding and held == succeeding):
             return False
-        self._owners[key] = now + ttl
+        self._leases[key] = (token, time.monotonic() + ttl)
         return True
 
-    async def release(self, key: str) -> None:
-        self._owners.pop(key, None)
+    async def renew(self, key: str, token: str, ttl: float) -> bool:
+        if self._held(key) != token:
+            return False
+        self._leases[key] = (token, time.monotonic() + ttl)
+        return True
+
+    async def holder(self, key: str) -> str | None:
+        return self._held(key)
+
+    async def release(self, key: str, token: str) -> None:
+        if self._held(key) == token:
+            del self._leases[key]
 
     async def ping(self) -> None:
         return None

@@ -38,6 +38,7 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "public_url": "https://img.example.com",
         "delivery": "proxy",
         "request_deadline": "5",
+        "lease_ttl": "30",
         "redirect_max_age": "60",
         "result_max_age": "600",
         "enable_avif": "true",
@@ -195,6 +196,8 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("verify_hits", "-0.1"),
         ("verify_hits", "1.5"),
         ("verify_hits", "nan"),
+        ("lease_ttl", "0.5"),
+        ("lease_ttl", "-10"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:
