@@ -11,6 +11,9 @@ The pool runs any module's ``init(threads, memory_limit, **options)`` and
 is in a shared-memory block (``shared.py``), where the fetcher wrote it or where ``run`` copies
 bytes, and the child reads it there in place. (Pickling it through the pipe cost several
 copies into freshly allocated memory on both sides: about 60 ms of CPU for a 40 MB PNG.)
+
+The pool sweeps /dev/shm when it opens and every ``sweep_every`` seconds: blocks left there by
+processes that died (``shared.sweep``) are unlinked.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from multiprocessing.shared_memory import SharedMemory
 from typing import Any, Generic, TypeVar
 
 from .lifecycle import Managed
-from .shared import Blocks, SharedBytes, attach, buffer
+from .shared import Blocks, SharedBytes, attach, buffer, sweep
 
 J = TypeVar("J")  # a job
 R = TypeVar("R")  # its answer
@@ -46,6 +49,7 @@ SHARED_MIN = 64 * 1024  # smaller sources go through the pipe
 # Blocks a child keeps mapped, least recently used dropped first. A block its parent unlinked
 # (replaced by a larger one) lives on while mapped: this bounds that, and the address space.
 ATTACHED = 8
+SWEEP_EVERY = 60.0  # seconds between sweeps of /dev/shm for blocks of dead processes
 
 
 class WorkerCrashed(Exception):
@@ -186,9 +190,12 @@ class ProcessPool(Managed, Generic[J, R]):
         module: str = EXECUTE,
         memory_limit: int = 0,
         init_options: Mapping[str, Any] | None = None,
+        *,
+        sweep_every: float = SWEEP_EVERY,
     ) -> None:
         self.size = size
         self.deadline = deadline
+        self.sweep_every = sweep_every
         options = dict(init_options or {})
         self._slots: list[_Slot[J, R]] = [
             _Slot(i, threads_per_process, module, memory_limit, options) for i in range(size)
@@ -197,6 +204,7 @@ class ProcessPool(Managed, Generic[J, R]):
         self._free: list[_Slot[J, R]] = []
         self._waiters: list[tuple[int, int, asyncio.Future[_Slot[J, R]]]] = []
         self._seq = itertools.count()
+        self._sweeper: asyncio.Task[None] | None = None
         # sources in flight: those being fetched and those of the running jobs
         self.blocks = Blocks(keep=2 * size + 2)
 
@@ -210,14 +218,36 @@ class ProcessPool(Managed, Generic[J, R]):
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._sweep)
         await asyncio.gather(*(loop.run_in_executor(self._threads, s.spawn) for s in self._slots))
         self._free = list(self._slots)
+        if self.sweep_every > 0:
+            self._sweeper = asyncio.create_task(self._sweep_every(), name="imgserver-shm-sweep")
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(None, s.stop) for s in self._slots))
         self.blocks.close()
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+    async def _sweep_every(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.sweep_every)
+            await loop.run_in_executor(None, self._sweep)
+
+    def _sweep(self) -> None:
+        count, size = sweep(self.blocks.directory)
+        if count:
+            log.warning(
+                "removed %d shared-memory block(s) (%.0f MiB) left by processes that died",
+                count,
+                size / 2**20,
+            )
 
     async def run(self, job: J, source: Source | None = None, *, priority: int = 0) -> R:
         """Run ``job`` on ``source`` in a child. A ``SharedBytes`` source is the pool's from

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +134,59 @@ async def test_no_room_for_a_block_sends_the_source_through_the_pipe(
         "size": len(source),
         "view": False,
     }
+
+
+# -- shared memory: nothing left behind ---------------------------------------------------------
+
+
+def owned() -> set[str]:
+    """This process's blocks in /dev/shm."""
+    from imgserver.shared import PREFIX, SHM_DIR
+
+    return {n for n in os.listdir(SHM_DIR) if n.startswith(f"{PREFIX}{os.getpid()}-")}
+
+
+async def test_a_killed_image_process_leaves_no_block_behind() -> None:
+    """Image processes only attach to the pool's blocks: killing one mid-job leaves the
+    blocks to the pool, which unlinks them when it closes."""
+    pool = ProcessPool(1, 1, deadline=10.0, module=TARGETS)
+    await pool.open()
+    try:
+        source = b"s" * 1_000_000  # through a block
+        job = asyncio.create_task(pool.run({"op": "sleep", "seconds": 5}, source))
+        await asyncio.sleep(0.5)
+        (victim,) = pool.pids
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed):
+            await job
+        assert owned() == {b.name for b in pool.blocks._free}  # given back, nothing else
+        assert (await pool.run({"op": "digest"}, source))["size"] == len(source)
+    finally:
+        await pool.close()
+    assert not owned()
+
+
+async def test_the_pool_sweeps_at_start_and_every_so_often(tmp_path: Path) -> None:
+    """Blocks nobody holds (their owner died) are removed when a pool opens, and then every
+    ``sweep_every`` seconds while it runs."""
+    from imgserver.shared import PREFIX, SHM_DIR
+
+    def abandoned(tag: str) -> Path:
+        path = Path(SHM_DIR, f"{PREFIX}999999-{tag}{os.getpid()}")
+        path.write_bytes(b"a" * 1000)
+        return path
+
+    before = abandoned("before")
+    p = ProcessPool(1, 1, deadline=5.0, module=TARGETS, sweep_every=0.2)
+    await p.open()
+    try:
+        assert not before.exists()
+        during = abandoned("during")
+        deadline = time.monotonic() + 10
+        while during.exists():
+            assert time.monotonic() < deadline, "no periodic sweep"
+            await asyncio.sleep(0.05)
+    finally:
+        await p.close()
+        for path in (before, during):
+            path.unlink(missing_ok=True)
