@@ -64,6 +64,7 @@ class Settings:
     vips_concurrency: int = 0  # libvips threads per worker process; 0: cores / workers
     job_deadline: float = 60.0  # seconds one job may run in a worker process before it is killed
     enable_svg: bool = False  # decode SVG sources (rasterised by libvips' svgload, librsvg)
+    background_nice: int = 10  # niceness of the image processes running background jobs
 
     # -- access
     keys: str = ""  # API keys "key:secret[:flag...]", comma separated (see apikeys.py)
@@ -163,6 +164,8 @@ class Settings:
                 f"{PREFIX}AMQP_URL needs {PREFIX}REDIS_URL: separate frontends and workers share "
                 "the cache index, task records and events through Redis"
             )
+        if not 0 <= self.background_nice <= 19:
+            raise SettingsError(f"{PREFIX}BACKGROUND_NICE must be from 0 to 19")
         if self.job_max_attempts < 1:
             raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
         if not self.retry_backoff_max > 0:

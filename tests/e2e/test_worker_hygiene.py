@@ -1,5 +1,6 @@
-"""What a worker role leaves on its host: no shared memory after a kill -9. Real processes: the
-distributed ``Stack`` (Redis, RabbitMQ, moto S3)."""
+"""What a worker role leaves on its host: no shared memory after a kill -9, and background image
+processes that yield the CPU to urgent ones. Real processes: the distributed ``Stack`` (Redis,
+RabbitMQ, moto S3) and the embedded service."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from collections.abc import Callable
 from imgserver.shared import PREFIX, SHM_DIR
 
 from ..conftest import Origin, Service
-from ..procinfo import children
+from ..procinfo import children, niceness, worker_pids
 from .test_distributed import Stack, fetch, graph_url, photo, stack, unique
 
 __all__ = ["stack"]  # the fixture, from test_distributed
+
+BACKGROUND_NICE = 10  # IMGSERVER_BACKGROUND_NICE's default
 
 
 def blocks_of(pid: int) -> set[str]:
@@ -78,3 +81,38 @@ async def test_kill_9_of_a_worker_leaves_no_shared_memory(stack: Stack, origin: 
     assert theirs <= blocks_of(neighbour.proc.pid)  # the live neighbour's: untouched
     status, _, _ = await request  # the job, redelivered, is made by the new worker
     assert status == 301
+
+
+def nice_of_image_processes(pid: int) -> list[set[int]]:
+    """The niceness of every thread of each image process of the service or worker ``pid``."""
+    return sorted((niceness(p) for p in worker_pids(pid)), key=min)
+
+
+async def test_background_image_processes_run_niced(stack: Stack, origin: Origin) -> None:
+    """A background worker role's image processes, every thread of them (libvips' too, after
+    a job), run at IMGSERVER_BACKGROUND_NICE; an urgent role's at the niceness it started at."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    web = stack.frontend()
+    background = stack.worker("background", IMGSERVER_WORKERS="2")
+    urgent = stack.worker("urgent", IMGSERVER_WORKERS="2")
+    assert background.proc is not None and urgent.proc is not None
+    src = origin.add(unique(), photo(800, 500))
+    await prefetch_done(web, graph_url(web, "gaussianblur.jpg", src, width=300))
+    assert (await fetch(graph_url(web, "gaussianblur.jpg", src, width=200)))[0] == 301
+    niced = max(base, BACKGROUND_NICE)
+    assert nice_of_image_processes(background.proc.pid) == [{niced}, {niced}]
+    assert nice_of_image_processes(urgent.proc.pid) == [{base}, {base}]
+
+
+async def test_embedded_background_jobs_run_in_a_niced_process(
+    start_service, origin: Origin
+) -> None:
+    """The embedded service runs both roles on one pool: of its N image processes, the N - 1
+    that background jobs may use run niced, one stays at normal priority for urgent work."""
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    svc = start_service(IMGSERVER_WORKERS="2")
+    src = origin.add(unique(), photo(800, 500))
+    await prefetch_done(svc, graph_url(svc, "gaussianblur.jpg", src, width=300))
+    assert nice_of_image_processes(svc.proc.pid) == [{base}, {max(base, BACKGROUND_NICE)}]
+    off = start_service(IMGSERVER_WORKERS="2", IMGSERVER_BACKGROUND_NICE="0")
+    assert nice_of_image_processes(off.proc.pid) == [{base}, {base}]

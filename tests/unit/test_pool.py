@@ -136,6 +136,70 @@ async def test_no_room_for_a_block_sends_the_source_through_the_pipe(
     }
 
 
+# -- background work at a lower CPU priority ----------------------------------------------------
+
+
+def own_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+async def test_background_jobs_run_only_in_the_niced_processes() -> None:
+    """Every thread of a niced process (libvips' too) runs at the pool's niceness; background
+    jobs go there even when a process at normal priority is free; urgent jobs go to the
+    process at normal priority first, and to a niced one when that is busy."""
+    nice = min(19, own_nice() + 7)
+    p = ProcessPool(2, 2, deadline=10.0, module=TARGETS, niced=1, nice=nice)
+    await p.open()
+    try:
+        urgent = await p.run({"op": "nice"})
+        background = await asyncio.gather(*(p.run({"op": "nice"}, priority=1) for _ in range(3)))
+        assert urgent["nice"] == {own_nice()}
+        assert {b["pid"] for b in background} == {background[0]["pid"]} != {urgent["pid"]}
+        assert all(b["nice"] == {nice} for b in background)
+        blocker = asyncio.create_task(p.run({"op": "sleep", "seconds": 1.0}))
+        await asyncio.sleep(0.2)  # the process at normal priority is busy: a niced one it is
+        assert (await p.run({"op": "nice"}))["pid"] == background[0]["pid"]
+        await blocker
+    finally:
+        await p.close()
+
+
+async def test_a_waiting_urgent_job_gets_the_niced_process_first() -> None:
+    p = ProcessPool(2, 1, deadline=10.0, module=TARGETS, niced=1, nice=min(19, own_nice() + 1))
+    await p.open()
+    try:
+        normal = asyncio.create_task(p.run({"op": "sleep", "seconds": 1.5}))
+        niced = asyncio.create_task(p.run({"op": "sleep", "seconds": 0.5}, priority=1))
+        await asyncio.sleep(0.2)
+        waiting = [
+            asyncio.create_task(p.run({"op": "pid", "tag": f"b{i}"}, priority=1)) for i in range(2)
+        ]
+        await asyncio.sleep(0.05)
+        urgent = asyncio.create_task(p.run({"op": "pid", "tag": "u"}))
+        results = await asyncio.gather(urgent, *waiting, normal, niced)
+        order = [r["tag"] for r in sorted(results[:3], key=lambda r: r["at"])]
+        assert order == ["u", "b0", "b1"]
+        assert len({r["pid"] for r in results[:3]}) == 1  # all in the niced process
+    finally:
+        await p.close()
+
+
+@pytest.mark.parametrize(
+    ("nice", "roles", "expected"),
+    [
+        (10, {"urgent": 6, "background": 2}, 2),  # embedded: all but one
+        (10, {"background": 6}, 3),  # a background worker role: all
+        (10, {"urgent": 6}, 0),
+        (0, {"background": 6}, 0),  # niceness off
+    ],
+)
+def test_niced_processes_per_role(nice: int, roles: dict[str, int], expected: int) -> None:
+    from imgserver.processing import niced
+    from imgserver.settings import Settings
+
+    assert niced(Settings(workers=3, background_nice=nice), roles) == expected
+
+
 # -- shared memory: nothing left behind ---------------------------------------------------------
 
 
