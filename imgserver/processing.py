@@ -19,6 +19,7 @@ from .catalogue import Catalogue
 from .fetch import Fetcher
 from .messages import RenderJob, RenderOutcome
 from .metrics import Metrics
+from .names import BACKGROUND, URGENT
 from .pool import ProcessPool
 from .runtime.execute import init_options
 from .settings import Settings
@@ -40,6 +41,16 @@ class Crew:
         await asyncio.gather(*(worker.drain(grace) for worker in self.workers))
 
 
+def niced(settings: Settings, roles: Mapping[str, int]) -> int:
+    """How many of the pool's processes run background jobs, at a lower CPU priority: all of
+    a background worker role's; in a process running both roles (the embedded server) all but
+    one, which background jobs never hold anyway; none without background jobs or without a
+    ``background_nice``."""
+    if not settings.background_nice or BACKGROUND not in roles:
+        return 0
+    return settings.workers - 1 if URGENT in roles else settings.workers
+
+
 @contextlib.asynccontextmanager
 async def running_workers(
     settings: Settings,
@@ -57,6 +68,8 @@ async def running_workers(
         settings.job_deadline,
         memory_limit=settings.worker_memory_limit,
         init_options=init_options(settings),
+        niced=niced(settings, roles),
+        nice=settings.background_nice,
     )
     async with pool, Fetcher(settings) as fetcher:
         workers = tuple(

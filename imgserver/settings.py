@@ -65,6 +65,7 @@ class Settings:
     vips_concurrency: int = 0  # libvips threads per worker process; 0: cores / workers
     job_deadline: float = 60.0  # seconds one job may run in a worker process before it is killed
     enable_svg: bool = False  # decode SVG sources (rasterised by libvips' svgload, librsvg)
+    background_nice: int = 10  # niceness of the image processes running background jobs
 
     # -- access
     keys: str = ""  # API keys "key:secret[:flag...]", comma separated (see apikeys.py)
@@ -166,6 +167,8 @@ class Settings:
             )
         if not self.lease_ttl >= 1:
             raise SettingsError(f"{PREFIX}LEASE_TTL must be at least 1 s")
+        if not 0 <= self.background_nice <= 19:
+            raise SettingsError(f"{PREFIX}BACKGROUND_NICE must be from 0 to 19")
         if self.job_max_attempts < 1:
             raise SettingsError(f"{PREFIX}JOB_MAX_ATTEMPTS must be at least 1")
         if not self.retry_backoff_max > 0:

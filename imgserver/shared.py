@@ -14,19 +14,30 @@ Blocks live in /dev/shm. Writing past the end of a full tmpfs kills the writer w
 (Docker gives a container 64 MB there unless ``--shm-size`` says more), so a block is only
 used when the filesystem has room for it; otherwise sources stay plain ``bytes`` and go
 through the pipe, slower but safe.
+
+A block outlives a process killed with SIGKILL (or by the OOM killer): nothing unlinks it, and
+a long-running host would fill its tmpfs. So every block is named ``imgserver-<owner PID>-<random>``
+and its owner holds a shared ``flock`` on it for as long as the block is its; the kernel
+drops that lock when the owner dies, however it dies. ``sweep`` unlinks the blocks nobody holds
+a lock on (the pool sweeps at start and every minute). The lock, not the PID, says whether the
+owner lives: a PID can be reused, or belong to another PID namespace sharing the same /dev/shm
+(containers of one pod); the PID in the name is for people reading ``ls /dev/shm``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import secrets
 from dataclasses import dataclass, field
-from multiprocessing import resource_tracker
 from multiprocessing.shared_memory import SharedMemory
 
 STEP = 8 * 1024 * 1024  # block sizes are multiples of this
 SHM_DIR = "/dev/shm"
 HEADROOM = 16 * 1024 * 1024  # left free in SHM_DIR for others
+PREFIX = "imgserver-"  # block names: PREFIX + the owner's PID + "-" + random hex
+ATTEMPTS = 3  # names tried for a new block before giving up (a sweep took the first ones)
 
 
 def room(size: int, directory: str = SHM_DIR) -> bool:
@@ -77,7 +88,7 @@ class Blocks:
     def take(self, size: int) -> SharedMemory | None:
         """A block of at least ``size`` bytes: the smallest free one that fits, else a new one;
         None when /dev/shm has no room for that many bytes (pages of a block are allocated as
-        they are first written, so a free block needs the room too)."""
+        they are first written, so a free block needs the room too) or none could be made."""
         if not room(size, self.directory):
             return None
         fits = [b for b in self._free if b.size >= size]
@@ -85,8 +96,10 @@ class Blocks:
             block = min(fits, key=lambda b: b.size)
             self._free.remove(block)
             return block
-        self._made += 1
-        return SharedMemory(create=True, size=max(STEP, -(-size // STEP) * STEP))
+        made = create(max(STEP, -(-size // STEP) * STEP))
+        if made is not None:
+            self._made += 1
+        return made
 
     def give(self, block: SharedMemory) -> None:
         self._free.append(block)
@@ -163,11 +176,77 @@ def buffer(block: SharedMemory) -> memoryview:
     return block.buf
 
 
+def create(size: int) -> SharedMemory | None:
+    """A new block of ``size`` bytes, named for this process and locked by it; None when none
+    could be held (a sweep removing each new name before it was locked: in practice never)."""
+    for _ in range(ATTEMPTS):
+        name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        block = SharedMemory(name, create=True, size=size)
+        if _hold(block):
+            return block
+        _unlink(block)
+    return None
+
+
 def attach(name: str) -> SharedMemory:
-    """Open another process's block. Its owner unlinks it: this process must not at exit."""
-    block = SharedMemory(name)
-    resource_tracker.unregister(block._name, "shared_memory")  # type: ignore[attr-defined]
-    return block
+    """Open the block of the process that started this one (an image process of the pool).
+
+    Both share one resource tracker (``spawn`` hands the tracker's pipe down): registering
+    the name again changes nothing, and the owner's ``unlink`` unregisters it. Unregistering
+    here would make the tracker forget the owner's block, so that a killed owner's tracker
+    left it behind instead of unlinking it."""
+    return SharedMemory(name)
+
+
+def sweep(directory: str = SHM_DIR) -> tuple[int, int]:
+    """Unlink the blocks in ``directory`` whose owner died (nobody holds a lock on them):
+    how many, and their bytes. Blocks of a live process, of whatever PID namespace, stay;
+    so do those this process cannot open (another user's)."""
+    count = size = 0
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return 0, 0
+    for name in names:
+        if name.startswith(PREFIX):
+            freed = _remove_abandoned(os.path.join(directory, name))
+            if freed is not None:
+                count, size = count + 1, size + freed
+    return count, size
+
+
+def _hold(block: SharedMemory) -> bool:
+    """Lock a new block as its owner's; False if a sweep took it between its creation and now
+    (it holds the lock, or has unlinked the name already)."""
+    fd: int = block._fd  # type: ignore[attr-defined]
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:  # no locks on this filesystem: no sweep can remove it either
+        return True
+    return os.fstat(fd).st_nlink > 0
+
+
+def _remove_abandoned(path: str) -> int | None:
+    """Unlink the block at ``path`` if no process holds a lock on it: its size, else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # gone meanwhile, or not ours to open
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its owner holds it (or no locks here: then leave it)
+            return None
+        size = os.fstat(fd).st_size
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return None
+        return size
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def _unlink(block: SharedMemory) -> None:

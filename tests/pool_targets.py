@@ -33,8 +33,20 @@ def execute(job: dict[str, Any], source: Any = None) -> dict[str, Any]:
             "size": len(source),
             "view": isinstance(source, memoryview),
         }
+    if op == "nice":  # the niceness of every thread, libvips' included, after some libvips work
+        import pyvips
+
+        pyvips.Image.black(500, 500).gaussblur(3).avg()
+        tasks = os.listdir("/proc/self/task")
+        return {"pid": os.getpid(), "nice": {_nice(f"/proc/self/task/{t}/stat") for t in tasks}}
     if op == "threads":
         import pyvips
 
         return {"threads": pyvips.concurrency_get(), "env": os.environ.get("VIPS_CONCURRENCY")}
     return {"pid": os.getpid(), "tag": job.get("tag"), "at": time.monotonic()}
+
+
+def _nice(stat_path: str) -> int:
+    """The niceness field of a /proc stat file (the 19th, counted after the command name)."""
+    with open(stat_path) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])

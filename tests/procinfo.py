@@ -49,3 +49,15 @@ def cpu_seconds(pid: int) -> float:
     """CPU time ``pid`` has used so far (user + system), in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def niceness(pid: int) -> set[int]:
+    """The niceness of each thread of ``pid`` (Linux keeps one per thread)."""
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        found.add(int(stat.rsplit(")", 1)[1].split()[16]))  # field 19: nice
+    return found

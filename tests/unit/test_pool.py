@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +134,123 @@ async def test_no_room_for_a_block_sends_the_source_through_the_pipe(
         "size": len(source),
         "view": False,
     }
+
+
+# -- background work at a lower CPU priority ----------------------------------------------------
+
+
+def own_nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, 0)
+
+
+async def test_background_jobs_run_only_in_the_niced_processes() -> None:
+    """Every thread of a niced process (libvips' too) runs at the pool's niceness; background
+    jobs go there even when a process at normal priority is free; urgent jobs go to the
+    process at normal priority first, and to a niced one when that is busy."""
+    nice = min(19, own_nice() + 7)
+    p = ProcessPool(2, 2, deadline=10.0, module=TARGETS, niced=1, nice=nice)
+    await p.open()
+    try:
+        urgent = await p.run({"op": "nice"})
+        background = await asyncio.gather(*(p.run({"op": "nice"}, priority=1) for _ in range(3)))
+        assert urgent["nice"] == {own_nice()}
+        assert {b["pid"] for b in background} == {background[0]["pid"]} != {urgent["pid"]}
+        assert all(b["nice"] == {nice} for b in background)
+        blocker = asyncio.create_task(p.run({"op": "sleep", "seconds": 1.0}))
+        await asyncio.sleep(0.2)  # the process at normal priority is busy: a niced one it is
+        assert (await p.run({"op": "nice"}))["pid"] == background[0]["pid"]
+        await blocker
+    finally:
+        await p.close()
+
+
+async def test_a_waiting_urgent_job_gets_the_niced_process_first() -> None:
+    p = ProcessPool(2, 1, deadline=10.0, module=TARGETS, niced=1, nice=min(19, own_nice() + 1))
+    await p.open()
+    try:
+        normal = asyncio.create_task(p.run({"op": "sleep", "seconds": 1.5}))
+        niced = asyncio.create_task(p.run({"op": "sleep", "seconds": 0.5}, priority=1))
+        await asyncio.sleep(0.2)
+        waiting = [
+            asyncio.create_task(p.run({"op": "pid", "tag": f"b{i}"}, priority=1)) for i in range(2)
+        ]
+        await asyncio.sleep(0.05)
+        urgent = asyncio.create_task(p.run({"op": "pid", "tag": "u"}))
+        results = await asyncio.gather(urgent, *waiting, normal, niced)
+        order = [r["tag"] for r in sorted(results[:3], key=lambda r: r["at"])]
+        assert order == ["u", "b0", "b1"]
+        assert len({r["pid"] for r in results[:3]}) == 1  # all in the niced process
+    finally:
+        await p.close()
+
+
+@pytest.mark.parametrize(
+    ("nice", "roles", "expected"),
+    [
+        (10, {"urgent": 6, "background": 2}, 2),  # embedded: all but one
+        (10, {"background": 6}, 3),  # a background worker role: all
+        (10, {"urgent": 6}, 0),
+        (0, {"background": 6}, 0),  # niceness off
+    ],
+)
+def test_niced_processes_per_role(nice: int, roles: dict[str, int], expected: int) -> None:
+    from imgserver.processing import niced
+    from imgserver.settings import Settings
+
+    assert niced(Settings(workers=3, background_nice=nice), roles) == expected
+
+
+# -- shared memory: nothing left behind ---------------------------------------------------------
+
+
+def owned() -> set[str]:
+    """This process's blocks in /dev/shm."""
+    from imgserver.shared import PREFIX, SHM_DIR
+
+    return {n for n in os.listdir(SHM_DIR) if n.startswith(f"{PREFIX}{os.getpid()}-")}
+
+
+async def test_a_killed_image_process_leaves_no_block_behind() -> None:
+    """Image processes only attach to the pool's blocks: killing one mid-job leaves the
+    blocks to the pool, which unlinks them when it closes."""
+    pool = ProcessPool(1, 1, deadline=10.0, module=TARGETS)
+    await pool.open()
+    try:
+        source = b"s" * 1_000_000  # through a block
+        job = asyncio.create_task(pool.run({"op": "sleep", "seconds": 5}, source))
+        await asyncio.sleep(0.5)
+        (victim,) = pool.pids
+        os.kill(victim, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed):
+            await job
+        assert owned() == {b.name for b in pool.blocks._free}  # given back, nothing else
+        assert (await pool.run({"op": "digest"}, source))["size"] == len(source)
+    finally:
+        await pool.close()
+    assert not owned()
+
+
+async def test_the_pool_sweeps_at_start_and_every_so_often(tmp_path: Path) -> None:
+    """Blocks nobody holds (their owner died) are removed when a pool opens, and then every
+    ``sweep_every`` seconds while it runs."""
+    from imgserver.shared import PREFIX, SHM_DIR
+
+    def abandoned(tag: str) -> Path:
+        path = Path(SHM_DIR, f"{PREFIX}999999-{tag}{os.getpid()}")
+        path.write_bytes(b"a" * 1000)
+        return path
+
+    before = abandoned("before")
+    p = ProcessPool(1, 1, deadline=5.0, module=TARGETS, sweep_every=0.2)
+    await p.open()
+    try:
+        assert not before.exists()
+        during = abandoned("during")
+        deadline = time.monotonic() + 10
+        while during.exists():
+            assert time.monotonic() < deadline, "no periodic sweep"
+            await asyncio.sleep(0.05)
+    finally:
+        await p.close()
+        for path in (before, during):
+            path.unlink(missing_ok=True)

@@ -87,6 +87,7 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "worker_memory_limit": "1000000",
         "enable_svg": "1",
         "access_log": "1",
+        "background_nice": "5",
     }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))
@@ -198,6 +199,8 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("verify_hits", "nan"),
         ("lease_ttl", "0.5"),
         ("lease_ttl", "-10"),
+        ("background_nice", "-1"),
+        ("background_nice", "20"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:
@@ -235,6 +238,8 @@ def test_validate_rejects(overrides: dict[str, Any]) -> None:
         {"redirect_max_age": 0},
         {"delivery": "proxy"},
         {"public_url": "http://x"},
+        {"background_nice": 0},
+        {"background_nice": 19},
     ],
 )
 def test_validate_accepts(overrides: dict[str, Any]) -> None:
