@@ -31,7 +31,7 @@ serve: $(VENV)/.installed
 
 # The distributed mode on this machine: Redis, RabbitMQ, an S3 endpoint, web + both workers.
 stack: $(VENV)/.installed-test system-deps
-	PATH=$(CURDIR)/$(BIN):$$PATH deploy/stack.sh
+	$(BIN)/python -m imgserver stack
 
 check: $(VENV)/.installed
 	$(BIN)/python -m imgserver check

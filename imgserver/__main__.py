@@ -15,10 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the HTTP service")
     sub.add_parser("check", help="validate settings and graphs, then exit")
     sub.add_parser("schema", help="print graphs/schema.json (generated from the op registry)")
+    stack = sub.add_parser("stack", help="run the distributed mode on this machine (make stack)")
+    stack.add_argument("roles", nargs="*", help="Procfile roles to run (default: all)")
     sign = sub.add_parser("sign", help="print the signed form of a /graph/ or /cache URL")
     sign.add_argument("url", help="e.g. 'http://host/graph/passthrough.jpg?input=...&width=300'")
     sign.add_argument("--key", help="the API key to sign with (default: the first enabled one)")
     args = parser.parse_args(argv)
+    if args.command == "stack":
+        from .stack import main as stack_main
+
+        return stack_main(args.roles)
     if args.command == "sign":
         return sign_url(args.url, args.key)
     if args.command == "schema":

@@ -25,7 +25,9 @@ from pathlib import Path
 
 import pytest
 
-RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+from imgserver.localservices import RABBIT_BIN, RabbitNode, redis_argv, s3_argv
+from imgserver.localservices import wait_port as _wait_port
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -33,15 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
 def _require(binary: str) -> None:
@@ -85,23 +78,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--loglevel",
-                "warning",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            redis_argv(self.port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         _wait_port(self.port, 10)
 
@@ -130,55 +107,17 @@ class RedisServer:
         )
 
 
-class RabbitServer:
-    """A private RabbitMQ node (its own name, ports, data and logs under a temporary dir)."""
+class RabbitServer(RabbitNode):
+    """A private RabbitMQ node (its own name, ports, epmd, data and logs under a temporary dir;
+    imgserver/localservices.py, which `make stack` uses too)."""
 
     def __init__(self) -> None:
         _require(str(RABBIT_BIN / "rabbitmq-server"))
-        self.port = free_port()
-        while self.port + 20000 > 65535:
-            self.port = free_port()
+        port = free_port()
+        while port + 20000 > 65535:
+            port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="rabbit-"))
-        self.node = f"imgtest{self.port}@localhost"
-        (self.dir / "plugins").write_text("[].\n")
-        self.env = {
-            **os.environ,
-            "HOME": str(self.dir),  # the Erlang cookie lives here
-            "RABBITMQ_NODENAME": self.node,
-            "RABBITMQ_NODE_PORT": str(self.port),
-            "RABBITMQ_DIST_PORT": str(self.port + 20000),
-            "RABBITMQ_MNESIA_BASE": str(self.dir / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(self.dir / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.dir / "plugins"),
-        }
-
-    @property
-    def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
-
-    def ctl(self, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-        command = [str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, *args]
-        return subprocess.run(
-            command, env=self.env, capture_output=True, text=True, timeout=timeout
-        )
-
-    def start(self, timeout: float = 60) -> None:
-        subprocess.run(
-            [str(RABBIT_BIN / "rabbitmq-server"), "-detached"],
-            env=self.env,
-            check=True,
-            capture_output=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.ctl("await_startup", timeout=timeout).returncode == 0:
-                _wait_port(self.port, 10)
-                return
-            time.sleep(0.3)
-        raise RuntimeError(f"RabbitMQ node {self.node} did not start")
-
-    def stop(self) -> None:
-        self.ctl("stop")
+        super().__init__(f"imgtest{port}@localhost", port, self.dir, free_port())
 
     def restart(self) -> None:
         self.stop()
@@ -200,7 +139,7 @@ class RabbitServer:
                 self.ctl("purge_queue", name)
 
     def close(self) -> None:
-        self.stop()
+        super().close()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -218,7 +157,7 @@ class S3Server:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            s3_argv(self.port),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
