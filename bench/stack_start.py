@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 def one_run(command: list[str], timeout: float) -> tuple[float | None, str]:
-    ports = {name: free_port() for name in ("WEB", "REDIS", "S3", "URGENT", "BACKGROUND")}
+    ports = {name: free_port() for name in ("WEB", "REDIS", "S3", "EPMD", "URGENT", "BACKGROUND")}
     amqp = free_port()
     while amqp + 20000 > 65535:
         amqp = free_port()
