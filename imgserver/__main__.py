@@ -6,6 +6,7 @@ Imports stay inside main(): worker processes are spawned, and spawn re-imports t
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 
 DESCRIPTION = """\
@@ -212,10 +213,16 @@ def main(argv: list[str] | None = None) -> int:
     from .app import create_app
     from .catalogue import GraphError
     from .errors import ImgServerError
+    from .localservices import port_in_use, port_taken_message
     from .settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
+        if args.command != "check" and port_in_use(settings.port, settings.host):
+            print(
+                f"imgserver: {port_taken_message(settings.port, 'IMGSERVER_PORT')}", file=sys.stderr
+            )
+            return 1
         app = create_app(settings)
     except (SettingsError, GraphError) as exc:
         print(f"imgserver: {exc}", file=sys.stderr)
@@ -239,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImgServerError as exc:  # a backend could not be opened
         print(f"imgserver: {exc.message}", file=sys.stderr)
         return 3
+    except OSError as exc:  # taken since the check above
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"imgserver: {port_taken_message(settings.port, 'IMGSERVER_PORT')}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ both start them from here.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import subprocess
@@ -32,16 +33,28 @@ def wait_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = 
     raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
 
 
-def port_in_use(port: int) -> bool:
-    """Whether binding 127.0.0.1:``port`` fails (someone listens there, on loopback or on all
-    addresses)."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not in use
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return True
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something already listens where binding ``host``:``port`` would go (on that
+    address or on all addresses). A host that does not resolve is not "in use"."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return False
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not in use
+            try:
+                s.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return True
     return False
+
+
+def port_taken_message(port: int, setting: str) -> str:
+    return f"port {port} is in use ({setting}): stop what uses it or choose another port"
 
 
 def redis_argv(port: int, data_dir: Path | None = None) -> list[str]:

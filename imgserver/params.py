@@ -17,6 +17,7 @@ from .runtime.registry import PARAM_TYPES as PARAM_TYPES
 _COLOR = re.compile(COLOR_PATTERN)
 _CURVE_NUMBER = re.compile(rf"^{CURVE_NUMBER}$")
 _INT = re.compile(r"^[+-]?\d{1,12}$")
+_DIGITS = re.compile(r"^[+-]?\d+$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -46,6 +47,12 @@ class Param:
     def _convert(self, raw: str) -> ParamValue:
         t = self.type
         if t == "int":
+            if not _INT.match(raw) and _DIGITS.match(raw):  # a whole number, past any bound
+                if raw.startswith("-") and self.minimum is not None:
+                    raise self._invalid(f"must be at least {number_text(self.minimum)}", raw)
+                if not raw.startswith("-") and self.maximum is not None:
+                    raise self._invalid(f"must be at most {number_text(self.maximum)}", raw)
+                raise self._invalid("must be a whole number of at most 12 digits", raw)
             if not _INT.match(raw):
                 raise self._invalid("must be a whole number", raw)
             return int(raw)

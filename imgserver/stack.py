@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from .localservices import RabbitNode, port_in_use, redis_argv, s3_argv, wait_port
+from .localservices import (
+    RabbitNode,
+    port_in_use,
+    port_taken_message,
+    redis_argv,
+    s3_argv,
+    wait_port,
+)
 from .supervise import Role, Supervisor, say
 
 # (setting, default): the web port falls back to IMGSERVER_PORT, then 8080
@@ -84,9 +91,7 @@ class StackConfig:
         checks.append(
             ("STACK_AMQP_PORT + 20000, RabbitMQ's distribution", self.ports["amqp"] + 20000)
         )
-        return [
-            f"port {port} is in use ({setting})" for setting, port in checks if port_in_use(port)
-        ]
+        return [port_taken_message(port, setting) for setting, port in checks if port_in_use(port)]
 
     def service_env(self) -> dict[str, str]:
         p = self.ports
@@ -238,7 +243,7 @@ def main(argv: list[str]) -> int:
         lock = hold_lock(config.state / "lock")
         busy = config.busy_ports()
         if busy:
-            raise StackError(f"{busy[0]}: stop what uses it or choose another port")
+            raise StackError(busy[0])
     except StackError as exc:
         print(f"stack: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ Imports stay inside functions: image processes are spawned, and spawn re-imports
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from typing import TYPE_CHECKING
 
@@ -47,6 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, GraphError) as exc:
         print(f"workers: {exc}", file=sys.stderr)
         return 2
+    from imgserver.localservices import port_in_use, port_taken_message
+
+    metrics_port = settings.worker_metrics_port
+    taken = port_taken_message(metrics_port, "IMGSERVER_WORKER_METRICS_PORT")
+    if metrics_port and port_in_use(metrics_port, settings.host):
+        print(f"workers: {taken}", file=sys.stderr)
+        return 1
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -59,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except ImgServerError as exc:  # a backend could not be opened
         print(f"workers: {exc.message}", file=sys.stderr)
         return 3
+    except OSError as exc:  # the metrics port, taken since the check above
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"workers: {taken}", file=sys.stderr)
+        return 1
 
 
 async def run(role: str, concurrency: int, settings: Settings) -> int:
