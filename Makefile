@@ -7,21 +7,31 @@ BIN    := $(VENV)/bin
 
 .PHONY: serve stack test test-fast lint typecheck check system-deps bench bench-deps clean
 
+# Each install step prints one line; pip's and setuptools' own output goes to $(INSTALL_LOG),
+# which is printed only when the step fails.
+INSTALL_LOG := $(VENV)/install.log
+define pip_install
+	@echo "make: installing $(1)"
+	@$(BIN)/pip install -q $(2) >>$(INSTALL_LOG) 2>&1 || { cat $(INSTALL_LOG); \
+		echo "make: installing $(1) failed (its log, above, is in $(INSTALL_LOG))"; exit 1; }
+endef
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
+	@echo "make: creating the virtualenv $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	$(call pip_install,the latest pip,--upgrade pip)
 
 $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
-	$(BIN)/pip install -q -e .
-	touch $@
+	$(call pip_install,imgserver and its dependencies,-e .)
+	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(BIN)/pip install -q -e '.[test,stack]'
-	touch $@
+	$(call pip_install,the test and stack extras,-e '.[test,stack]')
+	@touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
-	$(BIN)/pip install -q -e '.[test,stack,bench]'
-	touch $@
+	$(call pip_install,the bench extras,-e '.[test,stack,bench]')
+	@touch $@
 
 system-deps:
 	deploy/system-deps.sh
