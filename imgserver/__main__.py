@@ -78,9 +78,10 @@ exit status:
 
 
 def parser() -> argparse.ArgumentParser:
-    raw = argparse.RawDescriptionHelpFormatter
     top = argparse.ArgumentParser(
-        prog="python -m imgserver", description=DESCRIPTION, formatter_class=raw
+        prog="python -m imgserver",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", help="run the HTTP service")
@@ -89,12 +90,8 @@ def parser() -> argparse.ArgumentParser:
     stack = sub.add_parser("stack", help="run the distributed mode on this machine (make stack)")
     stack.add_argument("roles", nargs="*", help="Procfile roles to run (default: all)")
 
-    pre = sub.add_parser(
-        "prefetch",
-        help="warm the cache for a list of source URLs",
-        description=PREFETCH,
-        epilog=PREFETCH_EPILOG,
-        formatter_class=raw,
+    pre = manual(
+        sub, "prefetch", "warm the cache for a list of source URLs", PREFETCH, PREFETCH_EPILOG
     )
     pre.add_argument(
         "sources", nargs="*", metavar="FILE", help="URL list or sitemap.xml ('-': stdin)"
@@ -147,29 +144,39 @@ def parser() -> argparse.ArgumentParser:
         help="seconds between progress lines (default: %(default)g)",
     )
 
-    pur = sub.add_parser(
-        "purge",
-        help="drop every cached result made from some sources",
-        description=PURGE,
-        epilog=PURGE_EPILOG,
-        formatter_class=raw,
+    pur = manual(
+        sub, "purge", "drop every cached result made from some sources", PURGE, PURGE_EPILOG
     )
     pur.add_argument("sources", nargs="*", metavar="SOURCE", help="a source URL")
     add_server(pur)
     pur.add_argument("-k", "--key", help="the admin API key (default: the first enabled one)")
 
-    sign = sub.add_parser(
-        "sign",
-        help="print the signed form of a /graph/ or /cache URL",
-        description=SIGN,
-        epilog=SIGN_EPILOG,
-        formatter_class=raw,
+    sign = manual(
+        sub, "sign", "print the signed form of a /graph/ or /cache URL", SIGN, SIGN_EPILOG
     )
     sign.add_argument("url", help="e.g. 'http://host/graph/passthrough.jpg?input=...&width=300'")
     sign.add_argument(
         "-k", "--key", help="the API key to sign with (default: the first enabled one)"
     )
     return top
+
+
+def manual(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser],
+    name: str,
+    summary: str,
+    description: str,
+    epilog: str,
+) -> argparse.ArgumentParser:
+    """A command whose --help reads like a manual page: its description, options, then the
+    examples and exit statuses (``epilog``), laid out as written."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
 
 
 def add_server(command: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from ..conftest import Origin, Service
 from ..servers import REPO
 from .test_distributed import photo, unique
 
+PREFETCH_JPG = ("prefetch", "-g", "passthrough.jpg", "-k", "web")
 KEYS = "web:websecret-0123456789,ops:opssecret-0123456789:admin"
 
 
@@ -80,11 +81,7 @@ def test_prefetch_counts_failures_and_resumes(
 def test_prefetch_reads_stdin_and_draws_a_bar(keyed: Service, origin: Origin) -> None:
     sources = [origin.add(unique() + ".png", photo(200, 120)) for _ in range(2)]
     out = cli(
-        "prefetch",
-        "-g",
-        "passthrough.jpg",
-        "-k",
-        "web",
+        *PREFETCH_JPG,
         "-j",
         "2",
         "--progress",
@@ -153,11 +150,7 @@ def test_prefetch_usage_errors_exit_2(
 def test_prefetch_of_a_bad_parameter_is_a_counted_failure(keyed: Service, origin: Origin) -> None:
     source = origin.add(unique() + ".jpg", photo(200, 120))
     out = cli(
-        "prefetch",
-        "-g",
-        "passthrough.jpg",
-        "-k",
-        "web",
+        *PREFETCH_JPG,
         "-p",
         "width=wide",
         "-",
