@@ -66,6 +66,9 @@ class Supervisor:
             start_new_session=True,
         )
         self._tasks.append(asyncio.create_task(self._pump(role.name, role.proc)))
+        if self.stopping.is_set():  # `stop` ran while it was being started
+            await stop_process(role.proc, role.stop_timeout)
+            return
         if role.after_start is not None:
             await role.after_start()
 
