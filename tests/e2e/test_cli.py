@@ -186,3 +186,10 @@ def test_help_reads_like_a_manual() -> None:
     assert out.returncode == 0
     for section in ("usage:", "Resuming:", "examples:", "exit status:", "--concurrency N"):
         assert section in out.stdout
+
+
+def test_prefetch_without_waiting_counts_queued_tasks(keyed: Service, origin: Origin) -> None:
+    source = origin.add(unique() + ".jpg", photo(200, 120))
+    out = cli(*PREFETCH_JPG, "--no-wait", "--progress", "none", "-", server=keyed, stdin=source)
+    assert out.returncode == 0, out.stderr
+    assert table(out.stdout) == {"queued": 1}
