@@ -19,6 +19,7 @@ from imgserver.errors import (
     UnsupportedFormat,
 )
 from imgserver.formats import AUTO, negotiate
+from imgserver.params import Param
 from imgserver.request import (
     MAX_INPUT_LENGTH,
     ImageRequest,
@@ -935,3 +936,20 @@ def test_every_error_here_is_an_imgserver_error(catalogue: Catalogue) -> None:
         with pytest.raises(ImgServerError) as info:
             parse(catalogue, spec, *pairs, source=source)
         assert 400 <= info.value.status < 500
+
+
+@pytest.mark.parametrize(
+    ("param", "raw", "why"),
+    [
+        (Param("n", "int"), "9" * 30, "must be a whole number of at most 12 digits"),
+        (Param("n", "int", minimum=1), "9" * 30, "must be a whole number of at most 12 digits"),
+        (Param("n", "int", maximum=10), "-" + "9" * 30, "must be a whole number of at most 12"),
+        (Param("n", "int", maximum=10), "9" * 30, "must be at most 10"),
+    ],
+)
+def test_an_over_long_whole_number_names_the_bound_it_passes(
+    param: Param, raw: str, why: str
+) -> None:
+    with pytest.raises(InvalidParam) as caught:
+        param.parse(raw)
+    assert why in caught.value.message
