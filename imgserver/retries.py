@@ -9,7 +9,10 @@
   background job retries for ``retry_budget`` seconds from its first failure, which rides out
   an outage of a few minutes.
 - An urgent job (a GET miss) retries only while its requester may still be waiting: its tries
-  start no later than ``request_deadline`` after it was queued, whatever failed.
+  start no later than its answer is due (``answer_by``: ``request_deadline`` after it was
+  queued, less a margin for the answer to reach the frontend), whatever failed; and fetching
+  its source ends by then too, so a dead or slow source is answered 504 ``source_timeout``
+  within the request deadline, never 503 "retry shortly".
 - A job whose failure is decided, but whose task record could not be written (the store was
   down), tries the write again with the same backoff until it lands, or until the record would
   have expired anyway (``task_ttl`` after the decision).
@@ -24,6 +27,24 @@ from .names import URGENT
 from .settings import Settings
 
 MAX_DOUBLINGS = 30  # 2**30 times any backoff is past any cap: no float overflow on long runs
+ANSWER_MARGIN = 1.0  # seconds (at most; a tenth of a shorter deadline) for a failure to travel
+
+
+def answer_margin(settings: Settings) -> float:
+    """Seconds before the request deadline by which a waiting GET's job must have failed, so
+    that its failure reaches the frontend (stored, announced) before the frontend gives up."""
+    return min(ANSWER_MARGIN, settings.request_deadline / 10)
+
+
+def answer_by(settings: Settings, role: str, job: Job, now: float) -> float | None:
+    """When (Unix time) an urgent job's source must have been fetched, retries included, for
+    its requester to get the answer, a 504 for a source too slow, within the request deadline.
+    None: no one waits for it (a background job), or its requester has been answered already
+    (the job was queued that long ago): then the fetch timeouts alone bound it."""
+    if role != URGENT:
+        return None
+    due = job.queued_at + settings.request_deadline - answer_margin(settings)
+    return due if due > now else None
 
 
 def backoff(settings: Settings, attempt: int, rand: float) -> float:
@@ -38,8 +59,10 @@ def retry_delay(
     """Seconds until the next try of ``job``, which just failed for a transient reason
     (``outage``: a backend of ours is down; otherwise its source failed); None: give it up."""
     delay = backoff(settings, job.attempt, rand)
-    if role == URGENT and now + delay > job.queued_at + settings.request_deadline:
-        return None  # its requester has been answered 503 by now
+    if role == URGENT:
+        due = answer_by(settings, role, job, now)
+        if due is None or now + delay >= due:
+            return None  # its requester is answered with this failure, or was answered by now
     if not outage:
         return delay if job.attempt + 1 < settings.job_max_attempts else None
     since = now if job.failing_since is None else job.failing_since
