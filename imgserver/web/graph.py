@@ -139,6 +139,9 @@ async def _deliver(
         # a redirect cached by a client or a CDN must not outlive its object
         max_age = settings.lifetime.max_age(settings.redirect_max_age, entry.created_at)
         headers["Cache-Control"] = result_cache_control(settings, max_age)
+        # said outright: aiohttp leaves it out of a HEAD answer without a body, and a HEAD
+        # answers exactly as the GET would
+        headers["Content-Length"] = "0"
         return web.Response(status=301, headers=headers)
 
     etag = f'"{req.key}"'
