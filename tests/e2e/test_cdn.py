@@ -116,9 +116,12 @@ async def test_a_dead_or_slow_source_is_a_504_within_the_deadline(
     status, headers, body, took = await call(cdn.url("passthrough.jpg", src))
     print(f"the repeat: {status} after {took:.3f} s")
     assert (status, json.loads(body)["error"]) == (504, error)
+    before = cdn.svc.metrics().get('imgserver_failure_hits_total{code="source_timeout"}', 0)
     status, _, body, _ = await call(cdn.url("resize.webp", src, width=40))
     assert (status, code(body)) == (504, "source_timeout")
     assert origin.hits(path) == 1  # remembered: nothing was fetched again
+    after = cdn.svc.metrics()['imgserver_failure_hits_total{code="source_timeout"}']
+    assert after == before + 1
 
 
 async def test_a_source_404_or_410_is_a_cacheable_404(cdn: Cdn, origin: Origin) -> None:
