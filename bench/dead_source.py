@@ -133,9 +133,9 @@ async def main() -> None:
             for server in servers.values():
                 server.close()
     print(f"repo {args.repo}  deadline {args.deadline:g} s  load {os.getloadavg()[0]:.2f}")
-    print(f"{'source':8} {'request':12} {'status':>6} {'code':18} {'seconds':>8}")
+    print(f"{'source':8} {'request':12} {'status':>6} {'code':18} {'seconds':>9}")
     for name, what, status, code, took in rows:
-        print(f"{name:8} {what:12} {status:>6} {code:18} {took:8.2f}")
+        print(f"{name:8} {what:12} {status:>6} {code:18} {took:9.3f}")
 
 
 if __name__ == "__main__":
