@@ -140,6 +140,16 @@ class Coordinator:
         self.metrics.count(self.metrics.cache, "hit" if entry else "miss")
         return entry
 
+    async def remembered(self, req: ImageRequest) -> Failure | None:
+        """The failure remembered for ``req`` (its source's, or its own), if any: answered at
+        once, without fetching or queueing. ``_nocache`` requests do not look."""
+        if req.nocache or not self.settings.failure_ttl:
+            return None
+        failure = await self.b.index.failure(req.failure_scopes())
+        if failure is not None:
+            self.metrics.count(self.metrics.failure_hits, failure.code)
+        return failure
+
     async def forget(self, key: str) -> None:
         """An indexed result whose object is gone: drop its entry from the index and from every
         frontend's memory, so the next request makes it again."""
@@ -367,13 +377,16 @@ class Coordinator:
 
     async def purge(self, source: str) -> list[str]:
         """Drop every result made from ``source`` (storage and index), and every result chained
-        from those (whose input is ``graph:{key}``); the keys dropped.
+        from those (whose input is ``graph:{key}``), and the failures remembered for them; the
+        keys dropped.
 
         Results are found through the index's input -> keys set; every frontend hears a
         ``purge`` event so nothing keeps serving them from a local cache."""
         keys: list[str] = []
         level = [source]
         for _ in range(MAX_CHAIN):
+            for s in level:
+                await self.b.index.forget_failures(s)
             found = [k for s in level for k in await self.b.index.keys_for_input(s)]
             keys += [k for k in found if k not in keys]
             level = [CHAIN_PREFIX + k for k in found]

@@ -135,6 +135,12 @@ class NotFound(ImgServerError):
     status, code, default_message = 404, "not_found", "not found"
 
 
+class SourceNotFound(ImgServerError):
+    """The source answered 404 or 410."""
+
+    status, code, default_message = 404, "source_not_found", "the source does not exist"
+
+
 class MethodNotAllowed(ImgServerError):
     """The resource exists but not for this method."""
 
@@ -205,3 +211,39 @@ class Internal(ImgServerError):
     """A bug: never caused by user input."""
 
     code = "internal"
+
+
+# Errors a cache (a CDN, a browser) may keep for the failure memory's time: the same request
+# gets the same answer until then. 5xx (and 429) are transient: never kept.
+CACHEABLE_STATUSES = frozenset({404, 415, 422})
+
+# Failures of a source that are remembered (``IMGSERVER_FAILURE_TTL``), so that asking again
+# answers at once instead of fetching again; the others (ours: timeout, unavailable, internal;
+# the request's: auth, invalid) are not facts about the source.
+REMEMBERED = frozenset(
+    {
+        "source_not_found",
+        "source_unreachable",
+        "source_timeout",
+        "source_too_large",
+        "unsupported_source",
+        "undecodable_source",
+        "too_many_pixels",
+    }
+)
+
+
+def transient(status: int) -> bool:
+    """An answer that may differ a moment later (5xx, 429): no cache may keep it."""
+    return status >= 500 or status == 429
+
+
+def cache_control(status: int, failure_ttl: int) -> str | None:
+    """The ``Cache-Control`` of an error of a ``/graph/`` URL: ``no-store`` on 5xx and 429;
+    ``public, max-age`` for the failure memory's time on 404/415/422 (``no-store`` when there
+    is no memory); None (no header) for the rest."""
+    if transient(status):
+        return "no-store"
+    if status in CACHEABLE_STATUSES:
+        return f"public, max-age={failure_ttl}" if failure_ttl > 0 else "no-store"
+    return None

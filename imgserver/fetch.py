@@ -18,6 +18,7 @@ from . import __version__
 from .errors import (
     ImgServerError,
     SourceNotAllowed,
+    SourceNotFound,
     SourceTimeout,
     SourceTooLarge,
     SourceUnreachable,
@@ -28,6 +29,7 @@ from .settings import Settings
 from .shared import Blocks, SharedBytes, Writer
 
 REDIRECTS = {301, 302, 303, 307, 308}
+GONE = {404, 410}  # the source says it does not exist: 404 source_not_found
 
 
 class GuardedResolver(AbstractResolver):
@@ -132,15 +134,18 @@ class Fetcher(Managed):
             await self._session.close()
             self._session = None
 
-    async def fetch(self, url: str) -> bytes:
-        """The source's bytes, or the API error that says why not."""
-        data = await self._fetch(url, _read_into(None))
+    async def fetch(self, url: str, budget: float | None = None) -> bytes:
+        """The source's bytes, or the API error that says why not; within ``budget`` seconds
+        if given (and shorter than ``IMGSERVER_FETCH_TOTAL_TIMEOUT``)."""
+        data = await self._fetch(url, _read_into(None), budget)
         assert isinstance(data, bytes)  # no blocks: plain memory
         return data
 
-    async def fetch_shared(self, url: str, blocks: Blocks) -> SharedBytes | bytes:
+    async def fetch_shared(
+        self, url: str, blocks: Blocks, budget: float | None = None
+    ) -> SharedBytes | bytes:
         """The source in a shared-memory block of ``blocks`` (the caller releases it), or as
-        ``bytes`` when /dev/shm has no room."""
+        ``bytes`` when /dev/shm has no room; within ``budget`` seconds, as ``fetch``."""
         read = _read_into(blocks)
         done: list[SharedBytes | bytes] = []
 
@@ -149,18 +154,21 @@ class Fetcher(Managed):
             return done[0]
 
         try:
-            return await self._fetch(url, keep)
+            return await self._fetch(url, keep, budget)
         except BaseException:  # e.g. cancelled while the response closed: give the block back
             for source in done:
                 if isinstance(source, SharedBytes):
                     source.release()
             raise
 
-    async def _fetch(self, url: str, read: Reader[T]) -> T:
+    async def _fetch(self, url: str, read: Reader[T], budget: float | None = None) -> T:
         if self._session is None:
             raise RuntimeError("the Fetcher is not open")
+        total = self._settings.fetch_total_timeout
+        if budget is not None:
+            total = max(0.0, min(total, budget))
         try:
-            async with asyncio.timeout(self._settings.fetch_total_timeout):
+            async with asyncio.timeout(total):
                 return await self._follow(self._session, URL(url), read)
         except ImgServerError:
             raise
@@ -188,6 +196,10 @@ class Fetcher(Managed):
                 if resp.status in REDIRECTS and "Location" in resp.headers:
                     url = url.join(URL(resp.headers["Location"]))
                     continue
+                if resp.status in GONE:
+                    raise SourceNotFound(
+                        f"the source answered {resp.status}", upstream_status=resp.status
+                    )
                 if not 200 <= resp.status < 300:
                     raise SourceUnreachable(
                         f"the source answered {resp.status}", upstream_status=resp.status

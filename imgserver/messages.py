@@ -138,6 +138,7 @@ _JSON = msgspec.json.Encoder()
 _JOBS = msgspec.msgpack.Decoder(Job)
 _EVENTS = msgspec.json.Decoder(Event)
 _ENTRIES = msgspec.json.Decoder(Entry)
+_FAILURES = msgspec.json.Decoder(Failure)
 
 DecodeError = msgspec.DecodeError  # what the decoders raise for bytes that are not the message
 
@@ -166,3 +167,11 @@ def encode_entry(entry: Entry) -> bytes:
 
 def decode_entry(data: bytes | str) -> Entry:
     return _ENTRIES.decode(data)
+
+
+def encode_failure(failure: Failure) -> bytes:
+    return _JSON.encode(failure)
+
+
+def decode_failure(data: bytes | str) -> Failure:
+    return _FAILURES.decode(data)

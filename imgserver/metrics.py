@@ -31,6 +31,18 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.failures_remembered = Counter(
+            "imgserver_failures_remembered",
+            "Failed sources put in the failure memory by workers, by error code",
+            ["code"],
+            registry=r,
+        )
+        self.failure_hits = Counter(
+            "imgserver_failure_hits",
+            "/graph/ requests answered from the failure memory (nothing fetched), by error code",
+            ["code"],
+            registry=r,
+        )
         self.joined = Counter(
             "imgserver_singleflight_joins",
             "Requests that joined a job already running",

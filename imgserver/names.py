@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 URGENT = "urgent"  # GET misses: a client is waiting
 BACKGROUND = "background"  # prefetches and uploads
 QUEUES = (URGENT, BACKGROUND)
@@ -24,6 +26,8 @@ REDIS_INFLIGHT = "imgserver:inflight:{key}"  # in-flight lease: its holder's tok
 REDIS_IMAGE = "imgserver:image:{id}"  # image record (JSON), no expiry
 REDIS_IMAGES = "imgserver:images"  # sorted set of image ids (all scores 0: ordered by id)
 REDIS_QUOTA = "imgserver:quota:{name}"  # results computed for an API key
+REDIS_FAILURE = "imgserver:failure:{scope}"  # a remembered failure (JSON), with its expiry
+REDIS_FAILURES = "imgserver:failures:{digest}"  # set of failure scopes remembered for one input
 
 RESULTS_PREFIX = "results/"  # storage path of a result: results/{cache key}
 ORIGINALS_PREFIX = "originals/"  # storage path of an uploaded original: originals/{image id}
@@ -31,3 +35,36 @@ ORIGINALS_PREFIX = "originals/"  # storage path of an uploaded original: origina
 
 def result_path(key: str) -> str:
     return RESULTS_PREFIX + key
+
+
+def source_digest(source: str) -> str:
+    """SHA-256 (hex) of a canonical input: how stores and surrogate keys name a source."""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+# A remembered failure is kept under a scope (``CacheIndex.remember_failure``): the source's
+# own (fetching or checking it failed: every request of that source gets the error), or one
+# request's (its graph failed on that source: only that cache key gets it).
+
+
+def source_scope(source: str) -> str:
+    return "source:" + source_digest(source)
+
+
+def result_scope(key: str) -> str:
+    return "result:" + key
+
+
+# Surrogate keys (``Surrogate-Key`` / ``Cache-Tag`` on /graph/ answers): a CDN in front purges
+# by them. ``src-`` names the source a result was made from (the input at the end of a chain),
+# ``graph-`` the graph.
+SURROGATE_SOURCE = "src-{digest16}"
+SURROGATE_GRAPH = "graph-{name}"
+
+
+def source_surrogate(source: str) -> str:
+    return SURROGATE_SOURCE.format(digest16=source_digest(source)[:16])
+
+
+def graph_surrogate(graph: str) -> str:
+    return SURROGATE_GRAPH.format(name=graph)

@@ -17,6 +17,7 @@ from .catalogue import GRAPH_NAME, Catalogue, Graph
 from .errors import InvalidInput, InvalidParam, SourceNotAllowed, UnknownGraph
 from .formats import AUTO, negotiate, output_format
 from .messages import Job
+from .names import graph_surrogate, result_scope, source_scope, source_surrogate
 from .records import Params, ParamValue
 from .security import host_allowed
 from .settings import Settings
@@ -56,6 +57,34 @@ class ImageRequest:
             value = self.params.get(name)
             if isinstance(value, str) and not value.startswith(UPLOAD_PREFIX):
                 yield value
+
+    def origin(self) -> str:
+        """The input at the end of the chain: the source a purge of it drops this result for
+        (an http(s) URL or upload:{id}; "" for a graph that draws its image)."""
+        return self.inner.origin() if self.inner is not None else self.input
+
+    def failure_scopes(self) -> list[str]:
+        """Where a failure that this request would meet is remembered: under this request's
+        key, under each source it reads (its input, another image a parameter names), and the
+        same down its chain."""
+        scopes = [result_scope(self.key)]
+        if self.input:
+            scopes.append(source_scope(self.input))
+        for name in self.graph.source_params:
+            value = self.params.get(name)
+            if isinstance(value, str) and value:
+                scopes.append(source_scope(value))
+        if self.inner is not None:
+            scopes += self.inner.failure_scopes()
+        return scopes
+
+    @cached_property
+    def surrogate_keys(self) -> tuple[str, ...]:
+        """The surrogate keys of this request's answers: its source's and its graph's
+        (computed once per request: parsed requests are kept, and this is on the hit path)."""
+        origin = self.origin()
+        keys = (source_surrogate(origin),) if origin else ()
+        return (*keys, graph_surrogate(self.graph.name))
 
     def job(self, task_id: str | None = None) -> Job:
         """The job that makes this request's result (for a task, when ``task_id`` is given)."""

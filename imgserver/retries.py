@@ -9,7 +9,10 @@
   background job retries for ``retry_budget`` seconds from its first failure, which rides out
   an outage of a few minutes.
 - An urgent job (a GET miss) retries only while its requester may still be waiting: its tries
-  start no later than ``request_deadline`` after it was queued, whatever failed.
+  start before its answer is due (``answer_due``: ``request_deadline`` after it was queued,
+  less a margin for the answer to reach the frontend), whatever failed; and fetching its
+  source ends by then too (``answer_by``), so a dead or slow source is answered 504
+  ``source_timeout`` within the request deadline, never 503 "retry shortly".
 - A job whose failure is decided, but whose task record could not be written (the store was
   down), tries the write again with the same backoff until it lands, or until the record would
   have expired anyway (``task_ttl`` after the decision).
@@ -24,6 +27,35 @@ from .names import URGENT
 from .settings import Settings
 
 MAX_DOUBLINGS = 30  # 2**30 times any backoff is past any cap: no float overflow on long runs
+ANSWER_MARGIN = 1.0  # seconds (at most; a tenth of a shorter deadline) for a failure to travel
+
+
+def answer_margin(settings: Settings) -> float:
+    """Seconds before the request deadline by which a waiting GET's job must have failed, so
+    that its failure reaches the frontend (stored, announced) before the frontend gives up."""
+    return min(ANSWER_MARGIN, settings.request_deadline / 10)
+
+
+def answer_due(settings: Settings, job: Job) -> float:
+    """When (Unix time) an urgent job must have failed for its waiting requester to get the
+    failure, not a 503, before the request deadline."""
+    return job.queued_at + settings.request_deadline - answer_margin(settings)
+
+
+def answer_by(settings: Settings, role: str, job: Job, now: float) -> float | None:
+    """When (Unix time) an urgent job's sources must have been fetched, so that a source too
+    slow is answered 504 within the request deadline. None: the fetch timeouts alone bound it,
+    because no one waits (a background job), or the requester has been answered already, or
+    the job's first try starts with less than half the deadline left (it waited in the queue:
+    the time that is left says nothing of the source, so the source gets its full timeouts
+    and the result is there for the next request)."""
+    if role != URGENT:
+        return None
+    due = answer_due(settings, job)
+    left = due - now
+    if left <= 0 or (job.attempt == 0 and left < settings.request_deadline / 2):
+        return None
+    return due
 
 
 def backoff(settings: Settings, attempt: int, rand: float) -> float:
@@ -38,8 +70,8 @@ def retry_delay(
     """Seconds until the next try of ``job``, which just failed for a transient reason
     (``outage``: a backend of ours is down; otherwise its source failed); None: give it up."""
     delay = backoff(settings, job.attempt, rand)
-    if role == URGENT and now + delay > job.queued_at + settings.request_deadline:
-        return None  # its requester has been answered 503 by now
+    if role == URGENT and now + delay >= answer_due(settings, job):
+        return None  # its requester is answered with this failure, or was answered by now
     if not outage:
         return delay if job.attempt + 1 < settings.job_max_attempts else None
     since = now if job.failing_since is None else job.failing_since

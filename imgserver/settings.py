@@ -51,6 +51,9 @@ class Settings:
     hit_cache_ttl: float = 60.0  # seconds such an entry is trusted
     verify_hits: float = 0.01  # fraction of hits whose object is checked in storage afterwards
     result_max_age: int = 31536000  # Cache-Control max-age of stored results
+    failure_ttl: int = 60  # seconds a failed source is remembered (and its error cacheable)
+    stale_while_revalidate: int = 0  # RFC 5861 on results' Cache-Control; 0: not sent
+    stale_if_error: int = 0  # RFC 5861 on results' Cache-Control; 0: not sent
     enable_avif: bool = False  # offer AVIF when negotiating from Accept
     log_level: str = "INFO"
     access_log: bool = False  # a line per request (at INFO); off: nginx or the CDN logs them
@@ -153,6 +156,9 @@ class Settings:
             "fetch_max_redirects",
             "redirect_max_age",
             "result_max_age",
+            "failure_ttl",
+            "stale_while_revalidate",
+            "stale_if_error",
         ):
             if getattr(self, name) < 0:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")

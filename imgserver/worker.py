@@ -20,6 +20,7 @@ import msgspec
 from .backends.base import Backends, Delivery, InFlight
 from .catalogue import Catalogue, Graph
 from .errors import (
+    REMEMBERED,
     Failure,
     ImgServerError,
     Internal,
@@ -48,13 +49,13 @@ from .messages import (
     TaskChanged,
 )
 from .metrics import Metrics
-from .names import ORIGINALS_PREFIX, PRIORITY, result_path
+from .names import ORIGINALS_PREFIX, PRIORITY, result_path, result_scope, source_scope
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
 from .probe import check_pixels
 from .recent import Recent
 from .records import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .request import CHAIN_PREFIX, UPLOAD_PREFIX
-from .retries import retry_delay, settle_delay
+from .retries import answer_by, retry_delay, settle_delay
 from .settings import Settings
 from .shared import SharedBytes
 from .uploads import follow_task
@@ -66,6 +67,21 @@ SNIFF_BYTES = 4096  # enough for every format's signature (and an SVG's root ele
 ASSET_CACHE_SIZE = 32  # watermarks and the like kept in memory, by URL
 ASSET_CACHE_BYTES = 4 * 1024 * 1024  # larger ones are fetched each time
 ASSET_CACHE_TTL = 3600.0  # seconds one is trusted
+
+
+class SourceFailed(Exception):
+    """Fetching or checking a source failed: the failure is the source's (every request of it
+    would meet it), not only this job's. Carries the source and the error."""
+
+    def __init__(self, source: str, error: ImgServerError) -> None:
+        super().__init__(error.message)
+        self.source = source
+        self.error = error
+
+
+def _budget(due: float | None) -> float | None:
+    """Seconds left until ``due`` (an urgent job's answer is due: ``retries.answer_by``)."""
+    return None if due is None else max(0.0, due - time.time())
 
 
 def is_transient(error: ImgServerError) -> bool:
@@ -210,6 +226,11 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            # where a failure is remembered: under its source when fetching or checking that
+            # failed (every request of the source), else under this job's cache key
+            scope, source = result_scope(job.key), job.input
+            if isinstance(exc, SourceFailed):
+                scope, source, exc = source_scope(exc.source), exc.source, exc.error
             if isinstance(exc, ImgServerError):
                 error = exc
             else:
@@ -238,10 +259,21 @@ class Worker:
                     {**error.details, "attempts": tries},
                 )
                 await _quietly(self.b.broker.dead_letter(self.role, job, failure))
+            await self._remember(scope, failure, source)
             await self._fail(delivery, job, failure, started)
             return
         done = JobDone(job.key, entry, cached)
         await self._settle(delivery, done, "cached" if cached else "ok", started)
+
+    async def _remember(self, scope: str, failure: Failure, source: str) -> None:
+        """Keep a failure of a source in the index's failure memory, so that every frontend
+        answers it at once for ``failure_ttl`` seconds (best effort: without it, the next
+        request only tries again)."""
+        if failure.code not in REMEMBERED or not self.settings.failure_ttl:
+            return
+        ttl = self.settings.failure_ttl
+        await _quietly(self.b.index.remember_failure(scope, failure, ttl, source))
+        self.metrics.count(self.metrics.failures_remembered, failure.code)
 
     async def _fail(self, delivery: Delivery, job: Job, failure: Failure, started: float) -> None:
         """Record the job's failure in its task, then settle it. When the store is down the
@@ -315,10 +347,12 @@ class Worker:
         graph = self.catalogue.get_graph(job.graph)
         if graph.digest != job.digest:
             raise Unavailable(f"graph '{job.graph}' changed while the job was queued; retry")
-        assets = {url: await self._asset(url) for url in _urls(graph, job)}
+        # a GET miss's client waits: its sources are fetched (retries too) by the time it is due
+        due = answer_by(self.settings, self.role, job, time.time())
+        assets = {url: await self._asset(url, due) for url in _urls(graph, job)}
 
         if graph.definition.needs_source:
-            fetched = await self._fetch(job, path)
+            fetched = await self._fetch(job, path, due)
             if isinstance(fetched, Entry):
                 return fetched, True
             source, source_format = fetched
@@ -360,19 +394,25 @@ class Worker:
         await self._done(job, entry, [])
         return entry
 
-    async def _fetch(self, job: Job, path: str) -> Entry | tuple[bytes | SharedBytes, str]:
+    async def _fetch(
+        self, job: Job, path: str, due: float | None = None
+    ) -> Entry | tuple[bytes | SharedBytes, str]:
         """The source and its sniffed format; or the result, when storage has it already.
 
         Storage is the source of truth: an index that was flushed or expired must not cost a
         recompute. Storage is asked while the source downloads, so the check adds no latency.
-        A shared source is the caller's to release."""
-        fetching = asyncio.create_task(self.read_source(job))
+        A shared source is the caller's to release. The source's own failures (fetching it,
+        sniffing it, its header) come as ``SourceFailed``."""
+        fetching = asyncio.create_task(self.read_source(job, due))
         source: bytes | SharedBytes | None = None
         try:
             stored = None if job.nocache else await self._stored(job, path)
             if stored is not None:
                 return stored
-            source = await fetching
+            try:
+                source = await fetching
+            except ImgServerError as exc:
+                raise SourceFailed(job.input, exc) from None
         finally:
             if source is None:
                 _drop(fetching)
@@ -383,6 +423,8 @@ class Worker:
                     bytes(data[:SNIFF_BYTES]), svg=self.settings.enable_svg
                 )
                 check_pixels(data, source_format, self.settings.max_source_pixels)
+            except ImgServerError as exc:
+                raise SourceFailed(job.input, exc) from None
             finally:
                 if isinstance(data, memoryview):
                     with contextlib.suppress(BufferError):  # a slice still held: collected
@@ -394,29 +436,37 @@ class Worker:
             raise
         return source, source_format
 
-    async def _asset(self, url: str) -> bytes:
+    async def _asset(self, url: str, due: float | None = None) -> bytes:
         """Another image a graph reads (a watermark): fetched under the input's rules and
         limits, checked like it, and kept in this worker's memory, so an image used on every
-        request is fetched once (while it is recently used)."""
+        request is fetched once (while it is recently used). Its failures are its own
+        (``SourceFailed``)."""
         cached = self._assets.get(url)
         if cached is not None:
             return cached
+        try:
+            data = await self._read_asset(url, due)
+        except ImgServerError as exc:
+            raise SourceFailed(url, exc) from None
+        if len(data) <= ASSET_CACHE_BYTES:
+            self._assets.put(url, data)
+        return data
+
+    async def _read_asset(self, url: str, due: float | None) -> bytes:
         if url.startswith(UPLOAD_PREFIX):
             stored = await self.b.storage.get(ORIGINALS_PREFIX + url[len(UPLOAD_PREFIX) :])
             if stored is None:
                 raise NotFound(f"no uploaded image {url}")
             data = stored.data
         else:
-            data = await self.fetcher.fetch(url)
+            data = await self.fetcher.fetch(url, _budget(due))
         fmt = require_source_format(data[:SNIFF_BYTES], svg=self.settings.enable_svg)
         check_pixels(data, fmt, self.settings.max_source_pixels)
-        if len(data) <= ASSET_CACHE_BYTES:
-            self._assets.put(url, data)
         return data
 
-    async def read_source(self, job: Job) -> bytes | SharedBytes:
+    async def read_source(self, job: Job, due: float | None = None) -> bytes | SharedBytes:
         """The job's source: an upload's bytes or a chained request's result from storage, or
-        a fetched source in one of the pool's blocks."""
+        a fetched source in one of the pool's blocks (by ``due``, if given)."""
         source = job.input
         if source.startswith(UPLOAD_PREFIX):
             stored = await self.b.storage.get(ORIGINALS_PREFIX + source[len(UPLOAD_PREFIX) :])
@@ -425,7 +475,7 @@ class Worker:
             return stored.data
         if source.startswith(CHAIN_PREFIX):
             return await self._chained(job)
-        return await self.fetcher.fetch_shared(source, self.pool.blocks)
+        return await self.fetcher.fetch_shared(source, self.pool.blocks, _budget(due))
 
     async def _chained(self, job: Job) -> bytes:
         """The result of the job's inner request (a chained input): from storage, or made here

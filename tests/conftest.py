@@ -27,6 +27,7 @@ class Route:
     body_delay: float = 0.0  # after the headers, before the body
     length: bool = True  # send Content-Length (else the body ends when the connection closes)
     endless: bool = False  # stream zeros until the client goes away
+    trickle: float = 0.0  # seconds between the body's bytes, sent one at a time
     hits: int = 0
 
 
@@ -58,10 +59,16 @@ class Origin:
                 self.end_headers()
                 time.sleep(route.body_delay)
                 with contextlib.suppress(OSError):
+                    if route.trickle:
+                        for byte in route.body:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(route.trickle)
                     if route.endless:
                         while True:
                             self.wfile.write(b"\0" * 65536)
-                    self.wfile.write(route.body)
+                    if not route.trickle:
+                        self.wfile.write(route.body)
 
             def log_message(self, *args: object) -> None:
                 pass

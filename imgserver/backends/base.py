@@ -12,7 +12,7 @@ boundary, so a backend that is down answers 503 ``unavailable``, never 500.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from types import TracebackType
@@ -90,6 +90,23 @@ class CacheIndex(Lifecycle, Protocol):
     async def delete(self, key: str) -> None: ...
 
     async def keys_for_input(self, source: str) -> list[str]: ...
+
+    # The failure memory (``IMGSERVER_FAILURE_TTL``): a failed source is answered at once, by
+    # every frontend, until its memory expires. A failure is kept under a scope
+    # (``names.source_scope``: every request of a source; ``names.result_scope``: one cache
+    # key) and filed under the input it concerns, so ``forget_failures`` drops them all.
+
+    async def remember_failure(self, scope: str, failure: Failure, ttl: float, source: str) -> None:
+        """Keep ``failure`` under ``scope`` for ``ttl`` seconds (replacing one kept there)."""
+        ...
+
+    async def failure(self, scopes: Sequence[str]) -> Failure | None:
+        """A failure still kept under one of ``scopes`` (the first of them that has one)."""
+        ...
+
+    async def forget_failures(self, source: str) -> int:
+        """Drop every failure filed under ``source``; how many were kept."""
+        ...
 
 
 class TaskStore(Lifecycle, Protocol):

@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from ..errors import Failure
 from ..lifetime import Lifetime
-from ..messages import Entry, decode_entry, encode_entry
+from ..messages import Entry, decode_entry, decode_failure, encode_entry, encode_failure
 from ..records import (
     FINAL,
     ImageRecord,
@@ -43,6 +44,10 @@ CREATE TABLE IF NOT EXISTS tasks (
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks (status);
 CREATE TABLE IF NOT EXISTS task_leases (id TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS failures (
+    scope TEXT PRIMARY KEY, source TEXT NOT NULL, failure TEXT NOT NULL, until REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failures_source ON failures (source);
 CREATE TABLE IF NOT EXISTS quotas (name TEXT PRIMARY KEY, used INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY, record TEXT NOT NULL, created_at REAL NOT NULL
@@ -144,6 +149,39 @@ class SqliteIndex(_OnDB):
             lambda c: c.execute("SELECT key FROM cache WHERE input = ?", (source,)).fetchall()
         )
         return [r[0] for r in rows]
+
+    async def remember_failure(self, scope: str, failure: Failure, ttl: float, source: str) -> None:
+        record = encode_failure(failure).decode()
+
+        def txn(c: sqlite3.Connection) -> None:
+            now = time.time()
+            c.execute("DELETE FROM failures WHERE until <= ?", (now,))  # the expired ones
+            c.execute(
+                "INSERT OR REPLACE INTO failures (scope, source, failure, until) "
+                "VALUES (?, ?, ?, ?)",
+                (scope, source, record, now + ttl),
+            )
+
+        await self.db.call(txn)
+
+    async def failure(self, scopes: Sequence[str]) -> Failure | None:
+        if not scopes:
+            return None
+        marks = ",".join("?" * len(scopes))
+        query = f"SELECT scope, failure FROM failures WHERE scope IN ({marks}) AND until > ?"
+        rows = await self.db.call(lambda c: c.execute(query, (*scopes, time.time())).fetchall())
+        found = dict(rows)
+        kept = next((found[s] for s in scopes if s in found), None)
+        return decode_failure(kept) if kept is not None else None
+
+    async def forget_failures(self, source: str) -> int:
+        def txn(c: sqlite3.Connection) -> int:
+            kept = "FROM failures WHERE source = ? AND until > ?"
+            count = c.execute(f"SELECT COUNT(*) {kept}", (source, time.time())).fetchone()[0]
+            c.execute("DELETE FROM failures WHERE source = ?", (source,))
+            return int(count)
+
+        return await self.db.call(txn)
 
 
 class _Records(_OnDB, Generic[Rec]):

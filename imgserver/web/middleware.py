@@ -9,7 +9,14 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from ..errors import ImgServerError, Internal, MethodNotAllowed, NotFound, SourceTooLarge
+from ..errors import (
+    ImgServerError,
+    Internal,
+    MethodNotAllowed,
+    NotFound,
+    SourceTooLarge,
+    transient,
+)
 from .state import METRICS
 
 log = logging.getLogger(__name__)
@@ -37,7 +44,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = "invalid_input" if exc.status < 500 else "internal"
         body = {"error": {"code": code, "message": exc.reason}}
-        response = web.json_response(body, status=exc.status)
+        headers = {"Cache-Control": "no-store"} if transient(exc.status) else None
+        response = web.json_response(body, status=exc.status, headers=headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path_qs)
         response = error_response(Internal())
@@ -49,7 +57,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 def error_response(exc: ImgServerError) -> web.Response:
+    """The JSON error; a transient one (5xx, 429) says ``Cache-Control: no-store``."""
     body = json.dumps({"error": exc.to_dict()}, default=str)
+    headers = exc.headers
+    if transient(exc.status) and "Cache-Control" not in headers:
+        headers = {**headers, "Cache-Control": "no-store"}
     return web.Response(
-        status=exc.status, text=body, content_type="application/json", headers=exc.headers
+        status=exc.status, text=body, content_type="application/json", headers=headers
     )

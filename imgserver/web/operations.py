@@ -13,7 +13,7 @@ from .. import __version__
 from ..backends.base import Backends, Lifecycle
 from ..errors import InvalidInput, SignatureRequired, Unavailable
 from ..metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from ..names import QUEUES
+from ..names import QUEUES, source_surrogate
 from ..request import canonical_input
 from .middleware import error_response
 from .state import BACKENDS, COORDINATOR, KEYS, METRICS
@@ -82,7 +82,8 @@ async def version(request: web.Request) -> web.Response:
 
 
 async def purge_cache(request: web.Request) -> web.Response:
-    """``DELETE /cache/{key}/{signature}?input={source}``: drop every result made from a source.
+    """``DELETE /cache/{key}/{signature}?input={source}``: drop every result made from a source
+    (and the failures remembered for it); the answer names the surrogate key to purge a CDN by.
 
     Needs an admin key; the signature covers ``cache?{query}`` like a graph URL's."""
     key = request.app[KEYS].verify(
@@ -98,7 +99,13 @@ async def purge_cache(request: web.Request) -> web.Response:
         raise InvalidInput("give exactly one 'input', and nothing else")
     source = canonical_input(sources[0])
     keys = await request.app[COORDINATOR].purge(source)
-    return web.json_response({"input": source, "deleted": len(keys), "keys": keys})
+    body = {
+        "input": source,
+        "deleted": len(keys),
+        "keys": keys,
+        "surrogate_keys": [source_surrogate(source)],
+    }
+    return web.json_response(body)
 
 
 for _path in ("/cache", "/cache/{apikey}/{signature}"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import signal
 import time
@@ -13,7 +14,7 @@ from imgserver import names
 from imgserver.backends.base import CacheIndex
 from imgserver.backends.redis.index import RedisIndex
 from imgserver.backends.sqlite import SqliteIndex
-from imgserver.errors import Unavailable
+from imgserver.errors import Failure, Unavailable
 from imgserver.lifetime import DAY
 from imgserver.messages import Entry
 from imgserver.settings import Settings
@@ -241,3 +242,58 @@ async def test_sqlite_sweep_deletes_the_entries_of_expired_results(local_db) -> 
     assert await SqliteIndex(local_db).get("old") is None  # gone, not only hidden
     assert await index.get("young") is not None
     assert await SqliteIndex(local_db).sweep(now + 100 * DAY) == 0  # forever: no sweep
+
+
+# -- the failure memory: every frontend answers a failed source at once, for a while
+
+NOT_FOUND = Failure("source_not_found", "the source answered 404", {"upstream_status": 404})
+TOO_MANY = Failure("too_many_pixels", "the image has too many pixels")
+
+
+async def test_a_remembered_failure_is_found_under_its_scope(index: CacheIndex) -> None:
+    assert await index.failure([names.source_scope(SOURCE)]) is None
+    await index.remember_failure(names.source_scope(SOURCE), NOT_FOUND, 60, SOURCE)
+    await index.remember_failure(names.result_scope("k1"), TOO_MANY, 60, OTHER)
+    assert await index.failure([names.source_scope(SOURCE)]) == NOT_FOUND
+    assert await index.failure([names.result_scope("k1")]) == TOO_MANY
+    # the first scope that has one wins; none of them: None
+    both = [names.result_scope("k1"), names.source_scope(SOURCE)]
+    assert await index.failure(both) == TOO_MANY
+    assert await index.failure(both[::-1]) == NOT_FOUND
+    assert await index.failure([names.source_scope(OTHER), names.result_scope("k2")]) is None
+    assert await index.failure([]) is None
+    # remembered again: replaced
+    await index.remember_failure(names.source_scope(SOURCE), TOO_MANY, 60, SOURCE)
+    assert await index.failure([names.source_scope(SOURCE)]) == TOO_MANY
+
+
+async def test_a_remembered_failure_expires(index: CacheIndex) -> None:
+    await index.remember_failure(names.source_scope(SOURCE), NOT_FOUND, 0.3, SOURCE)
+    assert await index.failure([names.source_scope(SOURCE)]) == NOT_FOUND
+    await asyncio.sleep(0.4)
+    assert await index.failure([names.source_scope(SOURCE)]) is None
+    assert await index.forget_failures(SOURCE) == 0  # nothing left to forget
+
+
+async def test_forget_failures_drops_every_failure_filed_under_a_source(
+    index: CacheIndex,
+) -> None:
+    await index.remember_failure(names.source_scope(SOURCE), NOT_FOUND, 60, SOURCE)
+    await index.remember_failure(names.result_scope("k1"), TOO_MANY, 60, SOURCE)
+    await index.remember_failure(names.result_scope("k2"), TOO_MANY, 60, OTHER)
+    assert await index.forget_failures(SOURCE) == 2
+    assert await index.failure([names.source_scope(SOURCE), names.result_scope("k1")]) is None
+    assert await index.failure([names.result_scope("k2")]) == TOO_MANY
+    assert await index.forget_failures(SOURCE) == 0
+
+
+async def test_redis_failures_are_shared_and_expire_in_redis(redis_env: RedisEnv) -> None:
+    client = redis_env.client()
+    a = RedisIndex(client, redis_env.settings())
+    b = RedisIndex(redis_env.client(), redis_env.settings())
+    await a.remember_failure(names.source_scope(SOURCE), NOT_FOUND, 60, SOURCE)
+    assert await b.failure([names.source_scope(SOURCE)]) == NOT_FOUND
+    key = names.REDIS_FAILURE.format(scope=names.source_scope(SOURCE))
+    assert 0 < await client.pttl(key) <= 60_000
+    assert await b.forget_failures(SOURCE) == 1
+    assert await a.failure([names.source_scope(SOURCE)]) is None

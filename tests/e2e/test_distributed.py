@@ -388,3 +388,56 @@ def test_misconfigured_processes_exit_with_a_clear_message(command, env, message
     assert proc.returncode in (2, 3)
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+async def test_a_failed_source_is_remembered_for_every_frontend(
+    stack: Stack, origin: Origin
+) -> None:
+    """Issue 15: the failure memory lives in Redis. A source that answers 404 through frontend
+    A is answered 404 by frontend B at once, nothing fetched or queued; a dead source is a 504
+    within the request deadline (set alike on frontends and workers), and then remembered too;
+    an admin's purge on B forgets it for everyone."""
+    from imgserver.apikeys import KeyRing, parse_env
+
+    keys = "web:dist-secret-dist-secret,ops:dist-secret-dist-admin:admin"
+    env = {"IMGSERVER_REQUEST_DEADLINE": "3", "IMGSERVER_KEYS": keys}
+    a, b = stack.frontend(**env), stack.frontend(**env)
+    worker = stack.worker("urgent", **env)
+    ring = KeyRing(parse_env(keys))
+
+    def signed(svc: Service, spec: str, source: str, key: str = "web") -> str:
+        # the source as is (only characters a query keeps): signed exactly as aiohttp sends it
+        return svc.url(ring.signed_path(key, spec, f"input={source}"))
+
+    gone_path, dead_path = unique(), unique()
+    gone = origin.add(gone_path, b"gone", status=404, content_type="text/plain")
+    dead = origin.add(dead_path, photo(), delay=30.0)
+
+    status, headers, body = await fetch(signed(a, "passthrough.jpg", gone))
+    assert (status, json.loads(body)["error"]["code"]) == (404, "source_not_found"), body
+    assert headers["Cache-Control"] == "public, max-age=60"
+    for method in ("GET", "HEAD", "POST"):
+        status, headers, body = await fetch(signed(b, "resize.webp", gone), method)
+        assert status == 404 and headers["Cache-Control"] == "public, max-age=60", method
+    assert origin.hits(gone_path) == 1
+    digest = names.source_digest(gone)
+    assert stack.redis().exists(names.REDIS_FAILURE.format(scope=f"source:{digest}"))
+
+    started = time.monotonic()
+    status, headers, body = await fetch(signed(a, "passthrough.jpg", dead))
+    took = time.monotonic() - started
+    print(f"\ndead source through frontend A: {status} after {took:.2f} s (deadline 3 s)")
+    assert (status, json.loads(body)["error"]["code"]) == (504, "source_timeout"), body
+    assert headers["Cache-Control"] == "no-store"
+    status, _, body = await fetch(signed(b, "passthrough.jpg", dead))
+    assert (status, json.loads(body)["error"]["code"]) == (504, "source_timeout")
+    assert origin.hits(dead_path) == 1
+    assert worker.jobs("source_timeout") == 1
+
+    purge = b.url(ring.signed_path("ops", "cache", f"input={gone}"))
+    status, _, body = await fetch(purge, "DELETE")
+    assert status == 200 and json.loads(body)["surrogate_keys"] == [f"src-{digest[:16]}"]
+    origin.add(gone_path, photo())  # the source is back (a new route: its hits start at 0)
+    status, headers, _ = await fetch(signed(a, "passthrough.jpg", gone))
+    assert (status, headers["X-Cache"], origin.hits(gone_path)) == (301, "MISS", 1)
+    assert headers["Surrogate-Key"] == f"src-{digest[:16]} graph-passthrough"

@@ -260,12 +260,25 @@ async def test_a_negotiated_format_is_cached_once_per_accept(
     assert graph_requests(proxied) - before == 3
 
 
-async def test_errors_are_not_cached(nginx: Nginx, session: aiohttp.ClientSession) -> None:
+async def test_errors_are_cached_as_the_service_says(
+    nginx: Nginx, session: aiohttp.ClientSession
+) -> None:
+    """A 404 is kept for IMGSERVER_FAILURE_TTL (its Cache-Control); a 5xx never (no-store):
+    nginx asks the service again, which answers from its failure memory."""
     url = nginx.url("/graph/passthrough.webp?input=upload:0123456789abcdef01234567&width=50")
-    for _ in range(2):
+    for cache in ("MISS", "HIT"):
         status, headers, body = await fetch(session, url)
         assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
-        assert headers["X-Proxy-Cache"] == "MISS"
+        assert (headers["X-Proxy-Cache"], headers["Cache-Control"]) == (
+            cache,
+            "public, max-age=60",
+        )
+    dead = f"http://127.0.0.1:{free_port()}/closed.jpg"
+    url = nginx.url(f"/graph/passthrough.webp?input={dead}&width=50")
+    for _ in range(2):
+        status, headers, body = await fetch(session, url)
+        assert status == 502 and json.loads(body)["error"]["code"] == "source_unreachable"
+        assert (headers["X-Proxy-Cache"], headers["Cache-Control"]) == ("MISS", "no-store")
 
 
 # -- event streams ----------------------------------------------------------------------------

@@ -50,7 +50,7 @@ async def test_a_watermark_is_fetched_once_and_laid_over(service: Service, origi
     ("body", "route", "code"),
     [
         (b"this is not an image at all" * 10, {}, (415, "unsupported_source")),
-        (png(solid(20, 10, (255, 0, 0))), {"status": 404}, (502, "source_unreachable")),
+        (png(solid(20, 10, (255, 0, 0))), {"status": 404}, (404, "source_not_found")),
     ],
 )
 async def test_a_bad_watermark_fails_like_a_bad_input(

@@ -21,6 +21,7 @@ CODES = [
     ("quota_exceeded", 403, errors.QuotaExceeded),
     ("unknown_graph", 404, errors.UnknownGraph),
     ("not_found", 404, errors.NotFound),
+    ("source_not_found", 404, errors.SourceNotFound),
     ("method_not_allowed", 405, errors.MethodNotAllowed),
     ("source_too_large", 413, errors.SourceTooLarge),
     ("unsupported_source", 415, errors.UnsupportedSource),
@@ -121,3 +122,31 @@ def test_headers_are_not_details() -> None:
     err = errors.Overloaded("busy", headers={"Retry-After": "1"}, queue="urgent")
     assert err.headers == {"Retry-After": "1"}
     assert err.to_dict() == {"code": "overloaded", "message": "busy", "queue": "urgent"}
+
+
+@pytest.mark.parametrize(
+    ("status", "ttl", "expected"),
+    [
+        (404, 60, "public, max-age=60"),
+        (415, 60, "public, max-age=60"),
+        (422, 7, "public, max-age=7"),
+        (404, 0, "no-store"),  # no failure memory: nothing to keep either
+        (502, 60, "no-store"),
+        (503, 60, "no-store"),
+        (504, 60, "no-store"),
+        (500, 60, "no-store"),
+        (429, 60, "no-store"),
+        (400, 60, None),
+        (403, 60, None),
+        (413, 60, None),
+    ],
+)
+def test_cache_control_of_errors(status: int, ttl: int, expected: str | None) -> None:
+    assert errors.cache_control(status, ttl) == expected
+
+
+def test_remembered_codes_are_facts_about_a_source() -> None:
+    codes = ImgServerError.codes()
+    assert set(codes) >= errors.REMEMBERED
+    for code in ("timeout", "unavailable", "internal", "overloaded", "source_not_allowed"):
+        assert code not in errors.REMEMBERED

@@ -10,7 +10,13 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from imgserver import fetch as fetch_module
-from imgserver.errors import SourceNotAllowed, SourceTimeout, SourceTooLarge, SourceUnreachable
+from imgserver.errors import (
+    SourceNotAllowed,
+    SourceNotFound,
+    SourceTimeout,
+    SourceTooLarge,
+    SourceUnreachable,
+)
 from imgserver.fetch import Fetcher, GuardedResolver
 from imgserver.settings import Settings
 
@@ -116,12 +122,29 @@ async def test_byte_cap_on_content_length_and_while_streaming(server, fetcher_fa
         await f.fetch(str(server.make_url("/stream")))
 
 
-@pytest.mark.parametrize("code", [404, 403, 500, 503])
+@pytest.mark.parametrize("code", [403, 401, 500, 503])
 async def test_non_2xx_is_unreachable(server, fetcher_factory, code) -> None:
     f = await fetcher_factory()
     with pytest.raises(SourceUnreachable) as err:
         await f.fetch(str(server.make_url(f"/status/{code}")))
     assert err.value.details["upstream_status"] == code
+
+
+@pytest.mark.parametrize("code", [404, 410])
+async def test_404_and_410_are_not_found(server, fetcher_factory, code) -> None:
+    f = await fetcher_factory()
+    with pytest.raises(SourceNotFound) as err:
+        await f.fetch(str(server.make_url(f"/status/{code}")))
+    assert err.value.status == 404 and err.value.details["upstream_status"] == code
+
+
+async def test_a_budget_shorter_than_the_timeouts_ends_the_fetch(server, fetcher_factory) -> None:
+    """A waiting GET's job fetches within the time its client has left."""
+    f = await fetcher_factory(fetch_read_timeout=5.0, fetch_total_timeout=5.0)
+    url = str(server.make_url("/slow").with_query(s="1"))
+    with pytest.raises(SourceTimeout):
+        await f.fetch(url, budget=0.2)
+    assert await f.fetch(url, budget=3.0) == JPEG  # a longer budget: the usual timeouts
 
 
 async def test_refused_connection_is_unreachable(fetcher_factory) -> None:
@@ -140,6 +163,8 @@ async def test_slow_source_times_out(server, fetcher_factory) -> None:
     f = await fetcher_factory(fetch_read_timeout=5.0, fetch_total_timeout=0.3)
     with pytest.raises(SourceTimeout):
         await f.fetch(str(server.make_url("/slow").with_query(s="1")))
+    with pytest.raises(SourceTimeout):  # a budget longer than the total timeout changes nothing
+        await f.fetch(str(server.make_url("/slow").with_query(s="1")), budget=10.0)
 
 
 async def test_literal_private_address_is_refused_without_connecting(server, fetcher_factory):

@@ -9,7 +9,7 @@ import pytest
 from imgserver.errors import Failure
 from imgserver.messages import Job
 from imgserver.names import BACKGROUND, URGENT
-from imgserver.retries import backoff, retry_delay, settle_delay
+from imgserver.retries import answer_by, backoff, retry_delay, settle_delay
 from imgserver.settings import Settings
 
 DEFAULTS = Settings()
@@ -91,3 +91,34 @@ def test_settle_delay_backs_off_until_the_record_would_have_expired() -> None:
     assert settle_delay(s, later, now=4601.0, rand=0) is None
     forever = Settings(task_ttl=0)
     assert settle_delay(forever, later, now=10**9, rand=0) == forever.retry_backoff_max
+
+
+# -- a waiting GET's source is fetched within the time its client has left
+
+
+def test_an_urgent_fetch_is_due_before_the_request_deadline() -> None:
+    s = Settings(request_deadline=25.0)
+    queued = job(queued_at=1000.0)
+    due = answer_by(s, URGENT, queued, now=1000.5)
+    assert due == 1000.0 + 25.0 - 1.0  # a second (at most) for the failure to reach the frontend
+    short = Settings(request_deadline=3.0)
+    assert answer_by(short, URGENT, job(queued_at=0.0), now=0.0) == pytest.approx(2.7)
+    assert answer_by(s, BACKGROUND, queued, now=1000.5) is None  # no one waits
+
+
+def test_a_late_first_try_keeps_the_full_fetch_timeouts() -> None:
+    """A job that waited in the queue for most of the deadline: what is left says nothing of
+    its source, so it is not cut (the client gets 503 timeout; the result comes later)."""
+    s = Settings(request_deadline=25.0)
+    assert answer_by(s, URGENT, job(queued_at=0.0), now=11.0) is not None
+    assert answer_by(s, URGENT, job(queued_at=0.0), now=13.0) is None
+    # a retry (its source failed already) is cut to what is left, however little
+    assert answer_by(s, URGENT, job(queued_at=0.0, attempt=1), now=20.0) == 24.0
+    assert answer_by(s, URGENT, job(queued_at=0.0, attempt=1), now=24.5) is None  # answered
+
+
+def test_an_urgent_retry_starts_before_the_answer_is_due() -> None:
+    s = Settings(request_deadline=25.0, retry_backoff=0.5, retry_backoff_max=15.0)
+    late = job(queued_at=0.0, attempt=1)
+    assert retry_delay(s, URGENT, late, outage=False, now=22.0, rand=0) == 1.0
+    assert retry_delay(s, URGENT, late, outage=False, now=23.0, rand=0) is None

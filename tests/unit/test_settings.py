@@ -88,6 +88,9 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "enable_svg": "1",
         "access_log": "1",
         "background_nice": "5",
+        "failure_ttl": "30",
+        "stale_while_revalidate": "60",
+        "stale_if_error": "86400",
     }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))
@@ -201,6 +204,9 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("lease_ttl", "-10"),
         ("background_nice", "-1"),
         ("background_nice", "20"),
+        ("failure_ttl", "-1"),
+        ("stale_while_revalidate", "-5"),
+        ("stale_if_error", "-5"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:
@@ -240,6 +246,7 @@ def test_validate_rejects(overrides: dict[str, Any]) -> None:
         {"public_url": "http://x"},
         {"background_nice": 0},
         {"background_nice": 19},
+        {"failure_ttl": 0},
     ],
 )
 def test_validate_accepts(overrides: dict[str, Any]) -> None:

@@ -2,6 +2,9 @@
 input (``REDIS_INPUT``, named by the input's SHA-256) written in the same MULTI, for
 ``keys_for_input``. Members whose entry expired are pruned when read.
 
+Remembered failures are JSON under ``REDIS_FAILURE`` (expiring with their memory), each filed in
+the set ``REDIS_FAILURES`` of its input, so that a purge forgets them all.
+
 An entry expires with its result (``Lifetime.entry_ttl``: counted from ``Entry.created_at``,
 at most ``index_ttl``); the set of its input lives as long as the longest an entry written now
 can, so it outlives every member. An entry written before a results lifetime was configured
@@ -11,19 +14,18 @@ has no expiry: ``get`` does not return it once its result has expired.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+from collections.abc import Sequence
 
 import redis.exceptions as rexc
 from redis.asyncio import Redis
 
 from ... import names
-from ...messages import Entry, decode_entry, encode_entry
+from ...errors import Failure
+from ...messages import Entry, decode_entry, decode_failure, encode_entry, encode_failure
 from ...settings import Settings
 from .client import OnRedis, text, translated_call
 
-
-def input_digest(source: str) -> str:
-    return hashlib.sha256(source.encode()).hexdigest()
+input_digest = names.source_digest
 
 
 class RedisIndex(OnRedis):
@@ -87,6 +89,35 @@ class RedisIndex(OnRedis):
         if stale:  # their entries expired (index_ttl)
             await self._prune(members, stale)
         return [k for k, e in zip(keys, exists, strict=True) if e]
+
+    @translated_call
+    async def remember_failure(self, scope: str, failure: Failure, ttl: float, source: str) -> None:
+        ms = max(1, round(ttl * 1000))
+        filed = names.REDIS_FAILURES.format(digest=input_digest(source))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(names.REDIS_FAILURE.format(scope=scope), encode_failure(failure), px=ms)
+            pipe.sadd(filed, scope)
+            pipe.pexpire(filed, ms)  # as long as its newest member
+            await pipe.execute()
+
+    @translated_call
+    async def failure(self, scopes: Sequence[str]) -> Failure | None:
+        if not scopes:
+            return None
+        kept = await self.client.mget([names.REDIS_FAILURE.format(scope=s) for s in scopes])
+        first = next((k for k in kept if k is not None), None)
+        return decode_failure(first) if first is not None else None
+
+    @translated_call
+    async def forget_failures(self, source: str) -> int:
+        filed = names.REDIS_FAILURES.format(digest=input_digest(source))
+        scopes = {text(s) for s in await self.client.smembers(filed)}
+        scopes.add(names.source_scope(source))
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(*(names.REDIS_FAILURE.format(scope=s) for s in sorted(scopes)))
+            pipe.delete(filed)
+            deleted, _ = await pipe.execute()
+        return int(deleted)
 
     async def _prune(self, members: str, stale: list[str]) -> None:
         """Forget keys whose entries are gone, unless one is set again meanwhile."""
