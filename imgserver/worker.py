@@ -50,7 +50,7 @@ from .messages import (
 from .metrics import Metrics
 from .names import ORIGINALS_PREFIX, PRIORITY, result_path
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
-from .probe import check_pixels
+from .probe import check_pixels, require_codec
 from .recent import Recent
 from .records import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .request import CHAIN_PREFIX, UPLOAD_PREFIX
@@ -382,6 +382,7 @@ class Worker:
                 source_format = require_source_format(
                     bytes(data[:SNIFF_BYTES]), svg=self.settings.enable_svg
                 )
+                require_codec(data, source_format)
                 check_pixels(data, source_format, self.settings.max_source_pixels)
             finally:
                 if isinstance(data, memoryview):
@@ -409,6 +410,7 @@ class Worker:
         else:
             data = await self.fetcher.fetch(url)
         fmt = require_source_format(data[:SNIFF_BYTES], svg=self.settings.enable_svg)
+        require_codec(data, fmt)
         check_pixels(data, fmt, self.settings.max_source_pixels)
         if len(data) <= ASSET_CACHE_BYTES:
             self._assets.put(url, data)
