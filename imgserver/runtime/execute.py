@@ -59,6 +59,7 @@ def init(
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     os.environ["VIPS_CONCURRENCY"] = str(threads)
+    os.environ["RAYON_NUM_THREADS"] = str(threads)  # oxipng's thread pool (PNG compress)
     # numpy's BLAS (the numpy ops use none of it) would start a thread pool per process
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import pyvips

@@ -5,6 +5,7 @@ Every test decodes the result and looks at its size, bands, interpretation and p
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -638,13 +639,44 @@ def test_compress_keeps_a_many_coloured_png_lossless() -> None:
 
 
 def test_compress_png_checks_the_quantised_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Few colours in the sample but a poor quantisation (the sample missed most colours):
-    the PSNR check keeps it lossless."""
-    from imgserver.runtime.vips import encode
+    """A quantisation that shows (the colour count let it through): the SSIMULACRA2 check
+    keeps it lossless."""
+    from imgserver.runtime.vips import png as png_module
 
-    monkeypatch.setattr(encode, "PALETTE_SAMPLE", 2)  # a 2 px sample sees 2 colours at most
+    monkeypatch.setattr(png_module, "SAMPLE_COLOURS", 64**3)  # any image is tried
+    scores: list[float] = []
+    real_score = png_module.score
+    monkeypatch.setattr(
+        png_module, "score", lambda a, b: scores.append(real_score(a, b)) or scores[-1]
+    )
     r = ok(run("compress", png(texture(256, 256)), "png"))
     assert png_colour_type(r["data"]) == 2
+    assert len(scores) == 1 and scores[0] < png_module.PALETTE_MIN_SCORE
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3, 4])
+def test_compress_png_is_lossless_in_every_layout(bands: int) -> None:
+    """grey, grey + alpha, RGB, RGBA: oxipng gets the pixels as they are and gives them back."""
+    image = texture(200, 120)
+    if bands < 3:
+        image = image.colourspace("b-w")
+    if bands in (2, 4):
+        image = image.bandjoin((pyvips.Image.xyz(200, 120)[0] + 40).cast("uchar"))
+    src = png(image)
+    r = ok(run("compress", src, "png"))
+    out = vload(r["data"])
+    assert out.bands == bands and len(r["data"]) < len(src)
+    assert (out.cast("int") - vload(src).cast("int")).abs().max() == 0
+
+
+def test_png_effort_falls_with_size() -> None:
+    from imgserver.runtime.vips.png import effort
+
+    sizes = [100 * 100, 1000 * 1000, 2560 * 1600, 5120 * 2880]
+    efforts = [effort(n) for n in sizes]
+    assert all(len(a.filters) >= len(b.filters) for a, b in itertools.pairwise(efforts))
+    assert all(a.deflate >= b.deflate for a, b in itertools.pairwise(efforts))
+    assert efforts[0] != efforts[-1]
 
 
 def test_compress_quantised_png_keeps_alpha() -> None:
