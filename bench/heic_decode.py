@@ -39,7 +39,7 @@ def sources() -> tuple[bytes, bytes]:
         image.jpegsave(str(jpeg), Q=90, keep="none")
         array = image.numpy()
         heif_file = pillow_heif.from_bytes("RGB", (image.width, image.height), array.tobytes())
-        heif_file.save(str(heic), quality=85, tile_size=512)  # tiled as an iPhone does
+        heif_file.save(str(heic), quality=60, tile_size=512)  # an iPhone's size and tiles
     return heic.read_bytes(), jpeg.read_bytes()
 
 

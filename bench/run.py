@@ -81,7 +81,7 @@ def run_parts(ctx: Context, results: dict) -> None:
 
 
 def png_part(ctx: Context) -> list[dict]:
-    thumbor = None if ctx.args.skip_thumbor else ctx.thumbor().base
+    thumbor = None if ctx.args.skip_thumbor else ctx.thumbor()
     return png_compress_part(ctx.nginx.origin, thumbor, quick=ctx.args.quick)
 
 
