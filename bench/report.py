@@ -6,6 +6,7 @@ from __future__ import annotations
 from bench.context import BARE, DIST_LOCAL, DIST_S3, EMBEDDED, THUMBOR
 from bench.hits import BUDGETS
 from bench.miss_profile import PROFILE_RATE
+from bench.png_compress import png_compress_report
 from bench.report_bytes import bytes_report
 from bench.tables import Target, f, print_rounds, ratio, table, times, verdict
 from bench.workload import MEMORY_SOURCES
@@ -39,6 +40,8 @@ def report(results: dict) -> list[dict]:
     rows_in = results.get("bytes")
     if rows_in:
         bytes_report(rows_in, target)
+    if results.get("png_compress"):
+        png_compress_report(results["png_compress"], target)
 
     if targets:
         table(

@@ -47,6 +47,7 @@ from bench.machine import machine_info  # noqa: E402
 from bench.memory import memory  # noqa: E402
 from bench.miss_profile import profile_miss  # noqa: E402
 from bench.misses import miss_rounds, miss_service  # noqa: E402
+from bench.png_compress import png_compress_part  # noqa: E402
 from bench.report import report  # noqa: E402
 from bench.workload import CONCURRENCY, CPUS, QUALITY, size_of  # noqa: E402
 
@@ -60,6 +61,8 @@ def run_parts(ctx: Context, results: dict) -> None:
         miss_rounds(ctx, results)
     if "bytes" in only and (r := attempt(results, "bytes", lambda: bytes_part(ctx))):
         results["bytes"] = r
+    if "bytes" in only and (r := attempt(results, "bytes: PNG compress", lambda: png_part(ctx))):
+        results["png_compress"] = r
     ctx.stop_thumbor()
     if "hit" in only:
         path = "/graph/passthrough.jpg?width=400"
@@ -75,6 +78,11 @@ def run_parts(ctx: Context, results: dict) -> None:
             attempt(results, "distributed", lambda: distributed(ctx, results))
         else:
             log("distributed: skipped (redis-server or rabbitmq-server not installed)")
+
+
+def png_part(ctx: Context) -> list[dict]:
+    thumbor = None if ctx.args.skip_thumbor else ctx.thumbor()
+    return png_compress_part(ctx.nginx.origin, thumbor, quick=ctx.args.quick)
 
 
 def distributed(ctx: Context, results: dict) -> None:

@@ -24,6 +24,8 @@ OUTPUT_FORMATS: dict[str, OutputFormat] = {
     "webp": OutputFormat("webp", "image/webp", alpha=True, animated=True),
     "avif": OutputFormat("avif", "image/avif", alpha=True, animated=False),
     "gif": OutputFormat("gif", "image/gif", alpha=True, animated=True),
+    # JPEG XL: written (libjxl through imagecodecs), never read as a source
+    "jxl": OutputFormat("jxl", "image/jxl", alpha=True, animated=False),
 }
 EXTENSIONS = {
     "jpg": "jpeg",
@@ -32,6 +34,7 @@ EXTENSIONS = {
     "webp": "webp",
     "avif": "avif",
     "gif": "gif",
+    "jxl": "jxl",
 }
 
 # Source formats we decode, by sniffed name, with their MIME type.
@@ -129,10 +132,14 @@ def output_format(ext: str) -> str:
 
 
 def negotiate(accept: str, *, avif_enabled: bool) -> str:
-    """The output format for a request without an extension, from its Accept header."""
+    """The output format for a request without an extension, from its Accept header: AVIF
+    when enabled and accepted, else JPEG XL when ``image/jxl`` is named (never through
+    ``image/*`` or ``*/*``: only clients that say they decode it get it), else WebP."""
     accepted = _accepted_types(accept)
     if avif_enabled and "image/avif" in accepted:
         return "avif"
+    if "image/jxl" in accepted:
+        return "jxl"
     if "image/webp" in accepted:
         return "webp"
     return AUTO
@@ -153,6 +160,16 @@ def _accepted_types(accept: str) -> set[str]:
         if mime and q > 0:
             types.add(mime)
     return types
+
+
+_JXL_SIGNATURES = (b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")  # codestream, container
+
+
+def sniff_result(data: bytes) -> str | None:
+    """The format of a stored result: one of the sources we decode, or JPEG XL."""
+    if data.startswith(_JXL_SIGNATURES):
+        return "jxl"
+    return sniff(data)
 
 
 def mime_of(fmt: str) -> str:

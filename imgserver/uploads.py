@@ -4,7 +4,8 @@ record then follows its task to the end (``follow_task``, called by the worker).
 
 Checks run cheapest first: the query (graph, parameters, format) before the body is read, the
 byte cap while it is read, the type sniffed from its first bytes, then the pixel count from the
-header. Nothing here decodes an image.
+header (which must be one we can read, with a codec we decode: else 415). Nothing here decodes
+an image.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .formats import (
     require_source_format,
 )
 from .messages import Entry, ImageChanged
-from .probe import check_pixels, dimensions
+from .probe import check_pixels, require_header
 from .records import FAILED, RECORD_ID, SUCCEEDED, ImageRecord, Params, Task, new_id
 from .request import UPLOAD_PREFIX, ImageRequest, parse_params
 from .settings import Settings
@@ -136,8 +137,8 @@ class Uploads:
     async def create(self, data: bytes, options: UploadOptions) -> ImageRecord:
         """Check the bytes, store the original, create the image and queue its task."""
         source_format = require_source_format(data, svg=self.settings.enable_svg)
+        width, height = require_header(data, source_format) or (None, None)
         check_pixels(data, source_format, self.settings.max_source_pixels)
-        width, height = dimensions(data, source_format) or (None, None)
         image = ImageRecord(new_id(), new_id(), source_format, len(data), width, height)
         req = ImageRequest(
             options.graph,

@@ -51,7 +51,7 @@ from .messages import (
 from .metrics import Metrics
 from .names import ORIGINALS_PREFIX, PRIORITY, result_path, result_scope, source_scope
 from .pool import JobDeadline, ProcessPool, WorkerCrashed
-from .probe import check_pixels
+from .probe import check_pixels, require_codec
 from .recent import Recent
 from .records import COMPLETED, COMPLETED_WITH_ERRORS, FAILED, PROCESSING
 from .request import CHAIN_PREFIX, UPLOAD_PREFIX
@@ -422,6 +422,7 @@ class Worker:
                 source_format = require_source_format(
                     bytes(data[:SNIFF_BYTES]), svg=self.settings.enable_svg
                 )
+                require_codec(data, source_format)
                 check_pixels(data, source_format, self.settings.max_source_pixels)
             except ImgServerError as exc:
                 raise SourceFailed(job.input, exc) from None
@@ -461,6 +462,7 @@ class Worker:
         else:
             data = await self.fetcher.fetch(url, _budget(due))
         fmt = require_source_format(data[:SNIFF_BYTES], svg=self.settings.enable_svg)
+        require_codec(data, fmt)
         check_pixels(data, fmt, self.settings.max_source_pixels)
         return data
 

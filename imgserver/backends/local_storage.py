@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..formats import mime_of, sniff
+from ..formats import mime_of, sniff_result
 from ..lifetime import Lifetime
 from ..names import RESULTS_PREFIX
 from .base import Managed, ObjectHead, StoredObject
@@ -112,5 +112,5 @@ class LocalStorage(Managed):
 
 
 def content_type_of(head: bytes) -> str:
-    fmt = sniff(head)
+    fmt = sniff_result(head)
     return mime_of(fmt) if fmt else "application/octet-stream"

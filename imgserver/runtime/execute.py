@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 # The only loaders libvips may use on untrusted bytes: JPEG, PNG, WebP, GIF, AVIF/HEIF, TIFF.
+# (HEVC-coded HEIF goes to pillow-heif: this libheif has no HEVC decoder.)
 LOADERS = (
     "VipsForeignLoadJpeg",
     "VipsForeignLoadPng",
@@ -34,7 +35,7 @@ LOADERS = (
 # librsvg, with IMGSERVER_ENABLE_SVG only. libvips marks it untrusted, so this unblocks it
 # against block_untrusted too. (The pyvips-binary build has no PDF loader to unblock.)
 SVG_LOADER = "VipsForeignLoadSvg"
-PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "AVIF")
+PILLOW_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "AVIF", "HEIF")
 
 
 def init_options(settings: Settings) -> dict[str, Any]:
@@ -58,6 +59,7 @@ def init(
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     os.environ["VIPS_CONCURRENCY"] = str(threads)
+    os.environ["RAYON_NUM_THREADS"] = str(threads)  # oxipng's thread pool (PNG compress)
     # numpy's BLAS (the numpy ops use none of it) would start a thread pool per process
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     import pyvips
@@ -69,6 +71,15 @@ def init(
     for loader in LOADERS + ((SVG_LOADER,) if svg else ()):
         pyvips.operation_block_set(loader, False)
     pyvips.concurrency_set(threads)
+    import pillow_heif
+
+    # HEVC HEIF (iPhone photos): pillow-heif decodes it, with as many threads as libvips
+    # has in this process; thumbnails, depth maps and auxiliary images are never read.
+    pillow_heif.options.DECODE_THREADS = threads
+    pillow_heif.options.THUMBNAILS = False
+    pillow_heif.options.DEPTH_IMAGES = False
+    pillow_heif.options.AUX_IMAGES = False
+    pillow_heif.register_heif_opener()
     if max_source_pixels:
         # Pillow warns over MAX_IMAGE_PIXELS and refuses over twice that: refuse over ours.
         # (The runtime checks each job's own limit exactly; the warning would be noise.)

@@ -1,6 +1,6 @@
 """``max_bytes``: the highest quality whose encoding fits in a byte budget, for both runtimes.
 
-Lossy formats (JPEG, WebP, AVIF) are encoded again at lower qualities, by bisection between
+Lossy formats (JPEG, WebP, AVIF, JPEG XL) are encoded again at lower qualities, by bisection between
 the quality asked for and ``MIN_QUALITY`` (at most 7 more encodes); a result that does not fit
 even at ``MIN_QUALITY`` (or a lossless one that does not fit) is 422 ``too_many_pixels``, with a
 message that says so and what to do.
@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..errors import TooManyPixels
 
-LOSSY = frozenset({"jpeg", "webp", "avif"})
+LOSSY = frozenset({"jpeg", "webp", "avif", "jxl"})
 MIN_QUALITY = 30  # max_bytes never lowers the quality below this
 
 

@@ -187,11 +187,11 @@ async def test_an_upload_is_an_input_for_any_graph(service: Service) -> None:
     assert done["compressed_url"] != location
 
 
-async def test_tiff_size_comes_from_the_result(service: Service) -> None:
+async def test_tiff_size_comes_from_the_header(service: Service) -> None:
     original = bytes(texture(90, 60).tiffsave_buffer())
     status, _, image = await upload(service, original)
     assert status == 201, image
-    assert (image["format"], image["width"], image["height"]) == ("tiff", None, None)
+    assert (image["format"], image["width"], image["height"]) == ("tiff", 90, 60)
     done = await wait_image(service, image["id"])
     assert done["status"] == "completed", done
     assert (done["width"], done["height"]) == (90, 60)

@@ -133,6 +133,8 @@ def test_require_source_format_refuses(data: bytes, hint: str) -> None:
         ("webp", "webp"),
         ("avif", "avif"),
         ("gif", "gif"),
+        ("jxl", "jxl"),
+        ("JXL", "jxl"),
     ],
 )
 def test_output_format(ext: str, fmt: str) -> None:
@@ -165,6 +167,7 @@ def test_output_format_refused(ext: str) -> None:
         ("gif", "image/gif"),
         ("heif", "image/heif"),
         ("tiff", "image/tiff"),
+        ("jxl", "image/jxl"),
     ],
 )
 def test_mime_of(fmt: str, mime: str) -> None:
@@ -179,3 +182,18 @@ def test_every_extension_names_an_output_format() -> None:
     assert OUTPUT_FORMATS["jpeg"].alpha is False
     assert OUTPUT_FORMATS["png"].alpha is True
     assert OUTPUT_FORMATS["gif"].animated and OUTPUT_FORMATS["webp"].animated
+
+
+def test_jpeg_xl_is_a_result_never_a_source() -> None:
+    import pyvips
+
+    from imgserver.formats import sniff_result
+    from imgserver.runtime import jxl
+
+    codestream = jxl.encode(pyvips.Image.black(8, 8, bands=3).numpy(), 80, optimize=False)
+    container = b"\x00\x00\x00\x0cJXL \r\n\x87\n" + bytes(40)
+    for data in (codestream, container):
+        assert sniff(data) is None  # refused as a source (415)
+        assert sniff_result(data) == "jxl"
+    png = bytes(pyvips.Image.black(8, 8).pngsave_buffer())
+    assert sniff_result(png) == "png"

@@ -96,6 +96,7 @@ def test_split_graph_spec(spec: str, expected: tuple[str, str | None]) -> None:
         ("passthrough.webp", "webp", False),
         ("passthrough.avif", "avif", False),  # explicit avif is allowed even when not negotiated
         ("passthrough.gif", "gif", False),
+        ("passthrough.jxl", "jxl", False),
         ("passthrough", AUTO, True),
     ],
 )
@@ -753,6 +754,11 @@ def test_different_input_different_key(catalogue: Catalogue, a: str, b: str) -> 
         ("image/avif,image/webp,*/*", True, "avif"),
         ("*/*", False, AUTO),
         ("", True, AUTO),
+        # JPEG XL only when named: Safari's Accept names it, image/* and */* never count
+        ("image/webp,image/avif,image/jxl,image/heic,*/*;q=0.8", False, "jxl"),
+        ("image/webp,image/avif,image/jxl,*/*;q=0.8", True, "avif"),
+        ("image/jxl;q=0,image/webp", False, "webp"),
+        ("image/*,*/*;q=0.8", False, AUTO),
     ],
 )
 def test_negotiated_format_is_in_the_key(

@@ -638,13 +638,43 @@ def test_compress_keeps_a_many_coloured_png_lossless() -> None:
 
 
 def test_compress_png_checks_the_quantised_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Few colours in the sample but a poor quantisation (the sample missed most colours):
-    the PSNR check keeps it lossless."""
-    from imgserver.runtime.vips import encode
+    """A quantisation that shows (the colour count let it through): the SSIMULACRA2 check
+    keeps it lossless."""
+    from imgserver.runtime.vips import png as png_module
 
-    monkeypatch.setattr(encode, "PALETTE_SAMPLE", 2)  # a 2 px sample sees 2 colours at most
+    monkeypatch.setattr(png_module, "SAMPLE_COLOURS", 64**3)  # any image is tried
+    scores: list[float] = []
+    real_score = png_module.score
+    monkeypatch.setattr(
+        png_module, "score", lambda a, b: scores.append(real_score(a, b)) or scores[-1]
+    )
     r = ok(run("compress", png(texture(256, 256)), "png"))
     assert png_colour_type(r["data"]) == 2
+    assert len(scores) == 1 and scores[0] < png_module.PALETTE_MIN_SCORE
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3, 4])
+def test_compress_png_is_lossless_in_every_layout(bands: int) -> None:
+    """grey, grey + alpha, RGB, RGBA: oxipng gets the pixels as they are and gives them back."""
+    image = texture(200, 120)
+    if bands < 3:
+        image = image.colourspace("b-w")
+    if bands in (2, 4):
+        image = image.bandjoin((pyvips.Image.xyz(200, 120)[0] + 40).cast("uchar"))
+    src = png(image)
+    r = ok(run("compress", src, "png"))
+    out = vload(r["data"])
+    assert out.bands == bands and len(r["data"]) < len(src)
+    assert (out.cast("int") - vload(src).cast("int")).abs().max() == 0
+
+
+def test_png_effort_by_size_and_threads() -> None:
+    from imgserver.runtime.vips.png import effort
+
+    small, photo = effort(300 * 300), effort(2560 * 1600)
+    assert len(small.filters) > len(photo.filters) and small.deflate > photo.deflate
+    assert effort(2560 * 1600, threads=2).filters == ("MinSum", "Entropy")  # a trial per thread
+    assert effort(2560 * 1600, threads=8) == effort(2560 * 1600, threads=2)
 
 
 def test_compress_quantised_png_keeps_alpha() -> None:

@@ -13,6 +13,7 @@ from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
+from .. import jxl
 from ..quality import LOSSY, within
 from .load import Context
 
@@ -73,6 +74,11 @@ def _save(
         opts = {"optimize": optimize}
     if len(frames) > 1:
         opts.update(save_all=True, append_images=frames[1:], duration=durations, loop=loop)
+    if fmt == "jxl":
+        import numpy as np
+
+        first = frames[0].convert("RGBA") if frames[0].mode == "LA" else frames[0]
+        return jxl.encode(np.asarray(first), q, optimize=optimize)
     out = io.BytesIO()
     frames[0].save(out, _SAVE_FORMAT[fmt], **opts)
     return out.getvalue()

@@ -5,15 +5,15 @@ metadata; ``keep_source_if_smaller`` sends the source instead when re-encoding d
 
 from __future__ import annotations
 
-import math
-
 import pyvips
 
 from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
+from .. import jxl
 from ..quality import LOSSY, within
+from . import png
 from .geometry import background
 from .load import Context, check_output, page_height
 
@@ -62,46 +62,6 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
     return Rendered(data, fmt, image.width, ph, frames, ctx.warnings, quality)
 
 
-PALETTE_SAMPLE = 256  # px, long side of the sample whose colours are counted
-PALETTE_COLOURS = 256
-PALETTE_MIN_PSNR = 40.0  # dB: below this, quantising shows (a photo: about 35)
-
-
-def _palette_png(image: pyvips.Image, q: int, optimize: bool, interlace: bool) -> bytes | None:
-    """The image as a palette PNG when 256 colours hold it without visible loss (graphics,
-    screenshots, flat art), else None. A photograph has thousands of colours: quantised, it
-    is a third of the size but visibly dithered, so it stays lossless.
-
-    Checked cheaply first (the colours of a nearest-neighbour sample, 6 bits per channel),
-    then on the result itself (its PSNR against the image). ``image`` is in memory: it is
-    read more than once."""
-    if image.bands >= 3:
-        scale = min(1.0, PALETTE_SAMPLE / max(image.width, image.height))
-        sample = image.resize(scale, kernel="nearest") if scale < 1 else image
-        hist = sample[:3].hist_find_ndim(bins=64)
-        if (hist > 0).avg() / 255 * 64**3 > PALETTE_COLOURS:
-            return None
-    data = bytes(
-        image.pngsave_buffer(
-            compression=9 if optimize else 6,
-            interlace=interlace,
-            palette=True,
-            Q=q,
-            effort=7 if optimize else 4,
-            keep=KEEP_NONE,
-        )
-    )
-    back = pyvips.Image.new_from_buffer(data, "")
-    if back.bands != image.bands:  # the palette PNG decodes as RGB(A)
-        back = back.colourspace(image.interpretation) if image.bands < 3 else back
-        back = back[: image.bands] if back.bands > image.bands else back
-    if back.bands != image.bands:
-        return None
-    mse = ((back.cast("float") - image.cast("float")) ** 2).avg()
-    psnr = 10 * math.log10(255 * 255 / mse) if mse > 0 else math.inf
-    return data if psnr >= PALETTE_MIN_PSNR else None
-
-
 def encode(image: pyvips.Image, fmt: str, enc: Args) -> bytes:
     q = int_arg(enc, "quality") or 80
     optimize = bool_arg(enc, "optimize")
@@ -123,16 +83,13 @@ def encode(image: pyvips.Image, fmt: str, enc: Args) -> bytes:
         interlace = progressive and not optimize  # Adam7 costs a PNG 10-20% of its size
         if bool_arg(enc, "palette"):
             image = image.copy_memory()  # decoded once: read again below if no palette fits
-            quantised = _palette_png(image, q, optimize, interlace)
+            quantised = png.palette(image, q, optimize, interlace)
             if quantised is not None:
                 return quantised
+        if optimize:
+            return png.lossless(image, interlace)
         return bytes(
-            image.pngsave_buffer(
-                compression=9 if optimize else 6,
-                interlace=interlace,
-                keep=KEEP_NONE,
-                filter="all" if optimize else "none",
-            )
+            image.pngsave_buffer(compression=6, interlace=interlace, keep=KEEP_NONE, filter="none")
         )
     if fmt == "webp":
         return bytes(
@@ -153,6 +110,10 @@ def encode(image: pyvips.Image, fmt: str, enc: Args) -> bytes:
                 keep=KEEP_NONE,
             )
         )
+    if fmt == "jxl":
+        if image.bands == 2:  # grey + alpha: libjxl takes grey, RGB or RGBA arrays
+            image = image.colourspace("srgb")
+        return jxl.encode(image.numpy(), q, optimize=optimize)
     if fmt == "gif":
         return bytes(
             image.gifsave_buffer(effort=7 if optimize else 4, interlace=progressive, keep=KEEP_NONE)

@@ -1,6 +1,10 @@
 """libvips runtime, step 1: the source. Its header is read first (limits checked before any
 pixel is decoded), then it is decoded whole or shrunk on load: upright (EXIF orientation
 applied), CMYK and ICC-tagged images converted to sRGB, 16 bits reduced to 8.
+
+HEVC-coded HEIF (iPhone photos), which the libheif in pyvips-binary cannot decode, is decoded
+by pillow-heif (its bundled libheif and libde265) into memory and goes on from there as any
+decoded image: its header is read first all the same, and it is never shrunk on load.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pyvips
 
+from ... import heif
 from ...errors import TooManyPixels
 from ...messages import Limits
 
@@ -29,6 +34,9 @@ class Source:
     load_options: str  # loader option string, e.g. "n=12"
     plain: bool  # 8-bit sRGB or grey without a colour profile: decoding changes no colours
     managed: bool  # CMYK or an embedded profile: colours go through an ICC transform
+    # Decodes the whole source when libvips cannot read its bytes (HEVC HEIF): then nothing
+    # reads ``data`` with libvips, and nothing shrinks on load.
+    decode: Callable[[], pyvips.Image] | None = None
 
 
 @dataclass
@@ -52,15 +60,11 @@ def inspect(
     data: bytes | memoryview, source_format: str, limits: Limits, *, animate: bool
 ) -> Source:
     """Read the header only (no pixel decode) and enforce the pixel and frame limits."""
+    if source_format in ("heif", "avif") and _hevc(data):
+        return _inspect_hevc(data, source_format, limits)
     header = pyvips.Image.new_from_source(memory(data), "", access="sequential", fail_on="error")
     width, height = header.width, page_height(header)
-    if width * height > limits.max_source_pixels:
-        raise TooManyPixels(
-            f"the source is {width}x{height} pixels; the limit is {limits.max_source_pixels}",
-            width=width,
-            height=height,
-            limit=limits.max_source_pixels,
-        )
+    _check_source(width, height, limits)
     if header.get_typeof("orientation") and header.get("orientation") in (5, 6, 7, 8):
         width, height = height, width
     in_file = header.get("n-pages") if header.get_typeof("n-pages") else 1
@@ -85,6 +89,58 @@ def inspect(
     )
 
 
+def _check_source(width: int, height: int, limits: Limits, pixels: int = 0) -> None:
+    if max(width * height, pixels) > limits.max_source_pixels:
+        raise TooManyPixels(
+            f"the source is {width}x{height} pixels; the limit is {limits.max_source_pixels}",
+            width=width,
+            height=height,
+            limit=limits.max_source_pixels,
+        )
+
+
+def _hevc(data: bytes | memoryview) -> bool:
+    found = heif.primary(data)
+    return found is not None and found.codec == heif.HEVC
+
+
+_BANDS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def _inspect_hevc(data: bytes | memoryview, source_format: str, limits: Limits) -> Source:
+    """The header of a HEVC HEIF through pillow-heif (no pixel decoded yet). libheif applies
+    the file's rotation and mirroring (``irot``/``imir``), which HEIF readers follow, so the
+    decoded image is upright; its EXIF orientation (an iPhone writes both) is not applied
+    again, as libvips does for the HEIF it decodes. An embedded ICC profile is kept, and the
+    image converted through it like any other. 10 and 12 bits are reduced to 8 by libheif."""
+    import pillow_heif
+
+    found = heif.primary(data)  # the coded size: decoded before its clean-aperture crop
+    if found is not None and found.width and found.height:
+        _check_source(found.width, found.height, limits, found.coded_pixels or 0)
+    heif_file = pillow_heif.open_heif(data, convert_hdr_to_8bit=True)  # the header only
+    width, height = heif_file.size
+    _check_source(width, height, limits)
+    icc = heif_file.info.get("icc_profile") or b""
+    bands = _BANDS.get(heif_file.mode)
+    if bands is None:
+        raise ValueError(f"pillow-heif gave an image in mode {heif_file.mode}")
+
+    def decode() -> pyvips.Image:
+        stride, row = heif_file.stride, width * bands
+        pixels = heif_file.data
+        if stride != row:  # rows padded: packed into a contiguous copy
+            view = memoryview(pixels)
+            pixels = b"".join(view[y * stride : y * stride + row] for y in range(height))
+        image = pyvips.Image.new_from_memory(pixels, width, height, bands, "uchar")
+        image = image.copy(interpretation="srgb" if bands >= 3 else "b-w")
+        if icc:
+            image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+        return image
+
+    return Source(data, source_format, width, height, 1, 1, "", not icc, bool(icc), decode=decode)
+
+
 def memory(data: bytes | memoryview) -> pyvips.Source:
     """A libvips source over ``data`` in place (bytes, or a view of the pool's shared block:
     libvips' buffer loaders take only ``bytes``, which would mean one more copy)."""
@@ -95,6 +151,8 @@ def load(ctx: Context, *, shrink: int = 1) -> pyvips.Image:
     """Decode the whole source: upright, sRGB (or grey), 8 bits per sample. ``shrink`` (a JPEG
     only: 2, 4 or 8) decodes it that many times smaller, at the cost of an exact size."""
     src = ctx.src
+    if src.decode is not None:
+        return normalise(src.decode(), ctx)
     options = src.load_options
     if shrink > 1 and src.format == "jpeg":
         options = ",".join(o for o in (options, f"shrink={shrink}") if o)

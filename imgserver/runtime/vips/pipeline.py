@@ -61,6 +61,7 @@ def _evaluate(definition: Definition, params: Params, ctx: Context) -> pyvips.Im
             and uses.get(SOURCE) == 1
             and node.op in FROM_SOURCE
             and sized(args)
+            and ctx.src.decode is None
         ):
             image = FROM_SOURCE[node.op](args, ctx)  # shrink-on-load, from the bytes
         else:
