@@ -131,14 +131,15 @@ def output_format(ext: str) -> str:
         ) from None
 
 
-def negotiate(accept: str, *, avif_enabled: bool) -> str:
+def negotiate(accept: str, *, avif_enabled: bool, jxl_enabled: bool = False) -> str:
     """The output format for a request without an extension, from its Accept header: AVIF
-    when enabled and accepted, else JPEG XL when ``image/jxl`` is named (never through
-    ``image/*`` or ``*/*``: only clients that say they decode it get it), else WebP."""
+    when enabled and accepted, else JPEG XL when enabled and ``image/jxl`` is named (never
+    through ``image/*`` or ``*/*``: only clients that say they decode it get it), else WebP.
+    Both are the operator's choice: the contract's default is WebP when accepted."""
     accepted = _accepted_types(accept)
     if avif_enabled and "image/avif" in accepted:
         return "avif"
-    if "image/jxl" in accepted:
+    if jxl_enabled and "image/jxl" in accepted:
         return "jxl"
     if "image/webp" in accepted:
         return "webp"

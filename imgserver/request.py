@@ -130,6 +130,7 @@ def parse_request(
     accept: str,
     catalogue: Catalogue,
     avif_enabled: bool,
+    jxl_enabled: bool = False,
     depth: int = 1,
 ) -> ImageRequest:
     """Validate a ``/graph/{spec}?{query}`` request, cheapest checks first. ``depth``: how many
@@ -143,7 +144,7 @@ def parse_request(
     elif depth > 1:  # an inner request of a chain: no client of its own to negotiate with
         fmt, negotiated = AUTO, False
     else:
-        fmt, negotiated = negotiate(accept, avif_enabled=avif_enabled), True
+        fmt, negotiated = negotiate(accept, avif_enabled=avif_enabled, jxl_enabled=jxl_enabled), True
 
     inputs = query.getall("input", [])
     if len(inputs) > 1 or (not inputs and graph.definition.needs_source):

@@ -55,6 +55,7 @@ class Settings:
     stale_while_revalidate: int = 0  # RFC 5861 on results' Cache-Control; 0: not sent
     stale_if_error: int = 0  # RFC 5861 on results' Cache-Control; 0: not sent
     enable_avif: bool = False  # offer AVIF when negotiating from Accept
+    enable_jxl: bool = False  # offer JPEG XL when negotiating from an Accept that names it
     log_level: str = "INFO"
     access_log: bool = False  # a line per request (at INFO); off: nginx or the CDN logs them
 

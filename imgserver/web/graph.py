@@ -37,6 +37,7 @@ def _parse(request: web.Request) -> ImageRequest:
             accept=accept,
             catalogue=request.app[CATALOGUE],
             avif_enabled=request.app[SETTINGS].enable_avif,
+            jxl_enabled=request.app[SETTINGS].enable_jxl,
         )
         memo.put((spec, query, accept), req)
     return req

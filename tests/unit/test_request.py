@@ -50,9 +50,15 @@ def parse(
     source: str | None = SRC,
     accept: str = "",
     avif: bool = False,
+    jxl: bool = False,
 ) -> ImageRequest:
     return parse_request(
-        spec, query(*pairs, source=source), accept=accept, catalogue=catalogue, avif_enabled=avif
+        spec,
+        query(*pairs, source=source),
+        accept=accept,
+        catalogue=catalogue,
+        avif_enabled=avif,
+        jxl_enabled=jxl,
     )
 
 
@@ -747,24 +753,25 @@ def test_different_input_different_key(catalogue: Catalogue, a: str, b: str) -> 
 
 
 @pytest.mark.parametrize(
-    ("accept", "avif", "fmt"),
+    ("accept", "avif", "jxl", "fmt"),
     [
-        ("image/webp,*/*", False, "webp"),
-        ("image/avif,image/webp,*/*", False, "webp"),
-        ("image/avif,image/webp,*/*", True, "avif"),
-        ("*/*", False, AUTO),
-        ("", True, AUTO),
-        # JPEG XL only when named: Safari's Accept names it, image/* and */* never count
-        ("image/webp,image/avif,image/jxl,image/heic,*/*;q=0.8", False, "jxl"),
-        ("image/webp,image/avif,image/jxl,*/*;q=0.8", True, "avif"),
-        ("image/jxl;q=0,image/webp", False, "webp"),
-        ("image/*,*/*;q=0.8", False, AUTO),
+        ("image/webp,*/*", False, False, "webp"),
+        ("image/avif,image/webp,*/*", False, False, "webp"),
+        ("image/avif,image/webp,*/*", True, False, "avif"),
+        ("*/*", False, False, AUTO),
+        ("", True, False, AUTO),
+        # JPEG XL only when enabled and named: Safari's Accept names it, image/* and */* never
+        ("image/webp,image/avif,image/jxl,image/heic,*/*;q=0.8", False, False, "webp"),
+        ("image/webp,image/avif,image/jxl,image/heic,*/*;q=0.8", False, True, "jxl"),
+        ("image/webp,image/avif,image/jxl,*/*;q=0.8", True, True, "avif"),
+        ("image/jxl;q=0,image/webp", False, True, "webp"),
+        ("image/*,*/*;q=0.8", False, True, AUTO),
     ],
 )
 def test_negotiated_format_is_in_the_key(
-    catalogue: Catalogue, accept: str, avif: bool, fmt: str
+    catalogue: Catalogue, accept: str, avif: bool, jxl: bool, fmt: str
 ) -> None:
-    req = parse(catalogue, "resize", accept=accept, avif=avif)
+    req = parse(catalogue, "resize", accept=accept, avif=avif, jxl=jxl)
     assert req.negotiated is True
     assert req.format == fmt
     assert req.canonical()["format"] == fmt
