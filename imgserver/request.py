@@ -144,7 +144,8 @@ def parse_request(
     elif depth > 1:  # an inner request of a chain: no client of its own to negotiate with
         fmt, negotiated = AUTO, False
     else:
-        fmt, negotiated = negotiate(accept, avif_enabled=avif_enabled, jxl_enabled=jxl_enabled), True
+        fmt = negotiate(accept, avif_enabled=avif_enabled, jxl_enabled=jxl_enabled)
+        negotiated = True
 
     inputs = query.getall("input", [])
     if len(inputs) > 1 or (not inputs and graph.definition.needs_source):
