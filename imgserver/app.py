@@ -38,7 +38,7 @@ from .settings import Settings
 from .uploads import MULTIPART_OVERHEAD, Uploads
 from .web import client, events, graph, graphs, operations, storage, tasks, uploads
 from .web.bundle import Bundle
-from .web.middleware import error_middleware
+from .web.middleware import error_middleware, on_prepare
 from .web.state import (
     BACKENDS,
     BUNDLE,
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # Uploads are read in chunks under max_source_bytes; this only bounds request.post() & co.
     body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
     app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
+    app.on_response_prepare.append(on_prepare)
     app[SETTINGS] = settings
     app[CATALOGUE] = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     app[KEYS] = KeyRing.from_settings(settings)

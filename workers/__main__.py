@@ -32,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import asyncio
-    import logging
 
+    from imgserver import logs
     from imgserver.catalogue import GraphError
     from imgserver.settings import Settings, SettingsError
 
@@ -47,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, GraphError) as exc:
         print(f"workers: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     from imgserver.__main__ import use_uvloop
     from imgserver.errors import ImgServerError
 

@@ -88,6 +88,8 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "enable_svg": "1",
         "access_log": "1",
         "background_nice": "5",
+        "log_format": "json",
+        "amqp_queue_type": "quorum",
     }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))
@@ -201,6 +203,9 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("lease_ttl", "-10"),
         ("background_nice", "-1"),
         ("background_nice", "20"),
+        ("log_format", "JSON"),
+        ("log_format", "logfmt"),
+        ("amqp_queue_type", "stream"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:
