@@ -30,6 +30,7 @@ from .catalogue import Catalogue
 from .coordinator import Coordinator
 from .feed import EventFeed
 from .live import Hub
+from .logs import RequestIds
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT
 from .processing import running_workers
@@ -38,13 +39,14 @@ from .settings import Settings
 from .uploads import MULTIPART_OVERHEAD, Uploads
 from .web import client, events, graph, graphs, operations, storage, tasks, uploads
 from .web.bundle import Bundle
-from .web.middleware import error_middleware, on_prepare
+from .web.middleware import error_middleware
 from .web.state import (
     BACKENDS,
     BUNDLE,
     CATALOGUE,
     COORDINATOR,
     HUB,
+    IDS,
     KEYS,
     LOCAL_STORAGE,
     METRICS,
@@ -64,8 +66,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # Uploads are read in chunks under max_source_bytes; this only bounds request.post() & co.
     body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
     app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
-    app.on_response_prepare.append(on_prepare)
     app[SETTINGS] = settings
+    app[IDS] = RequestIds()
     app[CATALOGUE] = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     app[KEYS] = KeyRing.from_settings(settings)
     app[METRICS] = Metrics()

@@ -11,31 +11,20 @@ from aiohttp import web
 
 from .. import logs
 from ..errors import ImgServerError, Internal, MethodNotAllowed, NotFound, SourceTooLarge
-from .state import METRICS
+from .state import IDS, METRICS
 
 log = logging.getLogger(__name__)
 
-REQUEST_ID = web.RequestKey("request_id", str)  # the request's id (logs.py)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every failure into the API's JSON error body with its status; count the answer.
-    Every answer carries the request's id (``X-Request-Id``, see logs.py)."""
-    request_id = request[REQUEST_ID] = logs.accepted(request.headers.get(logs.HEADER))
-    with logs.serving(request_id):
-        return await _answer(request, handler)
-
-
-async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Every response (those handlers stream themselves too) gets the request's id."""
-    request_id = request.get(REQUEST_ID)
-    if request_id is not None:
-        response.headers[logs.HEADER] = request_id
-
-
-async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    Every answer carries the request's id (``X-Request-Id``, logs.py), and so does every log
+    line written meanwhile (a stream its handler prepares takes the id from ``logs.current``)."""
+    request_id = logs.accepted(request.headers.get(logs.HEADER), request.app[IDS])
+    token = logs.current.set(request_id)
     try:
         response = await handler(request)
     except ImgServerError as exc:
@@ -57,6 +46,10 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path_qs)
         response = error_response(Internal())
+    finally:
+        logs.current.reset(token)
+    if not response.prepared:
+        response.headers[logs.HEADER] = request_id
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     metrics = request.app[METRICS]

@@ -89,14 +89,21 @@ def test_serving_restores_the_outer_id() -> None:
     ["0f8fe2e6-bf0e-4d8b-9a3e-8f2f1c1e7f55", "a", "Root=1-67891233-abcdef;x"[:13], "x" * 128],
 )
 def test_a_well_formed_client_id_is_kept(value: str) -> None:
-    assert logs.accepted(value) == value
+    assert logs.accepted(value, logs.RequestIds()) == value
 
 
 @pytest.mark.parametrize(
     "value", [None, "", "x" * 129, "has space", 'quo"te', "new\nline", "ünïcode", "a;b", "<x>"]
 )
 def test_anything_else_gets_an_id_of_ours(value: str | None) -> None:
-    assert HEX32.match(logs.accepted(value))
+    assert HEX32.match(logs.accepted(value, logs.RequestIds()))
+
+
+def test_ids_of_ours_differ_within_a_process_and_between_processes() -> None:
+    one, other = logs.RequestIds(), logs.RequestIds()
+    made = [one() for _ in range(1000)] + [other() for _ in range(1000)]
+    assert len(set(made)) == 2000
+    assert all(HEX32.match(m) for m in made)
 
 
 def test_configure_sets_the_root_logger(monkeypatch: pytest.MonkeyPatch) -> None:
