@@ -118,24 +118,29 @@ def configure(settings: Settings) -> None:
 
 
 class AccessLogger(AbstractAccessLogger):
-    """The access log's line per request (``IMGSERVER_ACCESS_LOG=1``): method, path, status,
-    bytes and seconds as fields (JSON) or in the message (text), with the response's request id."""
+    """The access log's line per request (``IMGSERVER_ACCESS_LOG=1``): client address, method,
+    path, status, bytes, seconds and user agent, as fields (JSON) or in the message (text), with
+    the response's request id."""
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
+        agent = request.headers.get("User-Agent", "")
         self.logger.info(
-            '%s "%s %s" %d %d %.3fs',
+            '%s "%s %s" %d %d %.3fs "%s"',
             request.remote,
             request.method,
             request.path_qs,
             response.status,
             response.body_length,
             time,
+            agent,
             extra={
                 "request_id": response.headers.get(HEADER, ""),
+                "remote": request.remote,
                 "method": request.method,
                 "path": request.path_qs,
                 "status": response.status,
                 "bytes": response.body_length,
                 "seconds": round(time, 6),
+                "agent": agent,
             },
         )

@@ -187,3 +187,26 @@ async def test_a_miss_logs_with_its_request_id(
     assert body["error"]["code"]
     tagged = [r for r in caplog.records if getattr(r, "request_id", "") == "miss-7"]
     assert tagged, [(r.name, r.getMessage()) for r in caplog.records]
+
+
+def test_the_access_line_has_its_fields_and_the_responses_id(captured) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import make_mocked_request
+
+    logger, out, handler = captured
+    handler.setFormatter(logs.JsonFormatter())
+    request = make_mocked_request(
+        "GET", "/graph/resize.jpg?input=x&width=10", headers={"User-Agent": "probe/1"}
+    )
+    response = web.Response(status=301, headers={logs.HEADER: "acc-1"})
+    logs.AccessLogger(logger, "").log(request, response, 0.0123)
+    (line,) = out.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["request_id"] == "acc-1"
+    assert (record["method"], record["path"], record["status"]) == (
+        "GET",
+        "/graph/resize.jpg?input=x&width=10",
+        301,
+    )
+    assert record["seconds"] == 0.0123 and record["agent"] == "probe/1"
+    assert '"GET /graph/resize.jpg?input=x&width=10" 301' in record["message"]
