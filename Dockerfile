@@ -21,10 +21,11 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     "$VENV/bin/pip" install --upgrade pip && \
     "$VENV/bin/pip" install .
 
-# -- runtime: the venv, the graphs, a user without privileges -------------------------------------
+# -- runtime: the venv, the graphs, a user without privileges ---------------------------------------
+# The root filesystem may be read-only (compose and the Kubernetes manifests make it so): the
+# service writes only to /data (embedded mode), /tmp and /dev/shm; caches (fontconfig's) go to /tmp.
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
-ARG UID=10001
-RUN useradd --system --uid "$UID" --user-group --home-dir /app --no-create-home \
+RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin imgserver && \
     mkdir -p /app /data && chown imgserver:imgserver /data
 COPY --from=build /opt/venv /opt/venv
@@ -34,9 +35,11 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     IMGSERVER_GRAPHS_DIR=/app/graphs \
-    IMGSERVER_DATA_DIR=/data
+    IMGSERVER_DATA_DIR=/data \
+    XDG_CACHE_HOME=/tmp/.cache
 WORKDIR /app
-USER imgserver
+# numeric, so that Kubernetes can check runAsNonRoot (deploy/k8s runs it as 10001 too)
+USER 10001:10001
 VOLUME ["/data"]
 # 8080: the web role (IMGSERVER_PORT); 9100: a worker role's /metrics, /healthz and /readyz
 # when IMGSERVER_WORKER_METRICS_PORT=9100 (without it a worker has no probe to answer)

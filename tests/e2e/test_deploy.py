@@ -9,8 +9,9 @@
 - deploy/prometheus/: ``promtool check rules`` and ``promtool test rules``.
 - deploy/grafana/: every query's metric and label names exist in imgserver/metrics.py (that they
   are served, and that Prometheus evaluates the queries: tests/e2e/test_observability.py).
-- Dockerfile: its shape (stages, slim base, non-root user, HEALTHCHECK, COPY sources exist),
-  and, marked slow, its build stage's RUN steps run in a fresh venv.
+- Dockerfile: parsed by BuildKit's parser (the ``dockerfile`` package); its shape (stages, slim
+  base, non-root user, HEALTHCHECK, COPY sources exist), and, marked slow, its build stage's RUN
+  steps run in a fresh venv.
 
 Each validator is also shown a broken file, to see that it can fail.
 """
@@ -21,7 +22,6 @@ import copy
 import json
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dockerfile
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -575,44 +576,48 @@ def test_dashboard_is_well_formed() -> None:
 # -- Dockerfile ---------------------------------------------------------------------------------
 
 
-def dockerfile_stages() -> list[tuple[str, list[tuple[str, str]]]]:
-    """[(stage name, [(instruction, arguments)])], continuation lines joined."""
-    text = re.sub(r"\\\n", " ", (REPO / "Dockerfile").read_text())
-    stages: list[tuple[str, list[tuple[str, str]]]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        instruction, _, args = line.partition(" ")
-        if instruction.upper() == "FROM":
-            stages.append((args.split()[-1], []))
-        elif stages:
-            stages[-1][1].append((instruction.upper(), args.strip()))
+Instruction = tuple[str, tuple[str, ...], tuple[str, ...]]  # (instruction, flags, arguments)
+
+
+def dockerfile_stages() -> dict[str, list[Instruction]]:
+    """The Dockerfile's instructions by stage, parsed by BuildKit's own parser (the Go one,
+    through the ``dockerfile`` package): a syntax error fails here."""
+    stages: dict[str, list[Instruction]] = {}
+    current: list[Instruction] = []
+    for command in dockerfile.parse_file(str(REPO / "Dockerfile")):
+        if command.cmd == "FROM":
+            current = stages[command.value[-1]] = []
+        current.append((command.cmd, command.flags, command.value))
     return stages
 
 
+def copied(stage: list[Instruction]) -> Iterator[tuple[str, str]]:
+    """(source, destination) of every COPY from the build context."""
+    for instruction, flags, args in stage:
+        if instruction == "COPY" and not any(f.startswith("--from") for f in flags):
+            *sources, destination = args
+            for source in sources:
+                yield source, destination
+
+
 def test_dockerfile_shape() -> None:
-    stages = dict(dockerfile_stages())
+    stages = dockerfile_stages()
     assert list(stages) == ["build", "runtime"]
-    from_lines = re.findall(r"^FROM (\S+)", (REPO / "Dockerfile").read_text(), re.M)
-    assert all("-slim" in image for image in from_lines), from_lines
+    for stage in stages.values():
+        assert "-slim" in stage[0][2][0], stage[0]  # FROM python:…-slim-…
     runtime = stages["runtime"]
-    users = [args for ins, args in runtime if ins == "USER"]
-    assert users and users[-1] not in ("root", "0")
-    assert any(ins == "HEALTHCHECK" and "/app/healthcheck.py" in args for ins, args in runtime)
-    assert not any(ins == "RUN" and "libvips" in args for ins, args in runtime)  # the wheel's
-    for _, instructions in stages.items():
-        for ins, args in instructions:
-            if ins == "COPY" and not args.startswith("--from"):
-                *sources, _ = args.split()
-                for source in sources:
-                    assert (REPO / source).exists(), source
+    users = [args[0] for ins, _, args in runtime if ins == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    assert users[-1].split(":")[0].isdigit()  # numeric: runAsNonRoot can check it
+    (healthcheck,) = [(flags, args) for ins, flags, args in runtime if ins == "HEALTHCHECK"]
+    assert healthcheck[1] == ("CMD", "python", "/app/healthcheck.py")
+    assert "/app/healthcheck.py" in {dest for _, dest in copied(runtime)}
+    assert not any(ins == "RUN" and "libvips" in args[0] for ins, _, args in runtime)
     ignored = (REPO / ".dockerignore").read_text().split()
-    for _, instructions in stages.items():
-        for ins, args in instructions:
-            if ins == "COPY" and not args.startswith("--from"):
-                for source in args.split()[:-1]:
-                    assert source.rstrip("/") not in ignored, source
+    for stage in stages.values():
+        for source, _ in copied(stage):
+            assert (REPO / source).exists(), source
+            assert source.rstrip("/") not in ignored, source
 
 
 def test_the_images_healthcheck_asks_the_roles_port(start_service, tmp_path: Path) -> None:
@@ -632,22 +637,16 @@ def test_the_images_healthcheck_asks_the_roles_port(start_service, tmp_path: Pat
 @pytest.fixture
 def build_context(tmp_path: Path) -> Iterator[Path]:
     """The files the build stage COPYs, where its WORKDIR would be."""
-    stages = dict(dockerfile_stages())
     workdir = tmp_path / "src"
     workdir.mkdir()
-    for ins, args in stages["build"]:
-        if ins == "COPY":
-            *sources, destination = args.split()
-            for source in sources:
-                src = REPO / source
-                target = workdir / destination if destination not in ("./", ".") else workdir
-                if src.is_dir():
-                    shutil.copytree(
-                        src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-                    )
-                else:
-                    target.mkdir(parents=True, exist_ok=True)
-                    shutil.copy(src, target / src.name)
+    for source, destination in copied(dockerfile_stages()["build"]):
+        src = REPO / source
+        target = workdir / destination if destination not in ("./", ".") else workdir
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, target / src.name)
     yield workdir
 
 
@@ -656,7 +655,7 @@ def test_the_build_stage_installs_a_working_service(build_context: Path, tmp_pat
     """The build stage's RUN steps, run as written (its ENV applied, the venv under tmp_path,
     BuildKit's cache mount dropped: pip's own cache stands in for it), then the installed
     service and worker answer --help and `check` from outside the source tree."""
-    stages = dict(dockerfile_stages())
+    stages = dockerfile_stages()
     venv = tmp_path / "venv"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IMGSERVER_", "PYTHON"))}
     bindir = tmp_path / "bin"  # `python` is the interpreter running the tests (the base's 3.11)
@@ -664,14 +663,13 @@ def test_the_build_stage_installs_a_working_service(build_context: Path, tmp_pat
     (bindir / "python").symlink_to(sys.executable)
     env["PATH"] = f"{bindir}:{env['PATH']}"
     runs = 0
-    for ins, args in stages["build"]:
-        if ins == "ENV":
-            for assignment in shlex.split(args):
-                key, _, value = assignment.partition("=")
-                env[key] = value
+    for ins, flags, args in stages["build"]:
+        if ins == "ENV":  # (name, value) pairs
+            env |= dict(zip(args[::2], args[1::2], strict=True))
             env["VENV"] = str(venv)
         elif ins == "RUN":
-            command = re.sub(r"--mount=\S+\s*", "", args)
+            assert all(f.startswith("--mount=type=cache") for f in flags), flags
+            (command,) = args
             result = subprocess.run(
                 ["bash", "-euo", "pipefail", "-c", command],
                 cwd=build_context,
