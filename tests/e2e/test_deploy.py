@@ -93,6 +93,8 @@ def test_compose_has_every_role_and_its_dependencies(compose) -> None:
         "rabbitmq",
         "minio",
         "minio-init",
+        "prometheus",
+        "grafana",
     }
     commands = {name: services[name]["command"] for name in IMGSERVER_ROLES}
     assert commands == {
@@ -171,6 +173,43 @@ def test_compose_nginx_conf_is_the_rendered_template() -> None:
         cache_max_size="2g",
     )
     assert (DEPLOY / "compose" / "nginx.conf").read_text() == expected
+
+
+def test_compose_observability_profile(compose, tmp_path: Path) -> None:
+    """Prometheus's config (with the alert rules it mounts) passes ``promtool check config``;
+    it scrapes every role on its port; Grafana is given the dashboard and the data source."""
+    services = compose["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["observability"]
+    mounts = dict(v.split(":")[:2] for v in services["prometheus"]["volumes"] if "/" in v)
+    config_text = Path(next(k for k, v in mounts.items() if v.endswith("prometheus.yml")))
+    rules = next(k for k, v in mounts.items() if v.endswith("alerts.yaml"))
+    assert Path(rules) == ALERTS
+    config = yaml.safe_load(config_text.read_text())
+    local = tmp_path / "prometheus.yml"
+    local.write_text(config_text.read_text().replace("/etc/prometheus/alerts.yaml", rules))
+    result = promtool("check", "config", str(local))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+    scraped = {
+        (name, sd["port"])
+        for job in config["scrape_configs"]
+        for sd in job["dns_sd_configs"]
+        for name in sd["names"]
+    }
+    assert scraped == {("web1", 8080), ("web2", 8080), ("urgent", 9100), ("background", 9100)}
+    grafana = dict(v.split(":")[:2] for v in services["grafana"]["volumes"] if "/" in v)
+    assert grafana[str(DASHBOARD)] == "/var/lib/grafana/dashboards/imgserver.json"
+    provider_dir = Path(
+        next(k for k, v in grafana.items() if v == "/etc/grafana/provisioning/dashboards")
+    )
+    (provider,) = yaml.safe_load((provider_dir / "imgserver.yaml").read_text())["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    source_dir = Path(
+        next(k for k, v in grafana.items() if v == "/etc/grafana/provisioning/datasources")
+    )
+    (source,) = yaml.safe_load((source_dir / "prometheus.yaml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
 
 
 def test_compose_config_fails_on_a_broken_file(tmp_path: Path) -> None:
