@@ -4,7 +4,7 @@
 #   deploy/system-deps.sh pkg ...    (just these)
 set -euo pipefail
 packages=("$@")
-[ ${#packages[@]} -gt 0 ] || packages=(redis-server rabbitmq-server nginx chromium gegl)
+[ ${#packages[@]} -gt 0 ] || packages=(redis-server rabbitmq-server nginx chromium gegl docker-compose prometheus)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,7 +14,8 @@ echo "installing: ${missing[*]}" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 export DEBIAN_FRONTEND=noninteractive
-# Debian packages start their daemons on install; we run private instances instead.
+# Debian packages start their daemons on install (prometheus too); we run private instances
+# instead. docker-compose and prometheus give the suite `docker-compose config` and promtool.
 policy=/usr/sbin/policy-rc.d
 created_policy=""
 if [ ! -e "$policy" ]; then

@@ -212,11 +212,11 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(schema_text())
         return 0
-    import logging
 
     from aiohttp import web
     from aiohttp.log import access_logger
 
+    from . import logs
     from .app import create_app
     from .catalogue import GraphError
     from .errors import ImgServerError
@@ -234,9 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, GraphError) as exc:
         print(f"imgserver: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     if args.command == "check":
         print("settings and graphs are valid")
         return 0
@@ -249,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             port=settings.port,
             print=lambda _: print(ready, flush=True),
             access_log=access_logger if settings.access_log else None,
+            access_log_class=logs.AccessLogger,
         )
     except ImgServerError as exc:  # a backend could not be opened
         print(f"imgserver: {exc.message}", file=sys.stderr)

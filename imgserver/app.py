@@ -30,6 +30,7 @@ from .catalogue import Catalogue
 from .coordinator import Coordinator
 from .feed import EventFeed
 from .live import Hub
+from .logs import RequestIds
 from .metrics import Metrics
 from .names import BACKGROUND, URGENT
 from .processing import running_workers
@@ -45,6 +46,7 @@ from .web.state import (
     CATALOGUE,
     COORDINATOR,
     HUB,
+    IDS,
     KEYS,
     LOCAL_STORAGE,
     METRICS,
@@ -65,6 +67,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
     app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
     app[SETTINGS] = settings
+    app[IDS] = RequestIds()
     app[CATALOGUE] = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     app[KEYS] = KeyRing.from_settings(settings)
     app[METRICS] = Metrics()

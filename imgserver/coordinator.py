@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import msgspec
 
+from . import logs
 from .backends.base import Backends
 from .errors import Failure, ImgServerError, Overloaded, Timeout
 from .messages import Entry, Job, JobDone, JobOutcome, Purged, TaskChanged
@@ -199,19 +200,24 @@ class Coordinator:
         else:
             self.metrics.joined.inc()
         flight.waiters += 1
+        started, result = time.monotonic(), "failed"
         try:
             if starting:
                 await self._start(flight)
             outcome = await asyncio.wait_for(
                 asyncio.shield(flight.outcome), self.settings.request_deadline
             )
+            if isinstance(outcome, JobDone):
+                result = "done"
         except TimeoutError:
+            result = "timeout"
             raise Timeout(
                 f"the result was not ready within {self.settings.request_deadline:g} s; "
                 "it is still being made: retry shortly",
                 headers={"Retry-After": str(RETRY_AFTER)},
             ) from None
         finally:
+            self.metrics.miss_seconds.labels(result).observe(time.monotonic() - started)
             flight.waiters -= 1
             if not flight.waiters and self._flights.get(key) is flight:
                 # no one waits here any more: the job goes on, its lease renewed by the worker
@@ -344,6 +350,8 @@ class Coordinator:
             await self._enqueue(queue, job)
 
     async def _enqueue(self, queue: str, job: Job) -> None:
+        if not job.request_id and (request_id := logs.current.get()):
+            job = msgspec.structs.replace(job, request_id=request_id)  # for the worker's logs
         await self.b.broker.publish(queue, job)
         depth, at, since = self._depths.get(queue, (0, 0.0, 0))
         self._depths[queue] = (depth, at, since + 1)

@@ -55,6 +55,7 @@ class Job(msgspec.Struct, frozen=True):
     # decided: the job failed with this; only its task record is left to write (worker._fail)
     failure: Failure | None = None
     lease: str = ""  # the token of its publisher's in-flight lease on the key; '': none
+    request_id: str = ""  # the X-Request-Id of the request that queued it (logs.py); '': none
 
 
 # -- the event bus ------------------------------------------------------------------------------

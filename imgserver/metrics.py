@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import os
+from collections.abc import Callable, Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -73,6 +83,26 @@ class Metrics:
         self.queue_depth = Gauge(
             "imgserver_queue_depth", "Jobs waiting in a queue", ["queue"], registry=r
         )
+        self.backend_up = Gauge(
+            "imgserver_backend_up",
+            "Whether a backend answered its ping when /metrics was scraped (what /readyz asks)",
+            ["backend"],
+            registry=r,
+        )
+        self.miss_seconds = Histogram(
+            "imgserver_miss_seconds",
+            "Time a /graph miss waited for its result on the frontend, by how it ended",
+            ["result"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 25, 60),
+            registry=r,
+        )
+        self.pool_rss = Gauge(
+            "imgserver_pool_rss_bytes",
+            "Resident memory of this process's image processes, together",
+            registry=r,
+        )
+        # process_resident_memory_bytes, process_cpu_seconds_total, ... of this process
+        ProcessCollector(registry=r)
 
     def count(self, metric: Counter, *labels: str) -> None:
         """``metric.labels(*labels).inc()``, with the child looked up once."""
@@ -82,5 +112,21 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         child.inc()  # type: ignore[attr-defined]
 
+    def watch_pool(self, pids: Callable[[], Iterable[int]]) -> None:
+        """Report the image processes' RSS (read from /proc when scraped)."""
+        self.pool_rss.set_function(lambda: float(sum(map(rss_bytes, pids()))))
+
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))
+
+
+PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def rss_bytes(pid: int) -> int:
+    """A process's resident set size; 0 when it is gone (or there is no /proc)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0

@@ -72,6 +72,7 @@ async def running_workers(
         nice=settings.background_nice,
     )
     async with pool, Fetcher(settings) as fetcher:
+        metrics.watch_pool(lambda: pool.pids)
         workers = tuple(
             Worker(
                 role,

@@ -57,6 +57,7 @@ class Settings:
     enable_avif: bool = False  # offer AVIF when negotiating from Accept
     enable_jxl: bool = False  # offer JPEG XL when negotiating from an Accept that names it
     log_level: str = "INFO"
+    log_format: str = "text"  # "text" or "json" (one object per line, with request_id)
     access_log: bool = False  # a line per request (at INFO); off: nginx or the CDN logs them
 
     # -- data
@@ -86,6 +87,7 @@ class Settings:
     # -- distributed mode: each one set switches its backend from the embedded default
     redis_url: str = ""  # cache index, task records, in-flight leases, events
     amqp_url: str = ""  # job queues (then workers run as `python -m workers urgent|background`)
+    amqp_queue_type: str = "classic"  # "classic" or "quorum" (replicated; RabbitMQ 3.10+)
     s3_bucket: str = ""  # results and originals
     s3_endpoint_url: str = ""  # any S3-compatible store; empty: AWS
     s3_region: str = "us-east-1"
@@ -165,6 +167,10 @@ class Settings:
                 raise SettingsError(f"{PREFIX}{name.upper()} cannot be negative")
         if self.log_level.upper() not in logging.getLevelNamesMapping():
             raise SettingsError(f"{PREFIX}LOG_LEVEL {self.log_level!r} is not a logging level")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError(f"{PREFIX}LOG_FORMAT must be 'text' or 'json'")
+        if self.amqp_queue_type not in ("classic", "quorum"):
+            raise SettingsError(f"{PREFIX}AMQP_QUEUE_TYPE must be 'classic' or 'quorum'")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError(f"{PREFIX}PUBLIC_URL must start with http:// or https://")
         if self.amqp_url and not self.redis_url:

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from . import logs
 from .backends.base import Backends, Delivery, InFlight
 from .catalogue import Catalogue, Graph
 from .errors import (
@@ -204,8 +205,9 @@ class Worker:
 
     async def handle_leased(self, delivery: Delivery) -> None:
         """``handle``, holding the job's in-flight lease until its outcome is announced."""
-        async with leased(self.b.inflight, delivery.job, self.settings):
-            await self.handle(delivery)
+        with logs.serving(delivery.job.request_id):
+            async with leased(self.b.inflight, delivery.job, self.settings):
+                await self.handle(delivery)
 
     async def handle(self, delivery: Delivery) -> None:
         """Process one delivery; acknowledge it only once its outcome is settled.
@@ -315,9 +317,18 @@ class Worker:
         self, delivery: Delivery, outcome: JobOutcome, label: str, started: float
     ) -> None:
         await delivery.ack()
+        seconds = time.monotonic() - started
         self.metrics.jobs.labels(self.role, label).inc()
-        self.metrics.job_seconds.labels(self.role).observe(time.monotonic() - started)
+        self.metrics.job_seconds.labels(self.role).observe(seconds)
         job = delivery.job
+        log.info(
+            "job %s (%s): %s in %.3f s",
+            job.key,
+            job.graph,
+            label,
+            seconds,
+            extra={"job": job.key, "role": self.role, "outcome": label, "seconds": seconds},
+        )
         if isinstance(outcome, JobFailed) and await self._taken_over(job):
             log.info("job %s failed, but was taken over: the job taking over answers", job.key)
         else:

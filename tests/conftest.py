@@ -128,7 +128,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 TIERS = ("unit", "contract", "e2e")
 # Fixtures, and values of a parametrized backend fixture, that mean a real server is used.
 SERVICE_FIXTURES = frozenset({"redis_server", "rabbit_server", "s3_server", "redis_env"})
-SERVICE_PARAMS = frozenset({"redis", "amqp", "s3"})
+SERVICE_PARAMS = frozenset({"redis", "amqp", "amqp-quorum", "s3"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

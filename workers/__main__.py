@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import asyncio
-    import logging
 
+    from imgserver import logs
     from imgserver.catalogue import GraphError
     from imgserver.settings import Settings, SettingsError
 
@@ -55,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     if metrics_port and port_in_use(metrics_port, settings.host):
         print(f"workers: {taken}", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings)
     from imgserver.__main__ import use_uvloop
     from imgserver.errors import ImgServerError
 

@@ -124,6 +124,11 @@ class AmqpBroker(Managed):
         if not settings.amqp_url:
             raise ValueError("AmqpBroker needs settings.amqp_url")
         self.url = settings.amqp_url
+        # Quorum queues (replicated, Raft): every queue is declared with x-queue-type, which
+        # only a declaration can set (not a policy) and nothing can change afterwards: to switch
+        # a broker, delete its imgserver.* queues. Classic: declared as before, no argument.
+        quorum = settings.amqp_queue_type == "quorum"
+        self._queue_args: dict[str, str] = {"x-queue-type": "quorum"} if quorum else {}
         self.timeout = timeout
         self.connect_timeout = self.CONNECT_TIMEOUT if connect_timeout is None else connect_timeout
         self._connection: AbstractRobustConnection | None = None
@@ -181,19 +186,19 @@ class AmqpBroker(Managed):
             await self.close()
             raise Unavailable(f"rabbitmq: cannot declare the queues: {_why(exc)}") from None
 
-    @staticmethod
-    async def _declare(channel: AbstractRobustChannel) -> None:
+    async def _declare(self, channel: AbstractRobustChannel) -> None:
         for role, name in AMQP_QUEUE.items():
-            await channel.declare_queue(name, durable=True)
+            await channel.declare_queue(name, durable=True, arguments=self._queue_args)
             await channel.declare_queue(
                 AMQP_RETRY_QUEUE[role],
                 durable=True,
                 arguments={
+                    **self._queue_args,
                     "x-dead-letter-exchange": "",
                     "x-dead-letter-routing-key": name,
                 },
             )
-        await channel.declare_queue(AMQP_DEAD_QUEUE, durable=True)
+        await channel.declare_queue(AMQP_DEAD_QUEUE, durable=True, arguments=self._queue_args)
 
     async def close(self) -> None:
         """Close the connection; unacknowledged deliveries go back to their queues."""
@@ -264,7 +269,9 @@ class AmqpBroker(Managed):
                 try:
                     channel = await connection.channel(publisher_confirms=False)
                     await channel.set_qos(prefetch_count=prefetch)
-                    amqp_queue = await channel.declare_queue(name, durable=True)
+                    amqp_queue = await channel.declare_queue(
+                        name, durable=True, arguments=self._queue_args
+                    )
                     await amqp_queue.consume(on_message)
                 except _FAILURES as exc:
                     if self.closed:  # (closed meanwhile, by another task)

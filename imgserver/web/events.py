@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import logs
 from ..backends.base import TaskStore
 from ..errors import ImgServerError, NotFound
 from ..live import Change, Ended, Listener
@@ -44,7 +45,8 @@ class EventStream:
 
     def __init__(self, request: web.Request) -> None:
         self.request = request
-        self.response = web.StreamResponse(headers=HEADERS)
+        # prepared here, inside the handler: the request's id is added now (logs.py)
+        self.response = web.StreamResponse(headers={**HEADERS, logs.HEADER: logs.current.get()})
         self.open = True
         self._sent = 0
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .. import logs
 from ..errors import (
     ImgServerError,
     Internal,
@@ -17,7 +18,7 @@ from ..errors import (
     SourceTooLarge,
     transient,
 )
-from .state import METRICS
+from .state import IDS, METRICS
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure into the API's JSON error body with its status; count the answer."""
+    """Turn every failure into the API's JSON error body with its status; count the answer.
+    Every answer carries the request's id (``X-Request-Id``, logs.py), and so does every log
+    line written meanwhile (a stream its handler prepares takes the id from ``logs.current``)."""
+    request_id = logs.accepted(request.headers.get(logs.HEADER), request.app[IDS])
+    token = logs.current.set(request_id)
     try:
         response = await handler(request)
     except ImgServerError as exc:
@@ -49,6 +54,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path_qs)
         response = error_response(Internal())
+    finally:
+        logs.current.reset(token)
+    if not response.prepared:
+        response.headers[logs.HEADER] = request_id
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     metrics = request.app[METRICS]

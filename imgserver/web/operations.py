@@ -57,12 +57,14 @@ async def readyz(request: web.Request) -> web.Response:
 @probes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     m = request.app[METRICS]
-    broker = request.app[BACKENDS].broker
+    backends = request.app[BACKENDS]
     for queue in QUEUES:
         try:
-            m.queue_depth.labels(queue).set(await broker.depth(queue))
+            m.queue_depth.labels(queue).set(await backends.broker.depth(queue))
         except Exception:  # a down broker must not break the metrics page
             m.queue_depth.labels(queue).set(float("nan"))
+    for name, state in (await backend_states(backends)).items():
+        m.backend_up.labels(name).set(1.0 if state == "ok" else 0.0)
     resp = web.Response(body=m.render())
     resp.headers["Content-Type"] = METRICS_CONTENT_TYPE
     return resp

@@ -15,6 +15,7 @@ from ..backends.local_storage import LocalStorage
 from ..catalogue import Catalogue
 from ..coordinator import Coordinator
 from ..live import Hub
+from ..logs import RequestIds
 from ..metrics import Metrics
 from ..recent import Recent
 from ..request import ImageRequest
@@ -29,6 +30,7 @@ KEYS = web.AppKey("keys", KeyRing)
 METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", Hub)
 BUNDLE = web.AppKey("client", Bundle)
+IDS = web.AppKey("request_ids", RequestIds)  # ids for requests that bring none (logs.py)
 # parsed /graph requests by (spec, raw query, Accept): parsing depends on nothing else
 PARSED = web.AppKey("parsed", Recent[tuple[str, str, str], ImageRequest])
 

@@ -61,15 +61,15 @@ def job(n: int, **kw: Any) -> Job:
 class Harness:
     kind: str
     broker: Any  # MemoryBroker | AmqpBroker
-    rabbit: RabbitServer | None = None
+    url: str = ""  # the AMQP URL (vhost included) the broker uses
 
     async def dead(self) -> list[tuple[str, bytes, str, str]]:
         """What the dead-letter queue holds: (origin queue, body, error code, error message)."""
         if isinstance(self.broker, MemoryBroker):
             return [(q, encode_job(j), e.code, e.message) for q, j, e in self.broker.dead]
-        assert self.rabbit is not None
+        assert self.url
         out = []
-        for message in await raw_get_all(self.rabbit.url, names.AMQP_DEAD_QUEUE):
+        for message in await raw_get_all(self.url, names.AMQP_DEAD_QUEUE):
             h = message.headers
             out.append(
                 (h[HEADER_QUEUE], message.body, h[HEADER_ERROR_CODE], h[HEADER_ERROR_MESSAGE])
@@ -104,8 +104,8 @@ async def purge(url: str) -> None:
             await (await channel.declare_queue(name, passive=True)).purge()
 
 
-async def amqp_broker(url: str, **kw: Any) -> AmqpBroker:
-    broker = AmqpBroker(Settings(amqp_url=url), **kw)
+async def amqp_broker(url: str, queue_type: str = "classic", **kw: Any) -> AmqpBroker:
+    broker = AmqpBroker(Settings(amqp_url=url, amqp_queue_type=queue_type), **kw)
     await broker.open()
     return broker
 
@@ -123,16 +123,24 @@ async def until_available(broker: AmqpBroker, within: float = 20.0) -> None:
             await asyncio.sleep(0.2)
 
 
-@pytest.fixture(params=["memory", "amqp"])
+QUORUM_VHOST = "quorum"  # quorum queues (IMGSERVER_AMQP_QUEUE_TYPE=quorum) live apart
+
+
+@pytest.fixture(params=["memory", "amqp", "amqp-quorum"])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     if request.param == "memory":
         yield Harness("memory", MemoryBroker(names.QUEUES))
         return
     rabbit: RabbitServer = request.getfixturevalue("rabbit_server")
-    broker = await amqp_broker(rabbit.url)
+    url, queue_type = rabbit.url, "classic"
+    if request.param == "amqp-quorum":
+        rabbit.ctl("add_vhost", QUORUM_VHOST)  # (already there after the first test)
+        rabbit.ctl("set_permissions", "-p", QUORUM_VHOST, "guest", ".*", ".*", ".*")
+        url, queue_type = f"{rabbit.url}{QUORUM_VHOST}", "quorum"
+    broker = await amqp_broker(url, queue_type)
     try:
-        await purge(rabbit.url)
-        yield Harness("amqp", broker, rabbit)
+        await purge(url)
+        yield Harness(request.param, broker, url)
     finally:
         await broker.close()
 

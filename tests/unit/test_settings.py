@@ -91,6 +91,8 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "failure_ttl": "30",
         "stale_while_revalidate": "60",
         "stale_if_error": "86400",
+        "log_format": "json",
+        "amqp_queue_type": "quorum",
     }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))
@@ -207,6 +209,9 @@ def test_unparseable_value_names_the_variable(name: str, raw: str) -> None:
         ("failure_ttl", "-1"),
         ("stale_while_revalidate", "-5"),
         ("stale_if_error", "-5"),
+        ("log_format", "JSON"),
+        ("log_format", "logfmt"),
+        ("amqp_queue_type", "stream"),
     ],
 )
 def test_invalid_value_names_the_variable(name: str, raw: str) -> None:
