@@ -93,6 +93,7 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "stale_if_error": "86400",
         "log_format": "json",
         "amqp_queue_type": "quorum",
+        "enable_jxl": "1",
     }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))
