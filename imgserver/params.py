@@ -30,7 +30,7 @@ class Param:
     default: Any = None
     minimum: float | None = None
     maximum: float | None = None
-    values: tuple[str, ...] | None = None
+    values: tuple[str, ...] | None = None  # an enum's; an int's words besides numbers (auto)
     description: str = ""
 
     def parse(self, raw: str) -> ParamValue:
@@ -46,8 +46,11 @@ class Param:
     def _convert(self, raw: str) -> ParamValue:
         t = self.type
         if t == "int":
+            if self.values and raw in self.values:  # a word an int parameter takes too: auto
+                return raw
             if not _INT.match(raw):
-                raise self._invalid("must be a whole number", raw)
+                words = "".join(f" or {word}" for word in self.values or ())
+                raise self._invalid(f"must be a whole number{words}", raw)
             return int(raw)
         if t == "number":
             try:

@@ -88,6 +88,7 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "enable_svg": "1",
         "access_log": "1",
         "background_nice": "5",
+        "auto_quality_target": "72.5",
     }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))
