@@ -139,8 +139,12 @@ def test_the_sample_is_the_image_when_small_else_a_mosaic_on_the_16_px_grid() ->
     assert all(x + side <= 2560 and y + side <= 1600 for x, y, _, _ in boxes)
     assert boxes[0][:2] == (0, 0) and boxes[-1][0] + side > 2560 - 16  # spread to the edges
     image = photo_like(1000, 700)
-    sample = perceptual.sample(image)
+    sample = perceptual.sample(image, "jpeg")
     assert (sample.width, sample.height) == (side * across, side * across)
+    # WebP: one piece from the middle (its encoder reacts to seams between tiles)
+    (box,), _ = perceptual.sample_boxes(2560, 1600, seamless=True)
+    assert box == (1024, 544, side * across, side * across)
+    assert perceptual.sample(image, "webp").width == side * across
 
 
 # -- real encodes -------------------------------------------------------------------------------
@@ -153,9 +157,10 @@ def test_auto_is_the_lowest_quality_reaching_the_target(fmt: str) -> None:
     assert r["ok"] and r["quality_note"] == ""
     q = r["quality"]
     assert isinstance(q, int) and 1 <= q < 100
-    assert perceptual.ssimulacra2(image, perceptual.decode(r["data"])) >= 75
+    aim = 75 + perceptual.MARGIN  # what the search aims at on a sample
+    assert perceptual.ssimulacra2(image, perceptual.decode(r["data"])) >= aim
     below = encode(image, fmt, {"quality": q - 1})
-    assert perceptual.ssimulacra2(image, perceptual.decode(below)) < 75
+    assert perceptual.ssimulacra2(image, perceptual.decode(below)) < aim
 
 
 def test_a_higher_target_gets_a_higher_quality() -> None:

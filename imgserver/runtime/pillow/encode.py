@@ -52,7 +52,7 @@ def finish(
     if fmt in LOSSY and enc.get("quality") == AUTO_QUALITY:
         from .. import perceptual  # numpy: imported by the processes that score, only
 
-        sample = _sample(frames[0])
+        sample = _sample(frames[0], fmt)
         reference = perceptual.Reference(_pixels(sample))
         target = number_arg(enc, "quality_target", perceptual.TARGET)
         choice = perceptual.choose(
@@ -68,14 +68,14 @@ def finish(
     return Rendered(data, fmt, first.width, first.height, len(frames), ctx.warnings, quality, note)
 
 
-def _sample(im: Image.Image) -> Image.Image:
+def _sample(im: Image.Image, fmt: str) -> Image.Image:
     """quality=auto's sample (``perceptual.sample_boxes``), cut from ``im``."""
     from .. import perceptual
 
-    boxes, across = perceptual.sample_boxes(im.width, im.height)
+    boxes, across = perceptual.sample_boxes(im.width, im.height, fmt in perceptual.SEAMLESS)
+    left, top, w, h = boxes[0]
     if len(boxes) == 1:
-        return im
-    _, _, w, h = boxes[0]
+        return im.crop((left, top, left + w, top + h))
     mosaic = Image.new(im.mode, (w * across, h * (len(boxes) // across)))
     for i, (left, top, _, _) in enumerate(boxes):
         mosaic.paste(im.crop((left, top, left + w, top + h)), ((i % across) * w, (i // across) * h))

@@ -48,7 +48,8 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
     if searched:
         from .. import perceptual  # numpy: imported by the processes that score, only
 
-        sample = perceptual.sample(image if frames == 1 else image.crop(0, 0, image.width, ph))
+        first = image if frames == 1 else image.crop(0, 0, image.width, ph)
+        sample = perceptual.sample(first, fmt)
         target = number_arg(enc, "quality_target", perceptual.TARGET)
         choice = perceptual.choose(
             lambda at: encode(sample, fmt, {**enc, "quality": at}),
