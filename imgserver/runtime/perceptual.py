@@ -234,32 +234,28 @@ def _blur(planes: Array) -> Array:
     return np.frombuffer(blurred.write_to_memory(), dtype=np.float32).reshape(h, w, n)
 
 
-def _means(maps: Array) -> tuple[Array, Array]:
-    """Per plane: the mean, and the 4th root of the mean 4th power."""
-    squared = maps * maps
-    mean = maps.mean(axis=(0, 1), dtype=np.float64)
-    norm4 = np.sqrt(np.sqrt((squared * squared).mean(axis=(0, 1), dtype=np.float64)))
-    return mean, norm4
-
-
 def _scale(a: Array, blurred_a: Array, b: Array) -> Scale:
     mu1, s11 = blurred_a[:, :, :3], blurred_a[:, :, 3:]
     blurred = _blur(np.concatenate([b, b * b, a * b], axis=2))
     mu2, s22, s12 = blurred[:, :, :3], blurred[:, :, 3:6], blurred[:, :, 6:]
+    maps = np.empty((*a.shape[:2], 9), dtype=np.float32)  # d; artifact; detail lost (x 3)
     diff = mu1 - mu2
     num_m = 1.0 - diff * diff
     num_s = (s12 - mu1 * mu2) * 2 + 0.0009
     den_s = (s11 - mu1 * mu1) + (s22 - mu2 * mu2) + 0.0009
-    d = np.maximum(1.0 - num_m * num_s / den_s, 0.0)
+    np.maximum(1.0 - num_m * num_s / den_s, 0.0, out=maps[:, :, :3])
     ratio = (1.0 + np.abs(b - mu2)) / (1.0 + np.abs(a - mu1)) - 1.0
-    d_mean, d_norm4 = _means(d)
-    artifact_mean, artifact_norm4 = _means(np.maximum(ratio, 0.0))
-    lost_mean, lost_norm4 = _means(np.maximum(-ratio, 0.0))
-    ssim = [float(v) for c in range(3) for v in (d_mean[c], d_norm4[c])]
+    np.maximum(ratio, 0.0, out=maps[:, :, 3:6])
+    np.maximum(-ratio, 0.0, out=maps[:, :, 6:])
+    flat = maps.reshape(-1, 9)
+    n = flat.shape[0]
+    mean = flat.sum(axis=0, dtype=np.float64) / n  # per map: the mean, and the 4-norm
+    np.square(flat, out=flat)
+    np.square(flat, out=flat)
+    norm4 = np.sqrt(np.sqrt(flat.sum(axis=0, dtype=np.float64) / n))
+    ssim = [float(v) for c in range(3) for v in (mean[c], norm4[c])]
     edge = [
-        float(v)
-        for c in range(3)
-        for v in (artifact_mean[c], artifact_norm4[c], lost_mean[c], lost_norm4[c])
+        float(v) for c in range(3) for v in (mean[3 + c], norm4[3 + c], mean[6 + c], norm4[6 + c])
     ]
     return ssim, edge
 
