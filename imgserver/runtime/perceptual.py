@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyvips
 
-from .quality import Choice, auto
+from .quality import AUTO_FIRST, AUTO_FIRST_FOR, Choice, auto
 from .registry import AUTO_TARGET
 
 TARGET = AUTO_TARGET  # quality=auto's default target: very high quality (a setting)
@@ -131,10 +131,13 @@ def ssimulacra2(reference: pyvips.Image, candidate: pyvips.Image) -> float:
     return Reference(reference).score(candidate)
 
 
-def choose(encode_sample: Callable[[int], bytes], reference: Reference, target: float) -> Choice:
+def choose(
+    encode_sample: Callable[[int], bytes], reference: Reference, target: float, fmt: str
+) -> Choice:
     """quality=auto: the search of ``quality.auto``, each trial scoring ``encode_sample(quality)``
-    (the sample encoded) against ``reference`` (the sample's pixels)."""
-    return auto(lambda q: reference.score(decode(encode_sample(q))), target + MARGIN)
+    (the sample encoded in ``fmt``) against ``reference`` (the sample's pixels)."""
+    first = AUTO_FIRST_FOR.get(fmt, AUTO_FIRST)
+    return auto(lambda q: reference.score(decode(encode_sample(q))), target + MARGIN, first=first)
 
 
 def from_memory(pixels: bytes, width: int, height: int, bands: int) -> pyvips.Image:

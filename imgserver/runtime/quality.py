@@ -33,7 +33,9 @@ LOSSY = frozenset({"jpeg", "webp", "avif"})
 MIN_QUALITY = 30  # max_bytes never lowers the quality below this
 AUTO_MAX_TRIALS = 8  # encodes of the sample per job (the image itself: one more)
 AUTO_SECONDS = 10.0  # and at most this long searching
-AUTO_FIRST = 70  # the first quality tried
+AUTO_FIRST = 70  # the first quality tried, unless the format has its own:
+# where photographs reach SSIMULACRA2 80 (bench/auto_quality.py): one trial fewer, mostly
+AUTO_FIRST_FOR = {"jpeg": 75, "webp": 85, "avif": 60}
 SLOPE = 0.5  # SSIMULACRA2 points per quality step assumed while only one side is known
 # (photos gain 0.5-1 a step between 50 and 90: assuming less overshoots, which brackets)
 

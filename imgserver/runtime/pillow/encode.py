@@ -56,7 +56,7 @@ def finish(
         reference = perceptual.Reference(_pixels(sample))
         target = number_arg(enc, "quality_target", perceptual.TARGET)
         choice = perceptual.choose(
-            lambda at: _save([sample], [], loop, fmt, enc, at), reference, target
+            lambda at: _save([sample], [], loop, fmt, enc, at), reference, target, fmt
         )
         q = quality = choice.quality
         note = choice.note

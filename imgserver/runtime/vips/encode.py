@@ -55,6 +55,7 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
             lambda at: encode(sample, fmt, {**enc, "quality": at}),
             perceptual.Reference(sample),
             target,
+            fmt,
         )
         quality, note = choice.quality, choice.note
         enc = {**enc, "quality": quality}
