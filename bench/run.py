@@ -1,6 +1,6 @@
 """The benchmark: this service against thumbor and the bare image libraries, in one run.
 
-    python bench/run.py [--quick] [--only miss,hit,memory,bytes] [--skip-distributed]
+    python bench/run.py [--quick] [--only miss,hit,memory,bytes,auto] [--skip-distributed]
                         [--skip-thumbor] [--profile]
 
 (``make bench`` installs what it needs first: wrk, nginx, redis-server, rabbitmq-server, the
@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench import lab  # noqa: E402
+from bench.auto_quality import auto_part  # noqa: E402
 from bench.bytes_ssim import bytes_part  # noqa: E402
 from bench.context import (  # noqa: E402
     DIST_LOCAL,
@@ -51,7 +52,7 @@ from bench.png_compress import png_compress_part  # noqa: E402
 from bench.report import report  # noqa: E402
 from bench.workload import CONCURRENCY, CPUS, QUALITY, size_of  # noqa: E402
 
-PARTS = ("miss", "hit", "memory", "bytes")
+PARTS = ("miss", "hit", "memory", "bytes", "auto")
 
 
 def run_parts(ctx: Context, results: dict) -> None:
@@ -64,6 +65,8 @@ def run_parts(ctx: Context, results: dict) -> None:
     if "bytes" in only and (r := attempt(results, "bytes: PNG compress", lambda: png_part(ctx))):
         results["png_compress"] = r
     ctx.stop_thumbor()
+    if "auto" in only and (r := attempt(results, "auto", lambda: auto_part(args.quick))):
+        results["auto"] = r
     if "hit" in only:
         path = "/graph/passthrough.jpg?width=400"
         if r := attempt(
@@ -142,7 +145,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer requests: a smoke run")
     parser.add_argument(
-        "--only", default=",".join(PARTS), help="comma-separated parts: miss,hit,memory,bytes"
+        "--only", default=",".join(PARTS), help="comma-separated parts: miss,hit,memory,bytes,auto"
     )
     parser.add_argument("--skip-distributed", action="store_true")
     parser.add_argument("--skip-thumbor", action="store_true")

@@ -68,7 +68,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
     app[SETTINGS] = settings
     app[IDS] = RequestIds()
-    app[CATALOGUE] = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
+    app[CATALOGUE] = Catalogue.load(
+        settings.graphs_dir,
+        max_dimension=settings.max_dimension,
+        auto_target=settings.auto_quality_target,
+    )
     app[KEYS] = KeyRing.from_settings(settings)
     app[METRICS] = Metrics()
     app[HUB] = Hub()

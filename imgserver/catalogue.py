@@ -38,8 +38,10 @@ from .errors import InvalidParam, UnknownGraph
 from .graphdef import SOURCE, ArgSpec, Definition, Node, ParamRef
 from .graphschema import COLOR_PATTERN, MAX_NODES, graph_schema
 from .params import PARAM_TYPES, Param, curve_text, normalise_color, number_text, parse_curve
-from .runtime.registry import ENCODE_ARGS, OPS, RUNTIMES, Arg
+from .runtime.registry import AUTO_QUALITY, ENCODE_ARGS, OPS, RUNTIMES, Arg
+from .runtime.registry import AUTO_TARGET as TARGET
 
+QUALITY_TARGET = "quality-target"  # the implicit parameter beside a quality that takes auto
 SCHEMA_FILE = "schema.json"  # beside the graphs: their JSON Schema, not a graph
 GRAPH_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _COLOR = re.compile(COLOR_PATTERN)
@@ -68,6 +70,7 @@ class Graph:
     params: Mapping[str, Param]
     definition: Definition  # normalised: what the worker runs
     digest: str  # sha256 of the normalised definition
+    auto_quality: str | None = None  # the parameter that feeds the encoder's quality (takes auto)
 
     @property
     def copies_source(self) -> bool:
@@ -104,11 +107,18 @@ class Catalogue(Mapping[str, Graph]):
         self._graphs = MappingProxyType(dict(sorted(graphs.items())))
 
     @classmethod
-    def load(cls, directory: Path, *, max_dimension: int = 16384) -> Catalogue:
+    def load(
+        cls, directory: Path, *, max_dimension: int = 16384, auto_target: float = TARGET
+    ) -> Catalogue:
         files = sorted(f for f in directory.glob("*.json") if f.name != SCHEMA_FILE)
         if not files:
             raise GraphError(f"{directory}: no graph files (*.json)")
-        return cls({f.stem: load_graph(f, max_dimension=max_dimension) for f in files})
+        return cls(
+            {
+                f.stem: load_graph(f, max_dimension=max_dimension, auto_target=auto_target)
+                for f in files
+            }
+        )
 
     def __getitem__(self, name: str) -> Graph:
         return self._graphs[name]
@@ -127,7 +137,7 @@ class Catalogue(Mapping[str, Graph]):
             raise UnknownGraph(f"no graph named '{name}'", graphs=list(self._graphs)) from None
 
 
-def load_graph(path: Path, *, max_dimension: int = 16384) -> Graph:
+def load_graph(path: Path, *, max_dimension: int = 16384, auto_target: float = TARGET) -> Graph:
     """Load and validate one graph file; GraphError names the file and the problem."""
     name = path.stem
     try:
@@ -137,7 +147,7 @@ def load_graph(path: Path, *, max_dimension: int = 16384) -> Graph:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise GraphError(f"not readable JSON: {exc}") from None
-        graph = _build(name, raw, max_dimension)
+        graph = _build(name, raw, max_dimension, auto_target)
         _check_schema(raw)
         return graph
     except GraphError as exc:
@@ -154,7 +164,7 @@ def _check_schema(raw: Any) -> None:
         raise GraphError(f"does not match graphs/schema.json at {where}: {error.message}")
 
 
-def _build(name: str, raw: Any, max_dimension: int) -> Graph:
+def _build(name: str, raw: Any, max_dimension: int, auto_target: float = TARGET) -> Graph:
     if not isinstance(raw, dict):
         raise GraphError("the top level must be an object")
     _only(raw, {"description", "runtime", "params", "nodes", "output", "encode"}, "graph")
@@ -165,7 +175,11 @@ def _build(name: str, raw: Any, max_dimension: int) -> Graph:
     if runtime not in RUNTIMES:
         raise GraphError(f"'runtime' must be one of {', '.join(RUNTIMES)}")
 
-    params = _params(raw.get("params", {}), max_dimension)
+    feeds = raw["encode"].get("quality") if isinstance(raw.get("encode"), dict) else None
+    auto = feeds.get("param") if isinstance(feeds, dict) else None  # quality=auto's parameter
+    params = _params(raw.get("params", {}), max_dimension, auto, auto_target)
+    if auto is not None and QUALITY_TARGET not in params:
+        auto = None  # not an int parameter: it takes no auto
     nodes = raw.get("nodes", {})
     if not isinstance(nodes, dict) or len(nodes) > MAX_NODES:
         raise GraphError(f"'nodes' must be an object of at most {MAX_NODES} nodes")
@@ -196,7 +210,9 @@ def _build(name: str, raw: Any, max_dimension: int) -> Graph:
         "nodes": [{"id": i, **checked[i]} for i in order],
         "output": output,
         "encode": encode,
-        "params": {n: p.to_json() for n, p in params.items()},
+        # the target is a setting: it enters a request's cache key (a parameter of quality=auto
+        # requests), not the digest of every result made from the graph
+        "params": {n: p.to_json() for n, p in params.items() if n != QUALITY_TARGET},
     }
     text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode()).hexdigest()
@@ -204,8 +220,10 @@ def _build(name: str, raw: Any, max_dimension: int) -> Graph:
         Node(i, checked[i]["op"], tuple(checked[i]["in"]), _typed(checked[i]["args"]))
         for i in order
     )
+    if auto is not None and encode.get("quality_target") is None:
+        encode["quality_target"] = {"param": QUALITY_TARGET}
     definition = Definition(runtime, nodes, output, _typed(encode))
-    return Graph(name, description, runtime, MappingProxyType(params), definition, digest)
+    return Graph(name, description, runtime, MappingProxyType(params), definition, digest, auto)
 
 
 def _typed(args: dict[str, Any]) -> dict[str, ArgSpec]:
@@ -219,9 +237,27 @@ def _only(obj: dict[str, Any], allowed: set[str], where: str) -> None:
         raise GraphError(f"{where}: unknown key(s) {', '.join(map(repr, extra))}")
 
 
-def _params(raw: Any, max_dimension: int) -> dict[str, Param]:
+def _params(
+    raw: Any, max_dimension: int, auto: str | None = None, auto_target: float = TARGET
+) -> dict[str, Param]:
+    """The graph's parameters, with the implicit ones: ``width`` and ``height``; and when
+    ``auto`` (the parameter feeding the encoder's quality) is an int, it takes ``auto`` too, and
+    ``quality-target`` (default ``auto_target``) says what quality=auto aims at."""
     if not isinstance(raw, dict):
         raise GraphError("'params' must be an object")
+    spec = raw.get(auto) if auto is not None else None
+    if isinstance(spec, dict) and spec.get("type") == "int":
+        raw = {
+            QUALITY_TARGET: {
+                "type": "number",
+                "default": auto_target,
+                "minimum": 0,
+                "maximum": 100,
+                "description": f"With {auto}=auto: the SSIMULACRA2 score to reach (90: visually "
+                "lossless, 80: very high quality, 70: high, 50: medium); ignored otherwise.",
+            },
+            **raw,
+        }
     size_doc = "Fit the result inside this many pixels ({}); the aspect ratio is kept."
     raw = {
         "width": {
@@ -262,6 +298,8 @@ def _params(raw: Any, max_dimension: int) -> dict[str, Param]:
             values = tuple(values)
         elif values is not None:
             raise GraphError(f"{where}: only enums have 'values'")
+        elif pname == auto and ptype == "int":
+            values = (AUTO_QUALITY,)  # quality=auto: the lowest quality that reaches the target
         low, high = spec.get("minimum"), spec.get("maximum")
         for b in (low, high):
             if b is not None and (ptype not in ("int", "number") or not _is_number(b)):

@@ -34,6 +34,7 @@ class Entry(msgspec.Struct, frozen=True):
     input: str = ""
     created_at: float = 0.0
     quality: int | None = None  # the quality a lossy format was encoded at (X-Quality)
+    quality_note: str = ""  # quality=auto: "target-not-reached" when it is (X-Quality)
 
 
 class Job(msgspec.Struct, frozen=True):
@@ -123,6 +124,7 @@ class Rendered(msgspec.Struct, tag="rendered"):
     frames: int = 1
     warnings: list[str] = []
     quality: int | None = None  # the quality a lossy format was encoded at
+    quality_note: str = ""  # quality=auto: "target-not-reached" when it is
 
 
 class RenderFailed(msgspec.Struct, frozen=True, tag="render_failed"):

@@ -31,7 +31,7 @@ class Param:
     default: Any = None
     minimum: float | None = None
     maximum: float | None = None
-    values: tuple[str, ...] | None = None
+    values: tuple[str, ...] | None = None  # an enum's; an int's words besides numbers (auto)
     description: str = ""
 
     def parse(self, raw: str) -> ParamValue:
@@ -47,6 +47,8 @@ class Param:
     def _convert(self, raw: str) -> ParamValue:
         t = self.type
         if t == "int":
+            if self.values and raw in self.values:  # a word an int parameter takes too: auto
+                return raw
             if not _INT.match(raw) and _DIGITS.match(raw):  # a whole number, past any bound
                 if raw.startswith("-") and self.minimum is not None:
                     raise self._invalid(f"must be at least {number_text(self.minimum)}", raw)
@@ -54,7 +56,8 @@ class Param:
                     raise self._invalid(f"must be at most {number_text(self.maximum)}", raw)
                 raise self._invalid("must be a whole number of at most 12 digits", raw)
             if not _INT.match(raw):
-                raise self._invalid("must be a whole number", raw)
+                words = "".join(f" or {word}" for word in self.values or ())
+                raise self._invalid(f"must be a whole number{words}", raw)
             return int(raw)
         if t == "number":
             try:

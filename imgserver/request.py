@@ -13,12 +13,13 @@ from typing import Any
 from multidict import MultiMapping
 from yarl import URL
 
-from .catalogue import GRAPH_NAME, Catalogue, Graph
+from .catalogue import GRAPH_NAME, QUALITY_TARGET, Catalogue, Graph
 from .errors import InvalidInput, InvalidParam, SourceNotAllowed, UnknownGraph
 from .formats import AUTO, negotiate, output_format
 from .messages import Job
 from .names import graph_surrogate, result_scope, source_scope, source_surrogate
 from .records import Params, ParamValue
+from .runtime.registry import AUTO_QUALITY
 from .security import host_allowed
 from .settings import Settings
 
@@ -248,6 +249,8 @@ def parse_params(graph: Graph, query: MultiMapping[str]) -> tuple[Params, bool]:
     for pname, param in graph.params.items():
         if pname not in values and param.default is not None:
             values[pname] = param.default
+    if graph.auto_quality is not None and values.get(graph.auto_quality) != AUTO_QUALITY:
+        values.pop(QUALITY_TARGET, None)  # only quality=auto reads it: not in other keys
     for pname in graph.source_params:  # another image to fetch: checked like the input
         value = values.get(pname)
         if isinstance(value, str):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .lifetime import Lifetime
+from .runtime.registry import AUTO_TARGET
 
 PREFIX = "IMGSERVER_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -109,6 +110,8 @@ class Settings:
     max_source_pixels: int = 50_000_000
     max_output_pixels: int = 25_000_000
     max_dimension: int = 16384  # largest width/height parameter
+    # quality=auto: the SSIMULACRA2 score the chosen quality reaches (80: very high quality)
+    auto_quality_target: float = AUTO_TARGET
     max_frames: int = 500  # frames kept from an animated source
     max_queue_urgent: int = 500  # jobs waiting in a queue before new ones get 429 overloaded
     max_queue_background: int = 10000
@@ -214,6 +217,8 @@ class Settings:
                 f"Leave {PREFIX}INDEX_TTL at 0 (entries then live as long as their results) "
                 "or make it shorter"
             )
+        if not 0 <= self.auto_quality_target <= 100:
+            raise SettingsError(f"{PREFIX}AUTO_QUALITY_TARGET must be an SSIMULACRA2 score, 0-100")
         if not self.graphs_dir.is_dir():
             raise SettingsError(f"{PREFIX}GRAPHS_DIR {self.graphs_dir} is not a directory")
 

@@ -389,6 +389,7 @@ class Worker:
             job.input,
             made,
             result.quality,
+            result.quality_note,
         )
         await self.b.index.set(job.key, entry)
         await self._done(job, entry, result.warnings)

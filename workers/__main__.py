@@ -88,7 +88,11 @@ async def run(role: str, concurrency: int, settings: Settings) -> int:
     from imgserver.web.state import BACKENDS, METRICS
 
     log = logging.getLogger("workers")
-    catalogue = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
+    catalogue = Catalogue.load(
+        settings.graphs_dir,
+        max_dimension=settings.max_dimension,
+        auto_target=settings.auto_quality_target,
+    )
     metrics = Metrics()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -543,6 +543,9 @@ OPS: Mapping[str, Op] = MappingProxyType(
     }
 )
 
+AUTO_QUALITY = "auto"  # a quality parameter's value that asks for the lowest quality reaching:
+AUTO_TARGET = 80.0  # this SSIMULACRA2 score by default (runtime/perceptual.py; a setting)
+
 # Options of a graph's "encode" section.
 ENCODE_ARGS: Mapping[str, Arg] = MappingProxyType(
     {
@@ -568,6 +571,14 @@ ENCODE_ARGS: Mapping[str, Arg] = MappingProxyType(
         "copy_source": Arg("bool", False, description="Send the source bytes unchanged."),
         "background": Arg(
             "color", "#ffffff", description="Fills alpha for a format that has none (JPEG)."
+        ),
+        "quality_target": Arg(
+            "number",
+            optional=True,
+            minimum=0,
+            maximum=100,
+            description="With quality auto: the SSIMULACRA2 score to reach (default: the "
+            "IMGSERVER_AUTO_QUALITY_TARGET setting).",
         ),
         "max_bytes": Arg(
             "int",

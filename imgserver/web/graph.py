@@ -131,8 +131,9 @@ async def _deliver(
 ) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     headers = {"X-Cache": cache, **surrogate_headers(req)}
-    if entry.quality is not None:
-        headers["X-Quality"] = str(entry.quality)
+    if entry.quality is not None:  # "100; target-not-reached" when quality=auto fell short
+        note = f"; {entry.quality_note}" if entry.quality_note else ""
+        headers["X-Quality"] = f"{entry.quality}{note}"
     if req.negotiated:
         headers["Vary"] = "Accept"
     if settings.delivery == "redirect":

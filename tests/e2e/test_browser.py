@@ -258,9 +258,12 @@ def test_playground_runs_a_graph_on_an_upload(page: Page, service: Service) -> N
     page.select_option("#graph", "resize")
     assert page.locator("#p-mode").evaluate("e => e.tagName") == "SELECT"
     assert page.locator("#p-upscale").get_attribute("type") == "checkbox"
-    assert page.locator("#p-quality").get_attribute("type") == "number"
+    # quality takes a number or auto: a text field offering the word
+    assert page.locator("#p-quality").get_attribute("type") == "text"
     assert page.locator("#p-quality").get_attribute("min") == "1"
     assert page.locator("#p-quality").input_value() == "80"  # the default
+    words = page.locator("#p-quality-words option").evaluate_all("os => os.map(o => o.value)")
+    assert words == ["auto"]
 
     c.get_by_role("button", name="Try a graph").click()
     assert page.locator("#input").input_value() == f"upload:{image['id']}"
@@ -268,6 +271,7 @@ def test_playground_runs_a_graph_on_an_upload(page: Page, service: Service) -> N
     page.select_option("#p-mode", "crop")
     page.fill("#p-height", "100")
     page.select_option("#format", "webp")
+    page.fill("#p-quality", "auto")
     page.get_by_role("button", name="Run graph").click()
 
     result = page.locator("#result-img")
@@ -276,7 +280,7 @@ def test_playground_runs_a_graph_on_an_upload(page: Page, service: Service) -> N
     url = page.locator("#result-url").input_value()
     assert url.startswith(service.url("/graph/resize.webp?input=upload%3A" + image["id"]))
     query = url.split("?", 1)[1]
-    assert sorted(query.split("&")[1:]) == ["height=100", "mode=crop", "width=200"]  # no defaults
+    assert sorted(query.split("&")[1:]) == ["height=100", "mode=crop", "quality=auto", "width=200"]
     expect(page.locator("#result-info")).to_contain_text(f"200{TIMES}100 image/webp")
     status, headers, _ = http(url)  # the URL to copy gives the same image
     assert status == 200 and headers["Content-Type"] == "image/webp"

@@ -103,3 +103,21 @@ async def test_out_of_range_is_invalid_param(
     src = origin.add(unique(".jpg"), jpeg(texture(64, 48)))
     status, _, body = await get(transform(service, src, **{param: value}))
     assert status == 400 and b"invalid_param" in body and param.encode() in body
+
+
+async def test_quality_auto_says_the_quality_chosen(service: Service, origin: Origin) -> None:
+    src = origin.add(unique(".jpg"), jpeg(texture(300, 200)))
+    compress = service.url("/graph/compress.webp?" + urlencode({"input": src}))
+    status, headers, _ = await get(compress)  # compress: auto by default
+    assert status == 301 and 1 <= int(headers["X-Quality"]) <= 100
+    status, again, _ = await get(compress)
+    assert (again["X-Cache"], again["X-Quality"]) == ("HIT", headers["X-Quality"])
+    # a higher target: another result, at a quality at least as high
+    status, higher, _ = await get(compress + "&quality-target=92")
+    assert (status, higher["X-Cache"]) == (301, "MISS")
+    assert int(higher["X-Quality"].split(";")[0]) >= int(headers["X-Quality"])
+    # a target nothing reaches: 100, and it says so
+    status, unreached, _ = await get(compress + "&quality-target=100")
+    assert (status, unreached["X-Quality"]) == (301, "100; target-not-reached")
+    status, _, body = await get(compress + "&quality=best")
+    assert status == 400 and b"invalid_param" in body and b"auto" in body

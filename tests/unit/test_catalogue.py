@@ -68,11 +68,13 @@ def test_shipped_graph_json_shape(catalogue: Catalogue, name: str) -> None:
         assert isinstance(schema["description"], str) and schema["description"], pname
         if schema["type"] == "enum":
             assert schema["values"] and schema["default"] in schema["values"] + [None]
+        elif pname == "quality":  # the encoder's quality takes auto besides 1-100
+            assert schema["type"] == "int" and schema["values"] == ["auto"]
         else:
             assert schema["values"] is None
         if schema["type"] not in ("int", "number"):
             assert schema["minimum"] is None and schema["maximum"] is None
-        if schema["default"] is not None and schema["minimum"] is not None:
+        if schema["default"] not in (None, "auto") and schema["minimum"] is not None:
             assert schema["minimum"] <= schema["default"] <= schema["maximum"]
     draws = not catalogue[name].definition.needs_source  # width x height: the size it draws
     for size in ("width", "height"):

@@ -158,7 +158,8 @@ async def test_reading_an_image_catches_up_with_a_finished_task(backends: Backen
 def test_options_default_to_compress() -> None:
     options = parse_options(MultiDict(), catalogue())
     assert (options.graph.name, options.format) == ("compress", None)
-    assert options.params["quality"] == 75
+    assert options.params["quality"] == "auto"
+    assert options.params["quality-target"] == 80
 
 
 @pytest.mark.parametrize(

@@ -520,7 +520,7 @@ def test_unknown_reserved_key_refused(catalogue: Catalogue, name: str) -> None:
     [
         ("resize", {"mode": "fit", "gravity": "centre", "upscale": False, "quality": 80}),
         ("passthrough", {"quality": 80}),
-        ("compress", {"quality": 75}),
+        ("compress", {"quality": "auto", "quality-target": 80}),
         ("desaturate", {"grainsize": 300, "samples": 4, "amount": 1.0, "quality": 80}),
         (
             "gaussianblur",

@@ -343,7 +343,15 @@ def params(graph: str) -> dict[str, dict]:
 
 def test_desaturate_has_imgflos_inports() -> None:
     p = params("desaturate")
-    assert {"grainsize", "samples", "amount", "width", "height", "quality"} == set(p)
+    assert {
+        "grainsize",
+        "samples",
+        "amount",
+        "width",
+        "height",
+        "quality",
+        "quality-target",
+    } == set(p)
     assert (p["grainsize"]["type"], p["grainsize"]["default"]) == ("int", 300)
     assert (p["grainsize"]["minimum"], p["grainsize"]["maximum"]) == (2, 6000)
     assert (p["samples"]["type"], p["samples"]["default"]) == ("int", 4)
@@ -353,7 +361,7 @@ def test_desaturate_has_imgflos_inports() -> None:
 
 def test_enhancelowres_has_imgflos_inport() -> None:
     p = params("enhancelowres")
-    assert {"iterations", "width", "height", "quality"} == set(p)
+    assert {"iterations", "width", "height", "quality", "quality-target"} == set(p)
     assert (p["iterations"]["type"], p["iterations"]["default"]) == ("int", 4)
     assert (p["iterations"]["minimum"], p["iterations"]["maximum"]) == (0, 32)
 

@@ -89,7 +89,17 @@ def test_every_graph_produces_a_decodable_image(graph: str, fmt: str) -> None:
 
 def test_execute_answers_with_the_result_fields() -> None:
     r = ok(run("passthrough", jpeg(texture(64, 48)), "png"))
-    assert set(r) == {"ok", "data", "format", "width", "height", "frames", "warnings", "quality"}
+    assert set(r) == {
+        "ok",
+        "data",
+        "format",
+        "width",
+        "height",
+        "frames",
+        "warnings",
+        "quality",
+        "quality_note",
+    }
     assert isinstance(r["data"], bytes)
 
 

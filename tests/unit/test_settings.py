@@ -94,6 +94,7 @@ def test_every_field_has_a_variable(tmp_path: Path) -> None:
         "log_format": "json",
         "amqp_queue_type": "quorum",
         "enable_jxl": "1",
+        "auto_quality_target": "72.5",
     }
     assert set(values) == {f.name for f in dataclasses.fields(Settings)}
     s = Settings.from_env(env(**values))

@@ -11,10 +11,10 @@ from PIL import Image, ImageColor
 
 from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
-from ...graphdef import Args, bool_arg, int_arg, text_arg
+from ...graphdef import Args, bool_arg, int_arg, number_arg, text_arg
 from ...messages import Rendered
 from .. import jxl
-from ..quality import LOSSY, within
+from ..quality import AUTO_QUALITY, LOSSY, within
 from .load import Context
 
 _SAVE_FORMAT = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "avif": "AVIF", "gif": "GIF"}
@@ -49,12 +49,47 @@ def finish(
         frames = [f.quantize(256, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
     quality = q if fmt in LOSSY else None
     max_bytes = int_arg(enc, "max_bytes")
+    note = ""
+    if fmt in LOSSY and enc.get("quality") == AUTO_QUALITY:
+        from .. import perceptual  # numpy: imported by the processes that score, only
+
+        sample = _sample(frames[0], fmt)
+        reference = perceptual.Reference(_pixels(sample))
+        target = number_arg(enc, "quality_target", perceptual.TARGET)
+        choice = perceptual.choose(
+            lambda at: _save([sample], [], loop, fmt, enc, at), reference, target, fmt
+        )
+        q = quality = choice.quality
+        note = choice.note
     data = _save(frames, durations, loop, fmt, enc, q)
     if max_bytes is not None:
         data, quality = within(
             lambda at: _save(frames, durations, loop, fmt, enc, at), fmt, quality, max_bytes, data
         )
-    return Rendered(data, fmt, first.width, first.height, len(frames), ctx.warnings, quality)
+    return Rendered(data, fmt, first.width, first.height, len(frames), ctx.warnings, quality, note)
+
+
+def _sample(im: Image.Image, fmt: str) -> Image.Image:
+    """quality=auto's sample (``perceptual.sample_boxes``), cut from ``im``."""
+    from .. import perceptual
+
+    boxes, across = perceptual.sample_boxes(im.width, im.height, fmt in perceptual.SEAMLESS)
+    left, top, w, h = boxes[0]
+    if len(boxes) == 1:
+        return im.crop((left, top, left + w, top + h))
+    mosaic = Image.new(im.mode, (w * across, h * (len(boxes) // across)))
+    for i, (left, top, _, _) in enumerate(boxes):
+        mosaic.paste(im.crop((left, top, left + w, top + h)), ((i % across) * w, (i // across) * h))
+    return mosaic
+
+
+def _pixels(im: Image.Image) -> Any:
+    """An 8-bit Pillow image as the metric reads it (a libvips image)."""
+    from .. import perceptual
+
+    if im.mode not in ("L", "LA", "RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+    return perceptual.from_memory(im.tobytes(), im.width, im.height, len(im.mode))
 
 
 def _save(

@@ -9,10 +9,10 @@ import pyvips
 
 from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
-from ...graphdef import Args, bool_arg, int_arg, text_arg
+from ...graphdef import Args, bool_arg, int_arg, number_arg, text_arg
 from ...messages import Rendered
 from .. import jxl
-from ..quality import LOSSY, within
+from ..quality import AUTO_QUALITY, LOSSY, within
 from . import png
 from .geometry import background
 from .load import Context, check_output, page_height
@@ -38,11 +38,27 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
         )
     quality = (int_arg(enc, "quality") or 80) if fmt in LOSSY else None
     max_bytes = int_arg(enc, "max_bytes")
+    searched = fmt in LOSSY and enc.get("quality") == AUTO_QUALITY
+    note = ""
     if fmt == "jpeg" and image.hasalpha():  # flattened once, not at every try of max_bytes
         colour = text_arg(enc, "background", "#ffffff")
         image = image.flatten(background=background(image, colour)[: image.bands - 1])
-    if max_bytes is not None:
+    if max_bytes is not None or searched:
         image = image.copy_memory()  # maybe encoded more than once: made once, read at will
+    if searched:
+        from .. import perceptual  # numpy: imported by the processes that score, only
+
+        first = image if frames == 1 else image.crop(0, 0, image.width, ph)
+        sample = perceptual.sample(first, fmt)
+        target = number_arg(enc, "quality_target", perceptual.TARGET)
+        choice = perceptual.choose(
+            lambda at: encode(sample, fmt, {**enc, "quality": at}),
+            perceptual.Reference(sample),
+            target,
+            fmt,
+        )
+        quality, note = choice.quality, choice.note
+        enc = {**enc, "quality": quality}
     data = encode(image, fmt, enc)
     if max_bytes is not None:
         data, quality = within(
@@ -58,8 +74,8 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
         and len(data) >= len(src.data)
     ):
         data = bytes(src.data)  # (not a view of the pool's shared block)
-        quality = None
-    return Rendered(data, fmt, image.width, ph, frames, ctx.warnings, quality)
+        quality, note = None, ""
+    return Rendered(data, fmt, image.width, ph, frames, ctx.warnings, quality, note)
 
 
 def encode(image: pyvips.Image, fmt: str, enc: Args) -> bytes:

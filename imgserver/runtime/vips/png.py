@@ -10,7 +10,6 @@ image processes together use the machine's cores, not each of them all of it.
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 
@@ -141,20 +140,12 @@ def _mosaic(image: pyvips.Image, boxes: list[Box]) -> pyvips.Image:
 
 def score(reference: pyvips.Image, candidate: pyvips.Image) -> float:
     """SSIMULACRA2 of ``candidate`` against ``reference`` (8-bit, same size, same bands); an
-    image with alpha is judged over a dark and over a light background, the worse counts.
-
-    The one place this module scores: the PyPI package ``ssimulacra2`` (numpy, a
-    transcription of libjxl's tool), on two small images."""
+    image with alpha is judged over a dark and over a light background, the worse counts."""
     if reference.hasalpha():
         return min(
             score(reference.flatten(background=[level]), candidate.flatten(background=[level]))
             for level in (25, 230)
         )
-    from ssimulacra2 import compute_ssimulacra2
+    from ..perceptual import ssimulacra2
 
-    files = []
-    for image in (reference, candidate):
-        if image.bands < 3:
-            image = image.colourspace("srgb")
-        files.append(io.BytesIO(bytes(image.pngsave_buffer(compression=1, keep="none"))))
-    return float(compute_ssimulacra2(*files))
+    return ssimulacra2(reference, candidate)

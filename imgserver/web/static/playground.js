@@ -45,15 +45,27 @@ function control(name, spec) {
   switch (spec.type) {
     case "int":
     case "number": {
-      input = el("input", { ...attrs, type: "number", step: spec.type === "int" ? "1" : "any",
+      // an int that also takes words (quality: auto) is typed as text, the words offered
+      const words = spec.type === "int" && spec.values && spec.values.length ? spec.values : null;
+      input = el("input", { ...attrs, type: words ? "text" : "number",
+        step: spec.type === "int" ? "1" : "any",
         inputMode: spec.type === "int" ? "numeric" : "decimal" });
+      if (words) {
+        const list = el("datalist", { id: `${id}-words` },
+          ...words.map((w) => el("option", { value: w })));
+        input.setAttribute("list", list.id);
+        help.append(" ", `Or: ${words.join(", ")}.`, list);
+      }
       if (spec.minimum != null) input.min = spec.minimum;
       if (spec.maximum != null) input.max = spec.maximum;
       if (spec.default != null) input.value = spec.default;
       else input.placeholder = "not set";
       read = () => {
         const raw = input.value.trim();
-        if (raw === "" || (spec.default != null && Number(raw) === Number(spec.default))) return null;
+        if (raw === "" || raw === String(spec.default)) return null;
+        if (spec.default != null && !words?.includes(raw) && Number(raw) === Number(spec.default)) {
+          return null;
+        }
         return raw;
       };
       break;
