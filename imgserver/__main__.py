@@ -15,12 +15,22 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the HTTP service")
     sub.add_parser("check", help="validate settings and graphs, then exit")
     sub.add_parser("schema", help="print graphs/schema.json (generated from the op registry)")
+    spec = sub.add_parser(
+        "openapi", help="print the OpenAPI description (GET /openapi.json) of these settings"
+    )
+    spec.add_argument(
+        "--docs",
+        action="store_true",
+        help="instead, rewrite docs/api.md's endpoint index (from the default settings)",
+    )
     sign = sub.add_parser("sign", help="print the signed form of a /graph/ or /cache URL")
     sign.add_argument("url", help="e.g. 'http://host/graph/passthrough.jpg?input=...&width=300'")
     sign.add_argument("--key", help="the API key to sign with (default: the first enabled one)")
     args = parser.parse_args(argv)
     if args.command == "sign":
         return sign_url(args.url, args.key)
+    if args.command == "openapi":
+        return write_openapi(docs=args.docs)
     if args.command == "schema":
         from .graphschema import schema_text
 
@@ -72,6 +82,32 @@ def use_uvloop() -> None:
     import uvloop
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def write_openapi(*, docs: bool) -> int:
+    """Print /openapi.json as these settings serve it; with ``docs``, rewrite docs/api.md's
+    endpoint index from the default settings' document (what a test compares it with)."""
+    import json
+
+    from .app import create_app
+    from .catalogue import GraphError
+    from .openapi import docs_section, replace_docs_section
+    from .settings import REPO_ROOT, Settings, SettingsError
+    from .web.state import OPENAPI
+
+    try:
+        app = create_app(Settings() if docs else Settings.from_env())
+    except (SettingsError, GraphError) as exc:
+        print(f"imgserver: {exc}", file=sys.stderr)
+        return 2
+    spec = json.loads(app[OPENAPI].body)
+    if not docs:
+        sys.stdout.write(json.dumps(spec, indent=2) + "\n")
+        return 0
+    path = REPO_ROOT / "docs" / "api.md"
+    path.write_text(replace_docs_section(path.read_text(), docs_section(spec)))
+    print(f"rewrote the endpoint index in {path}")
+    return 0
 
 
 def sign_url(url: str, key_name: str | None) -> int:

@@ -20,7 +20,7 @@ from ..recent import Recent
 from ..request import ImageRequest
 from ..settings import Settings
 from ..uploads import Uploads
-from .bundle import Bundle
+from .bundle import Asset, Bundle
 
 # Set when the app is built.
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,6 +29,8 @@ KEYS = web.AppKey("keys", KeyRing)
 METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", Hub)
 BUNDLE = web.AppKey("client", Bundle)
+DOCS = web.AppKey("docs", Bundle)  # the API reference page (/docs)
+OPENAPI = web.AppKey("openapi", Asset)  # /openapi.json, generated once the routes are added
 # parsed /graph requests by (spec, raw query, Accept): parsing depends on nothing else
 PARSED = web.AppKey("parsed", Recent[tuple[str, str, str], ImageRequest])
 
