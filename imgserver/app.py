@@ -59,6 +59,10 @@ from .web.state import (
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 3600.0  # seconds between sweeps of expired results (embedded backends)
+# The longest request line (method, URL, version) read: an input URL may be 4096 characters,
+# percent-encoded, with the graph's parameters besides. A longer line is refused by aiohttp's
+# parser (a plain-text 400) before it reaches the app; a shorter one gets the API's JSON errors.
+MAX_REQUEST_LINE = 65536
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -66,7 +70,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     # Uploads are read in chunks under max_source_bytes; this only bounds request.post() & co.
     body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
-    app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=body_cap,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
+    )
     app[SETTINGS] = settings
     app[CATALOGUE] = Catalogue.load(settings.graphs_dir, max_dimension=settings.max_dimension)
     app[KEYS] = KeyRing.from_settings(settings)

@@ -21,7 +21,9 @@ COLOR_PATTERN = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
 MAX_CURVE_POINTS = 32
 MAX_CURVE = 1024  # characters of a curve value
 CURVE_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
-_CURVE_POINT = rf"\s*{CURVE_NUMBER}\s*:\s*{CURVE_NUMBER}\s*"
+# ... and in the schemas, a number from 0 to 255 (no leading zeros: a stricter spelling)
+_CURVE_VALUE = r"(?:(?:25[0-4]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\.[0-9]+)?|255(?:\.0+)?)"
+_CURVE_POINT = rf"\s*{_CURVE_VALUE}\s*:\s*{_CURVE_VALUE}\s*"
 CURVE_PATTERN = rf"^{_CURVE_POINT}(?:,{_CURVE_POINT}){{1,{MAX_CURVE_POINTS - 1}}}$"
 PARAM_NAME_PATTERN = r"^[^_=][^=]*$"  # not empty, no leading "_" (reserved), no "="
 NODE_ID_PATTERN = r"^(?!source$)[^_]"  # not "source", no leading "_" (added nodes)

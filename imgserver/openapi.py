@@ -49,6 +49,14 @@ SIGNED_GRAPH_ROUTE = "/graph/{apikey}/{signature}/{spec}"
 DOCS_BEGIN = "<!-- BEGIN GENERATED: python -m imgserver openapi --docs -->"
 DOCS_END = "<!-- END GENERATED -->"
 _COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
+# What request.canonical_input takes (a stricter spelling: ports 1-65535, printable ASCII):
+# an http(s) URL or upload:{id}; and, for input, a chained /graph/ path of this service.
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_URL = rf"[hH][tT][tT][pP][sS]?://[A-Za-z0-9._-]+(?::{_PORT})?(?:[/?#][!-~]*)?"
+_UPLOAD = r"upload:[A-Za-z0-9_-]{1,64}"
+_CHAIN = r"/graph/(?:[!-.0-~]+/[!-.0-~]+/)?[a-z0-9_-]+(?:\.[A-Za-z0-9]+)?(?:\?[!-~]*)?"
+SOURCE_PATTERN = rf"^\s*(?:{_URL}|{_UPLOAD})\s*$"
+INPUT_PATTERN = rf"^\s*(?:{_URL}|{_UPLOAD}|{_CHAIN})\s*$"
 _SCHEMA_NAMES = {"TaskView": "Task", "ImageView": "Image", "ErrorObject": "ErrorObject"}
 
 
@@ -161,8 +169,8 @@ def _errors(*statuses: int) -> Json:
 # -- graph operations --------------------------------------------------------------------------
 
 
-def param_schema(param: Param) -> Json:
-    """The JSON Schema of a graph parameter's query value."""
+def param_schema(param: Param, *, source: bool = False) -> Json:
+    """The JSON Schema of a graph parameter's query value (``source``: it names an image)."""
     schema: Json
     if param.type in ("int", "number"):
         schema = {"type": "integer" if param.type == "int" else "number"}
@@ -180,6 +188,8 @@ def param_schema(param: Param) -> Json:
         schema = {"type": "string", "maxLength": MAX_CURVE, "pattern": CURVE_PATTERN}
     else:
         schema = {"type": "string", "maxLength": MAX_STRING}
+        if source:
+            schema["pattern"] = SOURCE_PATTERN
     if param.default is not None:
         schema["default"] = param.default
     return schema
@@ -204,7 +214,7 @@ def _graph_parameter(graph: Graph, param: Param) -> Json:
         "in": "query",
         "required": False,
         "description": text,
-        "schema": param_schema(param),
+        "schema": param_schema(param, source=param.name in graph.source_params),
     }
 
 
@@ -383,7 +393,21 @@ _IMAGE_ID = _path_param("id", "An image's id.", _ID)
 _EVENTS = {
     "description": "text/event-stream: `event: task` / `event: image` with one `data:` line "
     "of the object as JSON, a `: heartbeat` comment every 15 s, `retry: 2000`.",
-    "content": {"text/event-stream": {"schema": _TEXT}},
+    "content": {
+        "text/event-stream": {
+            "schema": {
+                "type": "object",
+                "description": "One event (schemathesis and SSE parsers see each as this).",
+                "required": ["data"],
+                "properties": {
+                    "event": {"type": "string", "enum": ["task", "image"]},
+                    "data": {"type": "string", "contentMediaType": "application/json"},
+                    "id": {"type": "string"},
+                    "retry": {"type": "integer"},
+                },
+            }
+        }
+    },
 }
 _HTML = {"content": {"text/html": {"schema": _TEXT}}}
 
@@ -473,12 +497,6 @@ def _images_ops(b: _Builder, methods: set[str]) -> Json:
             "The output format (default: the original's, when we write it).",
             {"type": "string", "enum": [*EXTENSIONS, "auto"]},
         ),
-        _query(
-            "params",
-            "The graph's parameters, as for /graph/ URLs (each its own query key).",
-            {"type": "object", "additionalProperties": _TEXT},
-        )
-        | {"style": "form", "explode": True},
     ]
     body = {
         "required": True,
@@ -514,6 +532,8 @@ def _images_ops(b: _Builder, methods: set[str]) -> Json:
             },
             upload_params,
             requestBody=body,
+            description="The graph's parameters may follow, each its own query key, as for "
+            "its /graph/ URLs (see that graph's operations).",
         )
     if "GET" in methods:
         item["get"] = _op(
@@ -837,8 +857,8 @@ def _common_parameters(settings: Settings) -> Json:
         "signature": _path_param(
             "signature",
             "Hex HMAC-SHA256, under the key's secret, of {graph}[.{ext}]?{query} exactly as "
-            "sent (a legacy key: imgflo's md5). `python -m imgserver sign URL` prints it.",
-            {"type": "string", "pattern": "^[0-9a-fA-F]+$"},
+            "sent, in hex (a legacy key: imgflo's md5). `python -m imgserver sign URL` prints "
+            "it. A service without API keys does not check it.",
         ),
         "Accept": {
             "name": "Accept",
@@ -860,13 +880,13 @@ def _common_parameters(settings: Settings) -> Json:
             "The source: an absolute http(s) URL, upload:{id} (an image sent to POST /images), "
             "or a path of this service, /graph/..., URL-encoded (a chained request, at most "
             f"4 deep). A GET waits up to {deadline} s for a miss.",
-            {"type": "string", "minLength": 1, "maxLength": MAX_INPUT_LENGTH},
+            {"type": "string", "maxLength": MAX_INPUT_LENGTH, "pattern": INPUT_PATTERN},
             required=True,
         ),
         "input-optional": _query(
             "input",
             "This graph draws its image: an input is not needed, and is ignored.",
-            {"type": "string", "maxLength": MAX_INPUT_LENGTH},
+            _TEXT,
         ),
         "_nocache": _query(
             "_nocache",

@@ -102,7 +102,8 @@ def test_graph_parameters_carry_types_ranges_enums_and_defaults(
             assert set(query) == {"input", "_nocache", *graph.params}
             assert query["input"]["required"] is graph.definition.needs_source
             for pname, param in graph.params.items():
-                assert query[pname]["schema"] == param_schema(param)
+                source = pname in graph.source_params
+                assert query[pname]["schema"] == param_schema(param, source=source)
     transform = catalogue["transform"].params
     mode = param_schema(transform["mode"])
     assert mode["type"] == "string" and set(mode["enum"]) >= {"fit", "fill", "crop", "pad"}
@@ -183,3 +184,19 @@ async def test_docs_page_uses_only_its_own_files(client: Any) -> None:
     missing = await client.get("/docs/abc/nothing.js")
     assert missing.status == 404
     assert (await missing.json())["error"]["code"] == "not_found"
+
+
+async def test_a_405_says_which_methods_are_allowed(client: Any) -> None:
+    resp = await client.put("/graphs")  # RFC 9110: a 405 carries Allow
+    assert resp.status == 405
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD"}
+    assert (await resp.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_long_url_gets_the_json_error_not_the_parsers(client: Any) -> None:
+    """A request line over aiohttp's default 8190 bytes reaches the app (MAX_REQUEST_LINE)."""
+    source = "http://example.com/" + "a" * 9000
+    resp = await client.get("/graph/crop.jpg", params={"input": source})
+    assert resp.status == 400
+    body = await resp.json()
+    assert body["error"]["code"] == "invalid_input" and "longer than" in body["error"]["message"]
