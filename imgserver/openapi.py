@@ -54,7 +54,8 @@ _COMPONENT_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 _PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
 _URL = rf"[hH][tT][tT][pP][sS]?://[A-Za-z0-9._-]+(?::{_PORT})?(?:[/?#][!-~]*)?"
 _UPLOAD = r"upload:[A-Za-z0-9_-]{1,64}"
-_CHAIN = r"/graph/(?:[!-.0-~]+/[!-.0-~]+/)?[a-z0-9_-]+(?:\.[A-Za-z0-9]+)?(?:\?[!-~]*)?"
+_SAFE = r"[A-Za-z0-9_.~-]+"  # a key or a signature of a chained input
+_CHAIN = rf"/graph/(?:{_SAFE}/{_SAFE}/)?[a-z0-9_-]+(?:\.[A-Za-z0-9]+)?(?:\?[!-~]*)?"
 SOURCE_PATTERN = rf"^\s*(?:{_URL}|{_UPLOAD})\s*$"
 INPUT_PATTERN = rf"^\s*(?:{_URL}|{_UPLOAD}|{_CHAIN})\s*$"
 _SCHEMA_NAMES = {"TaskView": "Task", "ImageView": "Image", "ErrorObject": "ErrorObject"}
@@ -292,9 +293,7 @@ class _Builder:
         example = self.example_url(graph, form)
         responses = self.result_responses(form, head=method == "HEAD")
         if method == "POST":
-            responses = {"202": self.task_accepted(), **responses}
-            responses.pop("200", None)
-            responses.pop("304", None)
+            responses = {"202": self.task_accepted(), **responses}  # cached: as a hit
         errors = _errors(400, 403, 404, 413, 415, 422, 429, 502, 503, 504)
         if method == "HEAD":
             errors = {s: {"description": f"As GET's {s}, without the body."} for s in errors}

@@ -141,7 +141,10 @@ def test_schemathesis_finds_nothing(fuzzed: Service, origin: Origin, tmp_path: P
         "FUZZ_IMAGE": base64.b64encode(image).decode(),
         "PYTHONPATH": str(REPO),
     }
-    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    # run from tmp_path: schemathesis keeps a cache directory where it runs
+    run = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+    )
     assert run.returncode == 0, run.stdout[-20000:] + run.stderr[-3000:]
     summary = json.loads(report.read_text())
     operations, cases = summary["operations"], summary["test_cases"]
