@@ -34,7 +34,7 @@ from . import __version__
 from .catalogue import Catalogue, Graph
 from .errors import ImgServerError
 from .formats import EXTENSIONS
-from .graphschema import COLOR_PATTERN, CURVE_PATTERN, MAX_CURVE, MAX_STRING
+from .graphschema import value_schema
 from .params import Param
 from .records import RECORD_ID, ImageView, TaskView
 from .request import MAX_INPUT_LENGTH
@@ -172,25 +172,9 @@ def _errors(*statuses: int) -> Json:
 
 def param_schema(param: Param, *, source: bool = False) -> Json:
     """The JSON Schema of a graph parameter's query value (``source``: it names an image)."""
-    schema: Json
-    if param.type in ("int", "number"):
-        schema = {"type": "integer" if param.type == "int" else "number"}
-        if param.minimum is not None:
-            schema["minimum"] = param.minimum
-        if param.maximum is not None:
-            schema["maximum"] = param.maximum
-    elif param.type == "bool":
-        schema = {"type": "boolean"}
-    elif param.type == "enum":
-        schema = {"type": "string", "enum": list(param.values or ())}
-    elif param.type == "color":
-        schema = {"type": "string", "pattern": COLOR_PATTERN}
-    elif param.type == "curve":
-        schema = {"type": "string", "maxLength": MAX_CURVE, "pattern": CURVE_PATTERN}
-    else:
-        schema = {"type": "string", "maxLength": MAX_STRING}
-        if source:
-            schema["pattern"] = SOURCE_PATTERN
+    schema = value_schema(param.type, param.minimum, param.maximum, param.values)
+    if source:
+        schema["pattern"] = SOURCE_PATTERN
     if param.default is not None:
         schema["default"] = param.default
     return schema
@@ -505,6 +489,8 @@ def _images_ops(b: _Builder, methods: set[str]) -> Json:
                     "type": "object",
                     "required": ["image"],
                     "properties": {"image": {"type": "string", "format": "binary"}},
+                    # other parts are read past; their names must fit in a part header
+                    "propertyNames": {"pattern": "^[ !#-\\[\\]-~]*$"},
                 }
             },
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
@@ -751,23 +737,19 @@ def _client_ops(b: _Builder, methods: set[str]) -> Json:
     }
 
 
-def _static_ops(b: _Builder, methods: set[str]) -> Json:
-    ok = {"description": "A file of the web client.", "content": {"*/*": {"schema": _TEXT}}}
+def _files(path: str, op_id: str, tag: str, what: str) -> Json:
+    """``{path}`` = ``/…/{version}/{name}``: a file of a page, immutable under its version."""
+    ok = {"description": f"A file of {what}.", "content": {"*/*": {"schema": _TEXT}}}
     params = [
-        _path_param("version", "The digest of the client's files."),
+        _path_param("version", "The digest of the page's files."),
         _path_param("name", "A file name."),
     ]
-    return {
-        "/static/{version}/{name}": {
-            "get": _op(
-                "web_client_file",
-                "web client",
-                "A file of the web client.",
-                {"200": ok, **_errors(404)},
-                params,
-            )
-        }
-    }
+    summary = f"A file of {what}."
+    return {path: {"get": _op(op_id, tag, summary, {"200": ok, **_errors(404)}, params)}}
+
+
+def _static_ops(b: _Builder, methods: set[str]) -> Json:
+    return _files("/static/{version}/{name}", "web_client_file", "web client", "the web client")
 
 
 def _openapi_ops(b: _Builder, methods: set[str]) -> Json:
@@ -789,22 +771,7 @@ def _docs_ops(b: _Builder, methods: set[str]) -> Json:
 
 
 def _docs_file_ops(b: _Builder, methods: set[str]) -> Json:
-    ok = {"description": "A file of the reference page.", "content": {"*/*": {"schema": _TEXT}}}
-    params = [
-        _path_param("version", "The digest of the page's files."),
-        _path_param("name", "A file name."),
-    ]
-    return {
-        "/docs/{version}/{name}": {
-            "get": _op(
-                "docs_file",
-                "operations",
-                "A file of the reference page.",
-                {"200": ok, **_errors(404)},
-                params,
-            )
-        }
-    }
+    return _files("/docs/{version}/{name}", "docs_file", "operations", "the reference page")
 
 
 def _unsigned_graph_ops(b: _Builder, methods: set[str]) -> Json:

@@ -112,6 +112,24 @@ def test_docs_render_from_the_service_alone(fuzzed: Service) -> None:
 
 @pytest.mark.slow
 def test_schemathesis_finds_nothing(fuzzed: Service, origin: Origin, tmp_path: Path) -> None:
+    """Every operation, every phase: the coverage phase's boundaries and invalid values, then
+    MAX_EXAMPLES generated requests per operation."""
+    fuzz(fuzzed, origin, tmp_path, "examples,coverage,fuzzing")
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_nothing_in_proxy_delivery(
+    start_service: Any, origin: Origin, tmp_path: Path
+) -> None:
+    """Proxy delivery answers 200s and 304s with the bytes instead of 301s: the fuzzing phase
+    again (the parsing the coverage phase tests is the same in both modes)."""
+    service = start_service(IMGSERVER_DELIVERY="proxy", **FUZZED_ENV)
+    fuzz(service, origin, tmp_path, "fuzzing")
+
+
+def fuzz(service: Service, origin: Origin, tmp_path: Path, phases: str) -> None:
+    """Run schemathesis against ``service`` (sources: images of the test origin, missing and
+    broken ones, and an upload) and assert it found nothing and the service logged no bug."""
     sources = [
         origin.add("/fuzz/photo.jpg", jpeg(texture(64, 48))),
         origin.add("/fuzz/alpha.png", alpha_png(), content_type="image/png"),
@@ -120,17 +138,16 @@ def test_schemathesis_finds_nothing(fuzzed: Service, origin: Origin, tmp_path: P
         origin.url("/fuzz/missing.jpg"),  # the origin answers 404
     ]
     image = jpeg(texture(40, 30))
-    request = urllib.request.Request(fuzzed.url("/images"), data=image, method="POST")
+    request = urllib.request.Request(service.url("/images"), data=image, method="POST")
     with urllib.request.urlopen(request, timeout=30) as r:
         sources.append("upload:" + json.loads(r.read())["id"])
     report = tmp_path / "report.json"
     command = [
         *(sys.executable, "-m", "schemathesis.cli"),
-        *("--config-file", str(HERE / "schemathesis.toml"), "run", fuzzed.url("/openapi.json")),
+        *("--config-file", str(HERE / "schemathesis.toml"), "run", service.url("/openapi.json")),
         *("--checks", ",".join(CHECKS)),
         *("--seed", str(SEED), "--max-examples", str(MAX_EXAMPLES), "--workers", "2"),
-        *("--phases", "examples,coverage,fuzzing", "--max-redirects", "0"),
-        *("--request-timeout", "40"),
+        *("--phases", phases, "--max-redirects", "0", "--request-timeout", "40"),
         *(arg for op in sorted(EXCLUDED) for arg in ("--exclude-operation-id", op)),
         *("--report", "json", "--report-json-path", str(report)),
     ]
@@ -149,10 +166,10 @@ def test_schemathesis_finds_nothing(fuzzed: Service, origin: Origin, tmp_path: P
     summary = json.loads(report.read_text())
     operations, cases = summary["operations"], summary["test_cases"]
     print(
-        f"schemathesis: {operations['tested']} operations, {cases['generated']} requests, "
-        f"{summary['running_time']:.0f} s, {len(summary['failures'])} kinds of failure"
+        f"schemathesis ({phases}): {operations['tested']} operations, {cases['generated']} "
+        f"requests, {summary['running_time']:.0f} s, {len(summary['failures'])} failures"
     )
     assert operations["tested"] == operations["selected"] == operations["total"] - len(EXCLUDED)
-    log = fuzzed.log()
+    log = service.log()
     assert "unhandled error" not in log  # the middleware's words for a 500
     assert log.count("Traceback") == log.count(PARSER_REFUSAL), log[-5000:]
