@@ -489,8 +489,9 @@ def _images_ops(b: _Builder, methods: set[str]) -> Json:
                     "type": "object",
                     "required": ["image"],
                     "properties": {"image": {"type": "string", "format": "binary"}},
-                    # other parts are read past; their names must fit in a part header
-                    "propertyNames": {"pattern": "^[ !#-\\[\\]-~]*$"},
+                    # other parts are read past; a part header cannot carry control characters
+                    # (but a tab; CR, LF and quotes are escaped by the form encoding)
+                    "propertyNames": {"pattern": r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"},
                 }
             },
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
