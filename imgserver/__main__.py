@@ -158,6 +158,14 @@ def parser() -> argparse.ArgumentParser:
     sign.add_argument(
         "-k", "--key", help="the API key to sign with (default: the first enabled one)"
     )
+    spec = sub.add_parser(
+        "openapi", help="print the OpenAPI description (GET /openapi.json) of these settings"
+    )
+    spec.add_argument(
+        "--docs",
+        action="store_true",
+        help="instead, rewrite docs/api.md's endpoint index (from the default settings)",
+    )
     return top
 
 
@@ -207,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         from .stack import main as stack_main
 
         return stack_main(args.roles)
+    if args.command == "openapi":
+        return write_openapi(docs=args.docs)
     if args.command == "schema":
         from .graphschema import schema_text
 
@@ -274,6 +284,32 @@ def use_uvloop() -> None:
     import uvloop
 
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def write_openapi(*, docs: bool) -> int:
+    """Print /openapi.json as these settings serve it; with ``docs``, rewrite docs/api.md's
+    endpoint index from the default settings' document (what a test compares it with)."""
+    import json
+
+    from .app import create_app
+    from .catalogue import GraphError
+    from .openapi import docs_section, replace_docs_section
+    from .settings import REPO_ROOT, Settings, SettingsError
+    from .web.state import OPENAPI
+
+    try:
+        app = create_app(Settings() if docs else Settings.from_env())
+    except (SettingsError, GraphError) as exc:
+        print(f"imgserver: {exc}", file=sys.stderr)
+        return 2
+    spec = json.loads(app[OPENAPI].body)
+    if not docs:
+        sys.stdout.write(json.dumps(spec, indent=2) + "\n")
+        return 0
+    path = REPO_ROOT / "docs" / "api.md"
+    path.write_text(replace_docs_section(path.read_text(), docs_section(spec)))
+    print(f"rewrote the endpoint index in {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from . import openapi
 from .apikeys import KeyRing
 from .backends.factory import open_backends
 from .backends.local_storage import LocalStorage
@@ -37,19 +38,21 @@ from .processing import running_workers
 from .recent import Recent
 from .settings import Settings
 from .uploads import MULTIPART_OVERHEAD, Uploads
-from .web import client, events, graph, graphs, operations, storage, tasks, uploads
-from .web.bundle import Bundle
+from .web import client, docs, events, graph, graphs, operations, storage, tasks, uploads
+from .web.bundle import STATIC_DIR, Bundle, make_asset
 from .web.middleware import error_middleware
 from .web.state import (
     BACKENDS,
     BUNDLE,
     CATALOGUE,
     COORDINATOR,
+    DOCS,
     HUB,
     IDS,
     KEYS,
     LOCAL_STORAGE,
     METRICS,
+    OPENAPI,
     PARSED,
     SETTINGS,
     UPLOADS,
@@ -58,6 +61,10 @@ from .web.state import (
 log = logging.getLogger(__name__)
 
 SWEEP_INTERVAL = 3600.0  # seconds between sweeps of expired results (embedded backends)
+# The longest request line (method, URL, version) read: an input URL may be 4096 characters,
+# percent-encoded, with the graph's parameters besides. A longer line is refused by aiohttp's
+# parser (a plain-text 400) before it reaches the app; a shorter one gets the API's JSON errors.
+MAX_REQUEST_LINE = 65536
 
 
 def create_app(settings: Settings | None = None) -> web.Application:
@@ -65,7 +72,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
     settings = settings or Settings.from_env()
     # Uploads are read in chunks under max_source_bytes; this only bounds request.post() & co.
     body_cap = settings.max_source_bytes + MULTIPART_OVERHEAD
-    app = web.Application(middlewares=[error_middleware], client_max_size=body_cap)
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=body_cap,
+        handler_args={"max_line_size": MAX_REQUEST_LINE},
+    )
     app[SETTINGS] = settings
     app[IDS] = RequestIds()
     app[CATALOGUE] = Catalogue.load(
@@ -77,13 +88,16 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[METRICS] = Metrics()
     app[HUB] = Hub()
     app[BUNDLE] = Bundle.load()
+    app[DOCS] = Bundle.load(STATIC_DIR / "docs", STATIC_DIR / "vendor" / "swagger-ui")
     app[PARSED] = Recent(settings.hit_cache_size)
-    for module in (client, graph, graphs, tasks, events, uploads):
+    for module in (client, graph, graphs, tasks, events, uploads, docs):
         app.router.add_routes(module.routes)
     app.router.add_routes(operations.probes)
     app.router.add_routes(operations.routes)
     if not settings.s3_bucket:  # the embedded storage is served by the app itself
         app.router.add_routes(storage.routes)
+    routes = [(r.method, r.resource.canonical) for r in app.router.routes() if r.resource]
+    app[OPENAPI] = make_asset("openapi.json", openapi.document(routes, app[CATALOGUE], settings))
     app.cleanup_ctx.extend((backends_ctx, coordinator_ctx, events_ctx, workers_ctx, sweep_ctx))
     app.on_shutdown.append(_end_streams)
     return app

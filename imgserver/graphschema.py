@@ -8,7 +8,7 @@ give the friendlier messages), editors can use it while a graph is written, and
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .runtime.registry import ENCODE_ARGS, OPS, PARAM_TYPES, RUNTIMES, Arg, Op
@@ -21,7 +21,9 @@ COLOR_PATTERN = r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$"
 MAX_CURVE_POINTS = 32
 MAX_CURVE = 1024  # characters of a curve value
 CURVE_NUMBER = r"[0-9]+(?:\.[0-9]+)?"
-_CURVE_POINT = rf"\s*{CURVE_NUMBER}\s*:\s*{CURVE_NUMBER}\s*"
+# ... and in the schemas, a number from 0 to 255 (no leading zeros: a stricter spelling)
+_CURVE_VALUE = r"(?:(?:25[0-4]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])(?:\.[0-9]+)?|255(?:\.0+)?)"
+_CURVE_POINT = rf"\s*{_CURVE_VALUE}\s*:\s*{_CURVE_VALUE}\s*"
 CURVE_PATTERN = rf"^{_CURVE_POINT}(?:,{_CURVE_POINT}){{1,{MAX_CURVE_POINTS - 1}}}$"
 PARAM_NAME_PATTERN = r"^[^_=][^=]*$"  # not empty, no leading "_" (reserved), no "="
 NODE_ID_PATTERN = r"^(?!source$)[^_]"  # not "source", no leading "_" (added nodes)
@@ -31,27 +33,38 @@ def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/$defs/{name}"}
 
 
+def value_schema(
+    kind: str, minimum: float | None, maximum: float | None, values: Sequence[str] | None
+) -> dict[str, Any]:
+    """The JSON Schema of a value of a parameter or argument type (``PARAM_TYPES``), with its
+    range or its values: graph files' constants here, query values in ``openapi.py``."""
+    schema: dict[str, Any]
+    if kind in ("int", "number"):
+        schema = {"type": "integer" if kind == "int" else "number"}
+        if minimum is not None:
+            schema["minimum"] = minimum
+        if maximum is not None:
+            schema["maximum"] = maximum
+    elif kind == "bool":
+        schema = {"type": "boolean"}
+    elif kind == "enum":
+        schema = {"type": "string", "enum": list(values or ())}
+    elif kind == "color":
+        schema = {"type": "string", "pattern": COLOR_PATTERN}
+    elif kind == "curve":
+        schema = {"type": "string", "maxLength": MAX_CURVE, "pattern": CURVE_PATTERN}
+    else:
+        schema = {"type": "string", "maxLength": MAX_STRING}
+    return schema
+
+
 def _value(arg: Arg) -> dict[str, Any]:
     """The schema of a constant for ``arg``."""
     schema: dict[str, Any]
-    if arg.type in ("int", "number"):
-        schema = {"type": "integer" if arg.type == "int" else "number"}
-        if arg.minimum is not None:
-            schema["minimum"] = arg.minimum
-        if arg.maximum is not None:
-            schema["maximum"] = arg.maximum
-    elif arg.type == "bool":
-        schema = {"type": "boolean"}
-    elif arg.type == "enum":
-        schema = {"enum": list(arg.values)}
-    elif arg.type == "color":
-        schema = {"type": "string", "pattern": COLOR_PATTERN}
-    elif arg.type == "curve":
-        schema = {"type": "string", "maxLength": MAX_CURVE, "pattern": CURVE_PATTERN}
-    elif arg.type == "source":  # another image: only ever from a parameter, never a constant
+    if arg.type == "source":  # another image: only ever from a parameter, never a constant
         schema = {"type": "null"}
     else:
-        schema = {"type": "string", "maxLength": MAX_STRING}
+        schema = value_schema(arg.type, arg.minimum, arg.maximum, arg.values)
     if arg.optional:
         schema = {"anyOf": [schema, {"type": "null"}]}
     return schema

@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 import msgspec
 
@@ -153,6 +153,59 @@ class ImageRecord(msgspec.Struct):
 
 
 Record = Task | ImageRecord
+
+
+# The API's task and image objects (what ``to_json`` returns), as types: the OpenAPI description
+# (``openapi.py``) takes their JSON Schema from these, and a test holds ``to_json`` to them.
+Status = Literal["pending", "processing", "completed", "completed_with_errors", "failed"]
+TimingStep = Literal["queued", "started", "fetched", "processed", "stored"]
+Time = Annotated[str, msgspec.Meta(extra_json_schema={"format": "date-time"})]  # as iso() writes
+
+
+class ErrorObject(msgspec.Struct, forbid_unknown_fields=False):
+    """The ``error`` of an error body, and of a failed task or image: ``code``, ``message``,
+    and details that depend on the code (e.g. ``param`` and ``params`` for invalid_param)."""
+
+    code: str
+    message: str
+
+
+class TaskView(msgspec.Struct):
+    """A task (``GET /tasks/{id}``): one background job, a prefetch or an upload's compression."""
+
+    id: str
+    image_id: str | None
+    graph: str
+    input: str
+    params: dict[str, bool | int | float | str]
+    format: str
+    status: Status
+    status_url: str
+    result_url: str | None
+    error: ErrorObject | None
+    warnings: list[str]
+    created_at: Time
+    updated_at: Time
+    timings: dict[TimingStep, Time]
+
+
+class ImageView(msgspec.Struct):
+    """An uploaded image (``GET /images/{id}``) and what its task made of it."""
+
+    id: str
+    original_url: str
+    compressed_url: str | None
+    task_id: str
+    format: str
+    width: int | None
+    height: int | None
+    bytes: int
+    compressed_bytes: int | None
+    status: Status
+    warnings: list[str]
+    error: ErrorObject | None
+    created_at: Time
+    updated_at: Time
 
 
 def advance(record: Record, changes: Mapping[str, Any]) -> bool:

@@ -31,8 +31,9 @@ CONTENT_TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
     ".webmanifest": "application/manifest+json",
+    ".json": "application/json",
 }
-COMPRESSIBLE = frozenset({".html", ".js", ".css", ".svg", ".webmanifest"})
+COMPRESSIBLE = frozenset({".html", ".js", ".css", ".svg", ".webmanifest", ".json"})
 ASSET_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9]+)+$")
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -42,6 +43,12 @@ PAGE_HEADERS = {
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
+}
+# The API reference (/docs): its own files only; Swagger UI's icons are data: URLs.
+DOCS_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 }
 
 
@@ -62,25 +69,28 @@ class Bundle:
     assets: Mapping[str, Asset]
 
     @classmethod
-    def load(cls, directory: Path = STATIC_DIR) -> Bundle:
+    def load(cls, directory: Path = STATIC_DIR, *more: Path) -> Bundle:
+        """The files of ``directory`` (its ``index.html`` is the page) and of ``more``."""
         files = {
             p.name: p.read_bytes()
-            for p in sorted(directory.iterdir())
+            for d in (directory, *more)
+            for p in sorted(d.iterdir())
             if p.is_file() and p.suffix in CONTENT_TYPES and ASSET_NAME.match(p.name)
         }
         if PAGE not in files:
-            raise RuntimeError(f"the web client's {PAGE} is missing from {directory}")
+            raise RuntimeError(f"the page {PAGE} is missing from {directory}")
         digest = hashlib.sha256()
         for name, body in files.items():
             digest.update(f"{name}\0{len(body)}\0".encode())
             digest.update(body)
         version = digest.hexdigest()[:16]
-        page = _asset(PAGE, files.pop(PAGE).replace(VERSION_MARK, version.encode()))
-        assets = {name: _asset(name, body) for name, body in files.items()}
+        page = make_asset(PAGE, files.pop(PAGE).replace(VERSION_MARK, version.encode()))
+        assets = {name: make_asset(name, body) for name, body in files.items()}
         return cls(version, page, MappingProxyType(assets))
 
 
-def _asset(name: str, body: bytes) -> Asset:
+def make_asset(name: str, body: bytes) -> Asset:
+    """``body`` ready to serve as a file called ``name`` (its type from the suffix)."""
     suffix = Path(name).suffix
     gzipped = gzip.compress(body, 9, mtime=0) if suffix in COMPRESSIBLE else None
     if gzipped is not None and len(gzipped) >= len(body):

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from ..errors import NotFound
-from .bundle import IMMUTABLE, PAGE_HEADERS, REVALIDATE, Asset
+from .bundle import IMMUTABLE, PAGE_HEADERS, REVALIDATE, Asset, Bundle
 from .state import BUNDLE
 
 routes = web.RouteTableDef()
@@ -17,22 +17,27 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
     """The page (revalidated on every load: it names the current assets)."""
-    return _serve(request, request.app[BUNDLE].page, REVALIDATE, PAGE_HEADERS)
+    return serve(request, request.app[BUNDLE].page, REVALIDATE, PAGE_HEADERS)
 
 
 @routes.get("/static/{version}/{name}")
 async def asset(request: web.Request) -> web.Response:
     """``/static/{version}/{name}``: immutable under the current version."""
-    bundle = request.app[BUNDLE]
+    return serve_asset(request, request.app[BUNDLE], "the web client")
+
+
+def serve_asset(request: web.Request, bundle: Bundle, what: str) -> web.Response:
+    """The file ``{name}`` of ``bundle`` asked for at ``…/{version}/{name}``: immutable under
+    the current version, revalidated under another."""
     name = request.match_info["name"]
     found = bundle.assets.get(name)
     if found is None:
-        raise NotFound(f"no file {name} in the web client")
+        raise NotFound(f"no file {name} in {what}")
     current = request.match_info["version"] == bundle.version
-    return _serve(request, found, IMMUTABLE if current else REVALIDATE, {})
+    return serve(request, found, IMMUTABLE if current else REVALIDATE, {})
 
 
-def _serve(
+def serve(
     request: web.Request, found: Asset, cache_control: str, extra: Mapping[str, str]
 ) -> web.Response:
     headers = {"Cache-Control": cache_control, "ETag": found.etag, **extra}

@@ -38,8 +38,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.detail:  # words of a library or a backend: for the log, not for the client
             log.warning("%s %s: %s: %s", request.method, request.path, exc.message, exc.detail)
         response = error_response(exc)
-    except web.HTTPMethodNotAllowed:
-        response = error_response(MethodNotAllowed(f"{request.method} is not allowed here"))
+    except web.HTTPMethodNotAllowed as exc:  # RFC 9110: a 405 lists the methods allowed
+        allow = {"Allow": exc.headers["Allow"]}
+        message = f"{request.method} is not allowed here"
+        response = error_response(MethodNotAllowed(message, headers=allow))
     except web.HTTPNotFound:
         response = error_response(NotFound(f"no resource at {request.path}"))
     except web.HTTPRequestEntityTooLarge:

@@ -21,7 +21,7 @@ from ..recent import Recent
 from ..request import ImageRequest
 from ..settings import Settings
 from ..uploads import Uploads
-from .bundle import Bundle
+from .bundle import Asset, Bundle
 
 # Set when the app is built.
 SETTINGS = web.AppKey("settings", Settings)
@@ -31,6 +31,8 @@ METRICS = web.AppKey("metrics", Metrics)
 HUB = web.AppKey("hub", Hub)
 BUNDLE = web.AppKey("client", Bundle)
 IDS = web.AppKey("request_ids", RequestIds)  # ids for requests that bring none (logs.py)
+DOCS = web.AppKey("docs", Bundle)  # the API reference page (/docs)
+OPENAPI = web.AppKey("openapi", Asset)  # /openapi.json, generated once the routes are added
 # parsed /graph requests by (spec, raw query, Accept): parsing depends on nothing else
 PARSED = web.AppKey("parsed", Recent[tuple[str, str, str], ImageRequest])
 

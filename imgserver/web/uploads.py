@@ -10,6 +10,7 @@ import functools
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..errors import InvalidInput, SourceTooLarge
 from ..uploads import MULTIPART_OVERHEAD, parse_page, read_capped
@@ -59,6 +60,10 @@ async def read_image(request: web.Request, cap: int) -> bytes:
         return await _image_field(request, cap, svg)
     except (ValueError, AssertionError) as exc:  # aiohttp's complaints about a malformed body
         raise InvalidInput(f"the multipart body is malformed: {exc}") from None
+    except HttpProcessingError as exc:  # a part's headers that do not parse (found by fuzzing)
+        raise InvalidInput(
+            "the multipart body has a malformed part header", detail=str(exc)
+        ) from None
 
 
 async def _image_field(request: web.Request, cap: int, svg: bool) -> bytes:
