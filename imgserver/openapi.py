@@ -677,11 +677,16 @@ def _purge(signed: bool) -> Json:
         params = [_ref("parameters", "key"), _ref("parameters", "signature"), *params]
     schema = {
         "type": "object",
-        "required": ["input", "deleted", "keys"],
+        "required": ["input", "deleted", "keys", "surrogate_keys"],
         "properties": {
             "input": _TEXT,
             "deleted": {"type": "integer", "minimum": 0},
             "keys": {"type": "array", "items": _TEXT},
+            "surrogate_keys": {
+                "type": "array",
+                "items": _TEXT,
+                "description": "The CDN surrogate keys (Surrogate-Key / Cache-Tag) to purge.",
+            },
         },
     }
     return {
