@@ -45,6 +45,8 @@ def value_schema(
             schema["minimum"] = minimum
         if maximum is not None:
             schema["maximum"] = maximum
+        if values:  # words the parameter takes besides numbers (quality: auto)
+            schema = {"anyOf": [schema, {"type": "string", "enum": list(values)}]}
     elif kind == "bool":
         schema = {"type": "boolean"}
     elif kind == "enum":

@@ -83,8 +83,10 @@ HEADERS: Json = {
         {"type": "string", "enum": ["HIT", "MISS"]},
     ),
     "X-Quality": _header(
-        "The quality a JPEG, WebP or AVIF result was encoded at (max-bytes may lower it).",
-        {"type": "integer", "minimum": 1, "maximum": 100},
+        "The quality a JPEG, WebP or AVIF result was encoded at (max-bytes may lower it; "
+        "quality=auto: the one chosen, with '; target-not-reached' when even 100 misses the "
+        "target).",
+        {"type": "string", "pattern": "^[0-9]{1,3}(; target-not-reached)?$"},
     ),
     "Vary": _header("Accept, when the format was negotiated (no extension in the URL)."),
     "Cache-Control": _header(
