@@ -7,12 +7,14 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import numpy as np
 from PIL import Image, ImageColor
 
 from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
+from ..jpeg import full_chroma, sample_boxes
 from ..quality import LOSSY, within
 from .load import Context
 
@@ -48,21 +50,47 @@ def finish(
         frames = [f.quantize(256, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
     quality = q if fmt in LOSSY else None
     max_bytes = int_arg(enc, "max_bytes")
-    data = _save(frames, durations, loop, fmt, enc, q)
+    chroma = fmt == "jpeg" and _full_chroma(first)  # judged once, for every try of max_bytes
+    data = _save(frames, durations, loop, fmt, enc, q, chroma)
     if max_bytes is not None:
         data, quality = within(
-            lambda at: _save(frames, durations, loop, fmt, enc, at), fmt, quality, max_bytes, data
+            lambda at: _save(frames, durations, loop, fmt, enc, at, chroma),
+            fmt,
+            quality,
+            max_bytes,
+            data,
         )
     return Rendered(data, fmt, first.width, first.height, len(frames), ctx.warnings, quality)
 
 
+def _full_chroma(image: Image.Image) -> bool:
+    """Whether a JPEG of ``image`` needs 4:4:4 chroma (imgserver/runtime/jpeg.py)."""
+    if image.mode != "RGB":
+        return False
+    boxes = sample_boxes(image.width, image.height)
+    return full_chroma([np.asarray(image.crop((x, y, x + w, y + h))) for x, y, w, h in boxes])
+
+
 def _save(
-    frames: list[Image.Image], durations: list[int], loop: int, fmt: str, enc: Args, q: int
+    frames: list[Image.Image],
+    durations: list[int],
+    loop: int,
+    fmt: str,
+    enc: Args,
+    q: int,
+    chroma444: bool = False,
 ) -> bytes:
     optimize = bool_arg(enc, "optimize")
     opts: dict[str, Any] = {}
     if fmt == "jpeg":
-        opts = {"quality": q, "optimize": True, "progressive": bool_arg(enc, "progressive")}
+        # libjpeg-turbo (Pillow's): its standard tables; always progressive; chroma subsampling
+        # by content, not by quality (imgserver/runtime/jpeg.py)
+        opts = {
+            "quality": q,
+            "optimize": True,
+            "progressive": True,
+            "subsampling": 0 if chroma444 else 2,
+        }
     elif fmt == "png":
         opts = {"optimize": optimize, "compress_level": 9 if optimize else 6}
     elif fmt == "webp":

@@ -13,6 +13,7 @@ from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
+from ..jpeg import full_chroma, sample_boxes
 from ..quality import LOSSY, within
 from .geometry import background
 from .load import Context, check_output, page_height
@@ -43,10 +44,17 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
         image = image.flatten(background=background(image, colour)[: image.bands - 1])
     if max_bytes is not None:
         image = image.copy_memory()  # maybe encoded more than once: made once, read at will
-    data = encode(image, fmt, enc)
+    chroma = None
+    if fmt == "jpeg":  # judged once, for every try of max_bytes
+        image, chroma = jpeg_chroma(image)
+    data = encode(image, fmt, enc, chroma)
     if max_bytes is not None:
         data, quality = within(
-            lambda at: encode(image, fmt, {**enc, "quality": at}), fmt, quality, max_bytes, data
+            lambda at: encode(image, fmt, {**enc, "quality": at}, chroma),
+            fmt,
+            quality,
+            max_bytes,
+            data,
         )
     src = ctx.source
     if (
@@ -60,6 +68,42 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
         data = bytes(src.data)  # (not a view of the pool's shared block)
         quality = None
     return Rendered(data, fmt, image.width, ph, frames, ctx.warnings, quality)
+
+
+# mozjpeg through libvips (pyvips-binary's libvips is built on mozjpeg; libjpeg-turbo would
+# ignore these options): trellis quantisation, quantisation table 2 (mozjpeg's table tuned for
+# MS-SSIM on the Kodak set), progressive scans with optimised Huffman tables, and overshoot
+# deringing (less ringing where black or white edges clip). What each is worth, and what lost
+# (tables 0, 3 and 4, optimised scans, jpegli, 4:4:4 photos): bench/README.md, "JPEG encoder
+# study". ``quality`` keeps its meaning: at the same number, these settings score the same
+# SSIMULACRA2 as libjpeg's standard tables (within about 2 quality steps), in fewer bytes.
+JPEG_QUANT_TABLE = 2
+JPEG_IN_MEMORY = 64 << 20  # px: a larger JPEG result is not held to judge its chroma (4:2:0)
+
+
+def jpeg_options(quality: int) -> dict[str, object]:
+    """libvips jpegsave's options for a result at ``quality``. Always progressive (as
+    thumbor's are): a preview shows while it loads, and it is smaller, not larger."""
+    return {
+        "Q": quality,
+        "quant_table": JPEG_QUANT_TABLE,
+        "trellis_quant": True,
+        "overshoot_deringing": True,
+        "optimize_coding": True,
+        "interlace": True,
+    }
+
+
+def jpeg_chroma(image: pyvips.Image) -> tuple[pyvips.Image, bool]:
+    """(``image``, in memory so that it can be read again, and whether it needs 4:4:4 chroma:
+    imgserver/runtime/jpeg.py). Huge results are not held in memory: 4:2:0."""
+    if image.bands < 3:
+        return image, False
+    if image.width * image.height > JPEG_IN_MEMORY:
+        return image, False
+    image = image.copy_memory()
+    tiles = [image.crop(*box).numpy() for box in sample_boxes(image.width, image.height)]
+    return image, full_chroma(tiles)
 
 
 PALETTE_SAMPLE = 256  # px, long side of the sample whose colours are counted
@@ -102,7 +146,9 @@ def _palette_png(image: pyvips.Image, q: int, optimize: bool, interlace: bool) -
     return data if psnr >= PALETTE_MIN_PSNR else None
 
 
-def encode(image: pyvips.Image, fmt: str, enc: Args) -> bytes:
+def encode(image: pyvips.Image, fmt: str, enc: Args, chroma444: bool | None = None) -> bytes:
+    """``image`` in ``fmt``. JPEG: ``chroma444`` as decided by ``jpeg_chroma``, which
+    is asked (and ``image`` read twice) when it is None."""
     q = int_arg(enc, "quality") or 80
     optimize = bool_arg(enc, "optimize")
     progressive = bool_arg(enc, "progressive")
@@ -110,13 +156,13 @@ def encode(image: pyvips.Image, fmt: str, enc: Args) -> bytes:
         if image.hasalpha():
             colour = text_arg(enc, "background", "#ffffff")
             image = image.flatten(background=background(image, colour)[: image.bands - 1])
-        # optimize: the standard tables (so quality means what it means to libjpeg), with
-        # mozjpeg's scan optimisation. Trellis quantisation and mozjpeg's own tables make
-        # files a third smaller, but at a lower SSIM than libjpeg at the same quality.
-        extra = {"optimize_scans": progressive, "quant_table": 0} if optimize else {}
+        if chroma444 is None:
+            image, chroma444 = jpeg_chroma(image)
         return bytes(
             image.jpegsave_buffer(
-                Q=q, optimize_coding=True, interlace=progressive, keep=KEEP_NONE, **extra
+                **jpeg_options(q),
+                subsample_mode="off" if chroma444 else "on",
+                keep=KEEP_NONE,
             )
         )
     if fmt == "png":
