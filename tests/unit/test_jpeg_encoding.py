@@ -16,6 +16,7 @@ import pyvips
 from PIL import Image, JpegImagePlugin
 
 from imgserver.catalogue import Graph
+from imgserver.runtime.vips import encode as vips_encode
 from imgserver.runtime.jpeg import (
     CHROMA_EDGE_SHARE,
     SAMPLE_GRID,
@@ -147,6 +148,16 @@ def test_vips_uses_mozjpeg_table_2_not_the_standard_one() -> None:
     with Image.open(io.BytesIO(r["data"])) as im:
         luma = list(im.quantization[0])
     assert luma[:8] == [12, 17, 20, 21, 30, 34, 56, 63]
+
+
+def test_large_results_are_encoded_at_the_standard_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above JPEG_TRELLIS_MAX_PIXELS (a photo compressed at full size): libjpeg's standard
+    table (first row 16, 11, 10, 16, ... at quality 50), still progressive."""
+    monkeypatch.setattr(vips_encode, "JPEG_TRELLIS_MAX_PIXELS", 100 * 100)
+    r = ok(run("passthrough", png(photo()), "jpeg", quality=50))
+    with Image.open(io.BytesIO(r["data"])) as im:
+        assert list(im.quantization[0])[:8] == [16, 11, 10, 16, 24, 40, 51, 61]
+    assert progressive(r["data"])
 
 
 def test_trellis_makes_smaller_files_than_plain_libjpeg_at_the_same_setting() -> None:

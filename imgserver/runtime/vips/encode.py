@@ -71,26 +71,32 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
 
 
 # mozjpeg through libvips (pyvips-binary's libvips is built on mozjpeg; libjpeg-turbo would
-# ignore these options): trellis quantisation, quantisation table 2 (mozjpeg's table tuned for
-# MS-SSIM on the Kodak set), progressive scans with optimised Huffman tables, and overshoot
-# deringing (less ringing where black or white edges clip). What each is worth, and what lost
-# (tables 0, 3 and 4, optimised scans, jpegli, 4:4:4 photos): bench/README.md, "JPEG encoder
-# study". ``quality`` keeps its meaning: at the same number, these settings score the same
-# SSIMULACRA2 as libjpeg's standard tables (within about 2 quality steps), in fewer bytes.
+# ignore these options). Up to JPEG_TRELLIS_MAX_PIXELS (every resize for a page): trellis
+# quantisation, quantisation table 2 (mozjpeg's table tuned for MS-SSIM on the Kodak set),
+# progressive scans chosen for size, overshoot deringing (less ringing where black or white
+# edges clip): 0.8x thumbor's bytes at equal SSIMULACRA2 and no lower SSIM. At this quality
+# number, SSIMULACRA2 is the same as libjpeg's standard tables give (within about 2 steps), so
+# ``quality`` keeps its meaning. Larger results (``compress`` of a photograph at full size)
+# would take twice thumbor's time that way (trellis and scan search cost ~35 ns a pixel): they
+# are encoded as libjpeg does, standard tables, progressive, optimised Huffman codes - as
+# fast as thumbor, for the same bytes (table 2 without trellis: fewer bytes by SSIMULACRA2 but
+# a lower SSIM). The measurements: bench/README.md, "JPEG encoder study".
 JPEG_QUANT_TABLE = 2
+JPEG_TRELLIS_MAX_PIXELS = 3_000_000
 JPEG_IN_MEMORY = 64 << 20  # px: a larger JPEG result is not held to judge its chroma (4:2:0)
 
 
-def jpeg_options(quality: int) -> dict[str, object]:
-    """libvips jpegsave's options for a result at ``quality``. Always progressive (as
-    thumbor's are): a preview shows while it loads, and it is smaller, not larger."""
-    return {
-        "Q": quality,
+def jpeg_options(quality: int, pixels: int) -> dict[str, object]:
+    """libvips jpegsave's options for a result of ``pixels`` at ``quality``. Always
+    progressive (as thumbor's are): a preview shows while it loads, and it is no larger."""
+    base: dict[str, object] = {"Q": quality, "optimize_coding": True, "interlace": True}
+    if pixels > JPEG_TRELLIS_MAX_PIXELS:
+        return base | {"quant_table": 0}
+    return base | {
         "quant_table": JPEG_QUANT_TABLE,
         "trellis_quant": True,
         "overshoot_deringing": True,
-        "optimize_coding": True,
-        "interlace": True,
+        "optimize_scans": True,
     }
 
 
@@ -160,7 +166,7 @@ def encode(image: pyvips.Image, fmt: str, enc: Args, chroma444: bool | None = No
             image, chroma444 = jpeg_chroma(image)
         return bytes(
             image.jpegsave_buffer(
-                **jpeg_options(q),
+                **jpeg_options(q, image.width * image.height),
                 subsample_mode="off" if chroma444 else "on",
                 keep=KEEP_NONE,
             )
