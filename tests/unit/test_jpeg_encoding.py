@@ -16,7 +16,6 @@ import pyvips
 from PIL import Image, JpegImagePlugin
 
 from imgserver.catalogue import Graph
-from imgserver.runtime.vips import encode as vips_encode
 from imgserver.runtime.jpeg import (
     CHROMA_EDGE_SHARE,
     SAMPLE_GRID,
@@ -25,6 +24,7 @@ from imgserver.runtime.jpeg import (
     full_chroma,
     sample_boxes,
 )
+from imgserver.runtime.vips import encode as vips_encode
 
 from ..images import REPO, jpeg, ok, pillow_twin, png, run, texture
 
