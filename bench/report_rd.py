@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 
 from bench.bdrate import bd_rate
-from bench.tables import Target, f, table
+from bench.tables import Target, f, table, times
 
 METRICS = ("ssimulacra2", "ssim")
 JPEG_BYTES_GOAL = 0.80  # ours / thumbor's, JPEG, at equal SSIMULACRA2 (and SSIM no worse)
@@ -127,10 +127,6 @@ def rd_report(rd: dict, target: Target, plot: Path | None) -> dict:
         draw(points, plot)
         print(f"  rate-distortion curves: {plot}")
     return summary
-
-
-def times(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}x"
 
 
 def pct(value: float | None) -> str:
