@@ -19,8 +19,8 @@ CR = (0.5, -0.418688, -0.081312)
 CHROMA_EDGE = 24.0  # levels of Cb or Cr that 2x2 averaging moves a pixel by: a colour edge
 CHROMA_EDGE_SHARE = 0.001  # of the sampled pixels: more, and the image keeps full chroma
 
-SAMPLE_WHOLE = 1 << 20  # px: an image up to this size is judged whole
-SAMPLE_TILE = 256  # px a side, even
+SAMPLE_WHOLE = 1 << 18  # px (512 x 512): an image up to this size is judged whole
+SAMPLE_TILE = 128  # px a side, even
 SAMPLE_GRID = 4  # tiles across and down, spread evenly, for a larger image
 
 Box = tuple[int, int, int, int]  # left, top, width, height
@@ -42,16 +42,20 @@ def full_chroma(tiles: list[np.ndarray]) -> bool:
     """Whether these samples (uint8, height x width x bands) hold colour edges that 4:2:0
     would blur. Grey images (fewer than 3 bands) have no chroma: False."""
     edges = total = 0
-    matrix = np.array([CB, CR], dtype=np.float32).T
     for tile in tiles:
         if tile.ndim < 3 or tile.shape[2] < 3:
             return False
         h, w = tile.shape[0] & ~1, tile.shape[1] & ~1
         if h == 0 or w == 0:
             continue
-        chroma = tile[:h, :w, :3].astype(np.float32) @ matrix
-        blocks = chroma.reshape(h // 2, 2, w // 2, 2, 2)
-        moved = np.abs(blocks - blocks.mean(axis=(1, 3), keepdims=True)).max(axis=-1)
-        edges += int(np.count_nonzero(moved > CHROMA_EDGE))
+        rgb = tile[:h, :w, :3].astype(np.float32)
+        moved = np.zeros((4, h // 2, w // 2), dtype=bool)  # each pixel of each 2x2 block
+        for a, b, c in (CB, CR):
+            plane = rgb[:, :, 0] * a + rgb[:, :, 1] * b + rgb[:, :, 2] * c
+            corners = (plane[0::2, 0::2], plane[0::2, 1::2], plane[1::2, 0::2], plane[1::2, 1::2])
+            mean = (corners[0] + corners[1] + corners[2] + corners[3]) * 0.25
+            for i, corner in enumerate(corners):
+                moved[i] |= np.abs(corner - mean) > CHROMA_EDGE
+        edges += int(np.count_nonzero(moved))
         total += h * w
     return total > 0 and edges > CHROMA_EDGE_SHARE * total
