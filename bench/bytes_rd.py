@@ -25,7 +25,7 @@ from urllib.parse import quote
 from bench import lab
 from bench.context import Context, log
 from bench.rd import QUALITIES, QUICK_QUALITIES, Scorer
-from bench.workload import CPUS
+from bench.workload import CPUS, prepare_sources
 
 RD_SOURCES = ["Aqua.jpg", "Garden.jpg", "LadyBird.jpg", "TwoWings.jpg", "YellowFlower.jpg"]
 QUICK_RD_SOURCES = ["Aqua.jpg"]
@@ -58,6 +58,7 @@ def rd_part(ctx: Context) -> dict | None:
     quick = ctx.args.quick
     names = QUICK_RD_SOURCES if quick else RD_SOURCES
     qualities = QUICK_QUALITIES if quick else QUALITIES
+    paths = prepare_sources(names)  # (the context prepared the bytes part's own sources)
     origin = ctx.nginx.origin
     host = origin.removeprefix("http://")
     thumbor = ctx.thumbor()
@@ -68,7 +69,7 @@ def rd_part(ctx: Context) -> dict | None:
         try:
             for name in names:
                 src = quote(f"{origin}/{name}?v=rd", safe="")
-                scorer = Scorer(ctx.paths[name].read_bytes())
+                scorer = Scorer(paths[name].read_bytes())
                 for workload in [*map(str, WIDTHS), "compress"]:
                     for q in qualities:
                         urls = {}
