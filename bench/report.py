@@ -48,7 +48,7 @@ def report(results: dict) -> list[dict]:
 
     if targets:
         table(
-            "targets (issue 6)",
+            "targets (issues 6 and 13)",
             ["target", "value", "goal", "result"],
             [[t["target"], t["value"], t["goal"], t["result"]] for t in targets],
         )
