@@ -12,7 +12,7 @@ part (libjpeg's own rule, 4:4:4 from quality 90, made the size curve jump there)
 
 from __future__ import annotations
 
-import numpy as np
+import pyvips
 
 CB = (-0.168736, -0.331264, 0.5)  # JFIF (BT.601 full range) Cb and Cr from R, G, B
 CR = (0.5, -0.418688, -0.081312)
@@ -33,29 +33,25 @@ def sample_boxes(width: int, height: int) -> list[Box]:
     if width * height <= SAMPLE_WHOLE:
         return [(0, 0, width, height)]
     tw, th = min(SAMPLE_TILE, width), min(SAMPLE_TILE, height)
-    lefts = np.linspace(0, width - tw, SAMPLE_GRID).astype(int) & ~1
-    tops = np.linspace(0, height - th, SAMPLE_GRID).astype(int) & ~1
-    return [(int(x), int(y), tw, th) for y in tops for x in lefts]
+    steps = range(SAMPLE_GRID)
+    lefts = [((width - tw) * i // (SAMPLE_GRID - 1)) & ~1 for i in steps]
+    tops = [((height - th) * i // (SAMPLE_GRID - 1)) & ~1 for i in steps]
+    return [(x, y, tw, th) for y in tops for x in lefts]
 
 
-def full_chroma(tiles: list[np.ndarray]) -> bool:
-    """Whether these samples (uint8, height x width x bands) hold colour edges that 4:2:0
-    would blur. Grey images (fewer than 3 bands) have no chroma: False."""
-    edges = total = 0
-    for tile in tiles:
-        if tile.ndim < 3 or tile.shape[2] < 3:
-            return False
-        h, w = tile.shape[0] & ~1, tile.shape[1] & ~1
-        if h == 0 or w == 0:
-            continue
-        rgb = tile[:h, :w, :3].astype(np.float32)
-        moved = np.zeros((4, h // 2, w // 2), dtype=bool)  # each pixel of each 2x2 block
-        for a, b, c in (CB, CR):
-            plane = rgb[:, :, 0] * a + rgb[:, :, 1] * b + rgb[:, :, 2] * c
-            corners = (plane[0::2, 0::2], plane[0::2, 1::2], plane[1::2, 0::2], plane[1::2, 1::2])
-            mean = (corners[0] + corners[1] + corners[2] + corners[3]) * 0.25
-            for i, corner in enumerate(corners):
-                moved[i] |= np.abs(corner - mean) > CHROMA_EDGE
-        edges += int(np.count_nonzero(moved))
-        total += h * w
-    return total > 0 and edges > CHROMA_EDGE_SHARE * total
+def full_chroma(image: pyvips.Image) -> bool:
+    """Whether ``image`` (8-bit sRGB, best in memory: it is read once per sample box) holds
+    colour edges that 4:2:0 would blur, judged on ``sample_boxes``. Grey images (fewer than 3
+    bands) have no chroma: False. libvips, not numpy: a worker that never runs a numpy op
+    does not load numpy (its memory counts against the worker's limit)."""
+    if image.bands < 3 or image.format != "uchar":  # (results are 8-bit; else: 4:2:0)
+        return False
+    tiles = [image.crop(*box)[:3] for box in sample_boxes(image.width, image.height)]
+    sample = tiles[0] if len(tiles) == 1 else pyvips.Image.arrayjoin(tiles, across=SAMPLE_GRID)
+    width, height = sample.width & ~1, sample.height & ~1
+    if width == 0 or height == 0:
+        return False
+    chroma = sample.crop(0, 0, width, height).cast("float").recomb([list(CB), list(CR)])
+    blocks = chroma.shrink(2, 2).zoom(2, 2)  # each 2x2 block's mean, as 4:2:0 keeps it
+    moved = ((chroma - blocks).abs() > CHROMA_EDGE).bandor()  # 255 where Cb or Cr moved
+    return bool(moved.avg() / 255 > CHROMA_EDGE_SHARE)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import numpy as np
+import pyvips
 from PIL import Image, ImageColor
 
 from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
-from ..jpeg import full_chroma, sample_boxes
+from ..jpeg import full_chroma
 from ..quality import LOSSY, within
 from .load import Context
 
@@ -64,11 +64,12 @@ def finish(
 
 
 def _full_chroma(image: Image.Image) -> bool:
-    """Whether a JPEG of ``image`` needs 4:4:4 chroma (imgserver/runtime/jpeg.py)."""
+    """Whether a JPEG of ``image`` needs 4:4:4 chroma (imgserver/runtime/jpeg.py, judged by
+    libvips on the same pixels)."""
     if image.mode != "RGB":
         return False
-    boxes = sample_boxes(image.width, image.height)
-    return full_chroma([np.asarray(image.crop((x, y, x + w, y + h))) for x, y, w, h in boxes])
+    pixels = image.tobytes()
+    return full_chroma(pyvips.Image.new_from_memory(pixels, image.width, image.height, 3, "uchar"))
 
 
 def _save(

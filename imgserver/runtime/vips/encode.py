@@ -13,7 +13,7 @@ from ...errors import TooManyPixels
 from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, text_arg
 from ...messages import Rendered
-from ..jpeg import full_chroma, sample_boxes
+from ..jpeg import full_chroma
 from ..quality import LOSSY, within
 from .geometry import background
 from .load import Context, check_output, page_height
@@ -108,8 +108,7 @@ def jpeg_chroma(image: pyvips.Image) -> tuple[pyvips.Image, bool]:
     if image.width * image.height > JPEG_IN_MEMORY:
         return image, False
     image = image.copy_memory()
-    tiles = [image.crop(*box).numpy() for box in sample_boxes(image.width, image.height)]
-    return image, full_chroma(tiles)
+    return image, full_chroma(image)
 
 
 PALETTE_SAMPLE = 256  # px, long side of the sample whose colours are counted
