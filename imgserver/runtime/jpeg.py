@@ -19,8 +19,8 @@ CR = (0.5, -0.418688, -0.081312)
 CHROMA_EDGE = 24.0  # levels of Cb or Cr that 2x2 averaging moves a pixel by: a colour edge
 CHROMA_EDGE_SHARE = 0.001  # of the sampled pixels: more, and the image keeps full chroma
 
-SAMPLE_WHOLE = 1 << 18  # px (512 x 512): an image up to this size is judged whole
-SAMPLE_TILE = 128  # px a side, even
+SAMPLE_WHOLE = 1 << 16  # px (256 x 256): an image up to this size is judged whole
+SAMPLE_TILE = 64  # px a side, even
 SAMPLE_GRID = 4  # tiles across and down, spread evenly, for a larger image
 
 Box = tuple[int, int, int, int]  # left, top, width, height

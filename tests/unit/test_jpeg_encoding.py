@@ -97,7 +97,7 @@ def test_the_share_of_colour_edges_decides() -> None:
 
 
 def test_small_images_are_judged_whole_and_large_ones_by_tiles() -> None:
-    assert sample_boxes(500, 500) == [(0, 0, 500, 500)]
+    assert sample_boxes(250, 250) == [(0, 0, 250, 250)]
     boxes = sample_boxes(5000, 3000)
     assert SAMPLE_WHOLE < 5000 * 3000 and len(boxes) == SAMPLE_GRID**2
     assert all(x % 2 == 0 and y % 2 == 0 for x, y, _, _ in boxes)  # on the 2x2 blocks
