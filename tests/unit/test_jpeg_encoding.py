@@ -89,10 +89,12 @@ def vimage(a: np.ndarray) -> pyvips.Image:
 def test_the_share_of_colour_edges_decides() -> None:
     tile = np.zeros((100, 100, 3), dtype=np.uint8)
     edges = int(CHROMA_EDGE_SHARE * tile.shape[0] * tile.shape[1])  # pixels moved by averaging
-    tile[0, : 2 * edges : 8] = (255, 0, 0)  # each red pixel moves itself and 3 neighbours
+    tile[0, : 2 * (edges + 1) : 2] = (255, 0, 0)  # one red pixel in each of edges + 1 blocks
+    assert full_chroma(vimage(tile))  # each moves by 96 levels of Cr (its neighbours by 32)
+    tile[0, 2 * (edges + 1) :] = (255, 0, 0)  # a red line: its blocks are half red, half black
     assert full_chroma(vimage(tile))
     tile[:] = 0
-    tile[0, 0] = (255, 0, 0)  # one lone coloured pixel: 4 of 10,000 moved
+    tile[0, : 2 * edges : 2] = (255, 0, 0)  # one too few
     assert not full_chroma(vimage(tile))
 
 
