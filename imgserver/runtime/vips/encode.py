@@ -74,12 +74,12 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
 # ignore these options). Up to JPEG_TRELLIS_MAX_PIXELS (every resize for a page): trellis
 # quantisation, quantisation table 2 (mozjpeg's table tuned for MS-SSIM on the Kodak set),
 # progressive scans chosen for size, overshoot deringing (less ringing where black or white
-# edges clip): 0.8x thumbor's bytes at equal SSIMULACRA2 and no lower SSIM. At this quality
+# edges clip): 0.77-0.87x thumbor's bytes at equal SSIMULACRA2, about its SSIM. At this quality
 # number, SSIMULACRA2 is the same as libjpeg's standard tables give (within about 2 steps), so
 # ``quality`` keeps its meaning. Larger results (``compress`` of a photograph at full size)
 # would take twice thumbor's time that way (trellis and scan search cost ~35 ns a pixel): they
-# are encoded as libjpeg does, standard tables, progressive, optimised Huffman codes - as
-# fast as thumbor, for the same bytes (table 2 without trellis: fewer bytes by SSIMULACRA2 but
+# are encoded as libjpeg does, standard tables, progressive, optimised Huffman codes - about
+# thumbor's time, for the same bytes (table 2 without trellis: fewer bytes by SSIMULACRA2 but
 # a lower SSIM). The measurements: bench/README.md, "JPEG encoder study".
 JPEG_QUANT_TABLE = 2
 JPEG_TRELLIS_MAX_PIXELS = 3_000_000
