@@ -78,12 +78,11 @@ def finish(image: pyvips.Image, fmt: str, enc: Args, ctx: Context) -> Rendered:
 # number, SSIMULACRA2 is the same as libjpeg's standard tables give (within about 2 steps), so
 # ``quality`` keeps its meaning. Larger results (``compress`` of a photograph at full size)
 # would take twice thumbor's time that way (trellis and scan search cost ~35 ns a pixel): they
-# are encoded as libjpeg does, standard tables, progressive, optimised Huffman codes - about
-# thumbor's time, for the same bytes (table 2 without trellis: fewer bytes by SSIMULACRA2 but
-# a lower SSIM). The measurements: bench/README.md, "JPEG encoder study".
+# are encoded as libjpeg does, standard tables, progressive, optimised Huffman codes, 4:2:0 -
+# about thumbor's time, for the same bytes (table 2 without trellis: fewer bytes by
+# SSIMULACRA2 but a lower SSIM). The measurements: bench/README.md, "JPEG encoder study".
 JPEG_QUANT_TABLE = 2
 JPEG_TRELLIS_MAX_PIXELS = 3_000_000
-JPEG_IN_MEMORY = 64 << 20  # px: a larger JPEG result is not held to judge its chroma (4:2:0)
 
 
 def jpeg_options(quality: int, pixels: int) -> dict[str, object]:
@@ -102,10 +101,10 @@ def jpeg_options(quality: int, pixels: int) -> dict[str, object]:
 
 def jpeg_chroma(image: pyvips.Image) -> tuple[pyvips.Image, bool]:
     """(``image``, in memory so that it can be read again, and whether it needs 4:4:4 chroma:
-    imgserver/runtime/jpeg.py). Huge results are not held in memory: 4:2:0."""
-    if image.bands < 3:
-        return image, False
-    if image.width * image.height > JPEG_IN_MEMORY:
+    imgserver/runtime/jpeg.py). Results above JPEG_TRELLIS_MAX_PIXELS are not judged (4:2:0,
+    as libjpeg below quality 90): holding them in memory would stop libvips overlapping their
+    decode and encode, and with the check cost ~20% of a compress of a 4 MP photo."""
+    if image.bands < 3 or image.width * image.height > JPEG_TRELLIS_MAX_PIXELS:
         return image, False
     image = image.copy_memory()
     return image, full_chroma(image)
