@@ -3,11 +3,14 @@ with PASS/FAIL (returned too, for the JSON). Part 4's tables are in report_bytes
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.context import BARE, DIST_LOCAL, DIST_S3, EMBEDDED, THUMBOR
 from bench.hits import BUDGETS
 from bench.miss_profile import PROFILE_RATE
 from bench.png_compress import png_compress_report
 from bench.report_bytes import bytes_report
+from bench.report_rd import rd_report
 from bench.tables import Target, f, print_rounds, ratio, table, times, verdict
 from bench.workload import MEMORY_SOURCES
 
@@ -42,10 +45,13 @@ def report(results: dict) -> list[dict]:
         bytes_report(rows_in, target)
     if results.get("png_compress"):
         png_compress_report(results["png_compress"], target)
+    if results.get("rd"):
+        plot = results["options"].get("plot")
+        results["rd"]["summary"] = rd_report(results["rd"], target, plot and Path(plot))
 
     if targets:
         table(
-            "targets (issue 6)",
+            "targets (issues 6 and 13)",
             ["target", "value", "goal", "result"],
             [[t["target"], t["value"], t["goal"], t["result"]] for t in targets],
         )

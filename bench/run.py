@@ -1,7 +1,7 @@
 """The benchmark: this service against thumbor and the bare image libraries, in one run.
 
     python bench/run.py [--quick] [--only miss,hit,memory,bytes,auto] [--skip-distributed]
-                        [--skip-thumbor] [--profile]
+                        [--skip-thumbor] [--profile] [--plot PATH]
 
 (``make bench`` installs what it needs first: wrk, nginx, redis-server, rabbitmq-server, the
 thumbor venv, the photos.) Prints one table per part, then each of issue 6's targets with
@@ -9,10 +9,11 @@ PASS/FAIL, and writes every raw figure to bench/results/latest.json. bench/READM
 what each part measures and how.
 
 This file is the command line and the order of the run; each part is a module of its own:
-misses.py (and miss_profile.py, ``--profile``), hits.py, memory.py, bytes_ssim.py, with the
+misses.py (and miss_profile.py, ``--profile``), hits.py, memory.py, bytes_ssim.py and
+bytes_rd.py (bytes at equal quality, compress time), with the
 distributed deployments measured here. What they share: workload.py (sources, settings),
 context.py (``Context``, the systems' names, ``attempt``), client.py (the timed requests).
-The report: report.py, report_bytes.py, tables.py; machine.py.
+The report: report.py, report_bytes.py, report_rd.py, tables.py; machine.py.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ sys.path.insert(0, str(REPO))
 
 from bench import lab  # noqa: E402
 from bench.auto_quality import auto_part  # noqa: E402
+from bench.bytes_rd import rd_part  # noqa: E402
 from bench.bytes_ssim import bytes_part  # noqa: E402
 from bench.context import (  # noqa: E402
     DIST_LOCAL,
@@ -64,6 +66,10 @@ def run_parts(ctx: Context, results: dict) -> None:
         results["bytes"] = r
     if "bytes" in only and (r := attempt(results, "bytes: PNG compress", lambda: png_part(ctx))):
         results["png_compress"] = r
+    if "bytes" in only and (
+        r := attempt(results, "bytes at equal quality, compress time", lambda: rd_part(ctx))
+    ):
+        results["rd"] = r
     ctx.stop_thumbor()
     if "auto" in only and (r := attempt(results, "auto", lambda: auto_part(args.quick))):
         results["auto"] = r
@@ -160,6 +166,13 @@ def parse_args() -> argparse.Namespace:
         help="miss rounds per system, interleaved (median kept); default 3, 1 with --quick",
     )
     parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        help="the rate-distortion curves (PNG); default bench/rd-curves.png, "
+        "bench/results/rd-curves-quick.png with --quick",
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         default=RESULTS / "latest.json",
@@ -168,6 +181,9 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     args.only = [p.strip() for p in args.only.split(",") if p.strip()]
     args.rounds = args.rounds or (1 if args.quick else 3)
+    if args.plot is None:
+        quick = RESULTS / "rd-curves-quick.png"
+        args.plot = quick if args.quick else REPO / "bench" / "rd-curves.png"
     if unknown := set(args.only) - set(PARTS):
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
     if "hit" in args.only and not shutil.which("wrk"):

@@ -45,7 +45,7 @@ def test_bench_quick_run(tmp_path: Path) -> None:
         "1. miss throughput and latency",
         "4a. bytes: compress",
         "4b. bytes: passthrough",
-        "targets (issue 6)",
+        "targets (issues 6 and 13)",
     ):
         assert heading in run.stdout, run.stdout
     for system in ("ours embedded", "bare pyvips", "bare Pillow"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pyvips
 from PIL import Image, ImageColor
 
 from ...errors import TooManyPixels
@@ -14,6 +15,7 @@ from ...formats import AUTO, OUTPUT_FORMATS
 from ...graphdef import Args, bool_arg, int_arg, number_arg, text_arg
 from ...messages import Rendered
 from .. import jxl
+from ..jpeg import full_chroma
 from ..quality import AUTO_QUALITY, LOSSY, within
 from .load import Context
 
@@ -49,6 +51,7 @@ def finish(
         frames = [f.quantize(256, dither=Image.Dither.FLOYDSTEINBERG) for f in frames]
     quality = q if fmt in LOSSY else None
     max_bytes = int_arg(enc, "max_bytes")
+    chroma = fmt == "jpeg" and _full_chroma(first)  # judged once, for every try
     note = ""
     if fmt in LOSSY and enc.get("quality") == AUTO_QUALITY:
         from .. import perceptual  # numpy: imported by the processes that score, only
@@ -57,14 +60,18 @@ def finish(
         reference = perceptual.Reference(_pixels(sample))
         target = number_arg(enc, "quality_target", perceptual.TARGET)
         choice = perceptual.choose(
-            lambda at: _save([sample], [], loop, fmt, enc, at), reference, target, fmt
+            lambda at: _save([sample], [], loop, fmt, enc, at, chroma), reference, target, fmt
         )
         q = quality = choice.quality
         note = choice.note
-    data = _save(frames, durations, loop, fmt, enc, q)
+    data = _save(frames, durations, loop, fmt, enc, q, chroma)
     if max_bytes is not None:
         data, quality = within(
-            lambda at: _save(frames, durations, loop, fmt, enc, at), fmt, quality, max_bytes, data
+            lambda at: _save(frames, durations, loop, fmt, enc, at, chroma),
+            fmt,
+            quality,
+            max_bytes,
+            data,
         )
     return Rendered(data, fmt, first.width, first.height, len(frames), ctx.warnings, quality, note)
 
@@ -92,13 +99,35 @@ def _pixels(im: Image.Image) -> Any:
     return perceptual.from_memory(im.tobytes(), im.width, im.height, len(im.mode))
 
 
+def _full_chroma(image: Image.Image) -> bool:
+    """Whether a JPEG of ``image`` needs 4:4:4 chroma (imgserver/runtime/jpeg.py, judged by
+    libvips on the same pixels)."""
+    if image.mode != "RGB":
+        return False
+    pixels = image.tobytes()
+    return full_chroma(pyvips.Image.new_from_memory(pixels, image.width, image.height, 3, "uchar"))
+
+
 def _save(
-    frames: list[Image.Image], durations: list[int], loop: int, fmt: str, enc: Args, q: int
+    frames: list[Image.Image],
+    durations: list[int],
+    loop: int,
+    fmt: str,
+    enc: Args,
+    q: int,
+    chroma444: bool = False,
 ) -> bytes:
     optimize = bool_arg(enc, "optimize")
     opts: dict[str, Any] = {}
     if fmt == "jpeg":
-        opts = {"quality": q, "optimize": True, "progressive": bool_arg(enc, "progressive")}
+        # libjpeg-turbo (Pillow's): its standard tables; always progressive; chroma subsampling
+        # by content, not by quality (imgserver/runtime/jpeg.py)
+        opts = {
+            "quality": q,
+            "optimize": True,
+            "progressive": True,
+            "subsampling": 0 if chroma444 else 2,
+        }
     elif fmt == "png":
         opts = {"optimize": optimize, "compress_level": 9 if optimize else 6}
     elif fmt == "webp":
