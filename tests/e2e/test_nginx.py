@@ -294,17 +294,27 @@ async def test_events_pass_through_nginx_unbuffered(
         assert await asyncio.wait_for(stream.content.readline(), 2) == b"retry: 2000\n"
 
         seen: list[tuple[float, str, dict[str, Any]]] = []
+        wanted: list[str] = []  # the image uploaded below (other tests' tasks may end too)
+
+        def done() -> bool:
+            return any(
+                n == "task" and d.get("image_id") in wanted and d["status"] in FINAL
+                for _, n, d in seen
+            )
 
         async def read() -> None:
             async for name, data in events(stream):
                 seen.append((time.monotonic(), name, data))
-                if name == "task" and data["status"] in FINAL:
+                if done():
                     return
 
         reader = asyncio.create_task(read())
         started = time.monotonic()
         image_id = await uploaded(session, nginx)
-        await asyncio.wait_for(reader, 15)
+        wanted.append(image_id)
+        if not done():
+            await asyncio.wait_for(reader, 15)
+        reader.cancel()
     mine = [(t, n, d) for t, n, d in seen if image_id in (d.get("id"), d.get("image_id"))]
     assert mine, seen
     assert mine[0][0] - started < 2  # the new image was announced while the upload ran
