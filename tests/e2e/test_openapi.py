@@ -26,7 +26,7 @@ from ..images import alpha_png, jpeg, png, texture
 
 HERE = Path(__file__).resolve().parent
 SEED = 20261202
-MAX_EXAMPLES = 4  # per operation and phase
+MAX_EXAMPLES = 2  # per operation and phase
 # Operations (by id) not fuzzed, and why:
 EXCLUDED = {
     # a live stream that, by design, never ends: a request to it cannot finish (its events are
