@@ -10,6 +10,9 @@ BIN    := $(VENV)/bin
 # Each install step prints one line; pip's and setuptools' own output goes to $(INSTALL_LOG),
 # which is printed only when the step fails.
 INSTALL_LOG := $(VENV)/install.log
+# (in variables: a comma inside $(call ...)'s arguments would split them)
+TEST_EXTRAS  := .[test,stack]
+BENCH_EXTRAS := .[test,stack,bench]
 define pip_install
 	@echo "make: installing $(1)"
 	@$(BIN)/pip install -q $(2) >>$(INSTALL_LOG) 2>&1 || { cat $(INSTALL_LOG); \
@@ -26,11 +29,11 @@ $(VENV)/.installed: $(BIN)/python setup.cfg pyproject.toml
 	@touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(call pip_install,the test and stack extras,-e '.[test,stack]')
+	$(call pip_install,the test and stack extras,-e '$(TEST_EXTRAS)')
 	@touch $@
 
 $(VENV)/.installed-bench: $(VENV)/.installed-test
-	$(call pip_install,the bench extras,-e '.[test,stack,bench]')
+	$(call pip_install,the bench extras,-e '$(BENCH_EXTRAS)')
 	@touch $@
 
 system-deps:
