@@ -24,7 +24,6 @@ from urllib.parse import quote
 
 from bench import lab
 from bench.context import Context, log
-from bench.rd import QUALITIES, QUICK_QUALITIES, Scorer
 from bench.workload import CPUS, prepare_sources
 
 RD_SOURCES = ["Aqua.jpg", "Garden.jpg", "LadyBird.jpg", "TwoWings.jpg", "YellowFlower.jpg"]
@@ -55,6 +54,9 @@ def rd_part(ctx: Context) -> dict | None:
     if ctx.args.skip_thumbor:
         log("bytes at equal quality: skipped (--skip-thumbor: every figure is against thumbor)")
         return None
+    # the scorer needs the bench extra (ssimulacra2): imported only when this part runs
+    from bench.rd import QUALITIES, QUICK_QUALITIES, Scorer
+
     quick = ctx.args.quick
     names = QUICK_RD_SOURCES if quick else RD_SOURCES
     qualities = QUICK_QUALITIES if quick else QUALITIES

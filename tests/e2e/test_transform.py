@@ -82,13 +82,13 @@ async def test_a_private_watermark_is_refused_unfetched(start_service, origin: O
 async def test_max_bytes_says_the_quality_chosen(service: Service, origin: Origin) -> None:
     src = origin.add(unique(".jpg"), jpeg(texture(400, 300)))
     url = service.url(
-        "/graph/transform.jpg?" + urlencode({"input": src, "max-bytes": 12000, "quality": 90})
+        "/graph/transform.jpg?" + urlencode({"input": src, "max-bytes": 30000, "quality": 90})
     )
     status, headers, _ = await get(url)
     assert status == 301 and 30 <= int(headers["X-Quality"]) < 90
     status, headers, _ = await get(url)
     assert (headers["X-Cache"], 30 <= int(headers["X-Quality"]) < 90) == ("HIT", True)
-    status, _, body = await get(url.replace("12000", "40"))
+    status, _, body = await get(url.replace("30000", "40"))
     assert status == 422 and b"too_many_pixels" in body and b"max-bytes" in body
 
 
